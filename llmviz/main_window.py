@@ -1,0 +1,357 @@
+"""The main window: model bar, text input, dock views, status bar, menus, saved layout."""
+
+from __future__ import annotations
+
+import html
+from importlib import metadata
+
+import psutil
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
+    QToolBar, QVBoxLayout, QWidget,
+)
+
+import llmviz
+
+from .core.errors import InputError
+from .core.paths import resource
+from .core.results import Trace
+from .core.specs import ModelInfo, ModelSpec
+from .core.textio import read_text_file
+from .views import VIEWS, DockView
+from .widgets.message_bar import MessageBar
+from .widgets.model_bar import ModelBar
+from .widgets.text_input import TextInput
+from .workers.model_host import LOAD, TRACE, JobEvent, JobOutcome, ModelHost
+
+LAYOUT_VERSION = 1
+DEFAULT_TEXT = "The cat sat on the mat"
+
+
+def human_gb(n: float) -> str:
+    return f"{n / 2**30:.2f} GB"
+
+
+class MainWindow(QMainWindow):
+    """Owns the docks and routes ModelHost results to them."""
+
+    sig_idle = Signal()
+    """Emitted when no job is queued or running."""
+
+    def __init__(self, host: ModelHost, settings: QSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.host = host
+        self.settings = settings
+        self.info: ModelInfo | None = None
+        self.loaded_spec: ModelSpec | None = None
+        self.requested_spec: ModelSpec | None = None
+        self.trace: Trace | None = None
+        self.fallback_spec: ModelSpec | None = None
+        self.env_report: dict[str, str] | None = None
+        self.setWindowTitle("llmviz")
+        icon = resource("icons", "llmviz.png")
+        if icon.exists():
+            self.setWindowIcon(QIcon(str(icon)))
+        self.setDockNestingEnabled(True)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+
+        self.model_bar = ModelBar()
+        self.model_bar.sig_load.connect(self.load_model)
+        self.text_input = TextInput()
+        self.text_input.sig_text.connect(self.run_text)
+        self.text_input.sig_open_file.connect(self.open_text_file)
+        self.message_bar = MessageBar()
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.setSpacing(2)
+        top_layout.addWidget(self.model_bar)
+        top_layout.addWidget(self.message_bar)
+        top_layout.addWidget(self.text_input)
+        self.top_bar = QToolBar("Model and text")
+        self.top_bar.setObjectName("input-bar")
+        self.top_bar.setMovable(False)
+        self.top_bar.setFloatable(False)
+        self.top_bar.addWidget(top)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.top_bar)
+
+        self.views: dict[str, DockView] = {}
+        self.docks: dict[str, QDockWidget] = {}
+        for view_cls in VIEWS:
+            self._add_view(view_cls)
+        self._arrange_default()
+        self._default_state = self.saveState(LAYOUT_VERSION)
+
+        self._build_status_bar()
+        self._build_menus()
+        host.sig_model_loaded.connect(self._on_model_loaded)
+        host.sig_trace.connect(self._on_trace)
+        host.sig_finished.connect(self._on_finished)
+        host.sig_progress.connect(self._on_progress)
+        host.sig_started.connect(self._on_started)
+        host.sig_busy.connect(self._on_busy)
+        self._memory_timer = QTimer(self)
+        self._memory_timer.timeout.connect(self._update_memory)
+        self._memory_timer.start(1000)
+        self._update_memory()
+        self.restore_layout()
+
+    # -- construction ------------------------------------------------------------------------
+    def _add_view(self, view_cls: type[DockView]) -> None:
+        view = view_cls(self.host)
+        dock = QDockWidget(view_cls.TITLE, self)
+        dock.setObjectName(view_cls.NAME)
+        dock.setWidget(view)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(view_cls.AREA, dock)
+        self.views[view_cls.NAME] = view
+        self.docks[view_cls.NAME] = dock
+
+    def _arrange_default(self) -> None:
+        """Tabify docks sharing an area, so every view is one click away; left gets a third of the width."""
+        by_area: dict[Qt.DockWidgetArea, list[QDockWidget]] = {}
+        for name, dock in self.docks.items():
+            by_area.setdefault(self.views[name].AREA, []).append(dock)
+        for docks in by_area.values():
+            for other in docks[1:]:
+                self.tabifyDockWidget(docks[0], other)
+            docks[0].raise_()
+        left = by_area.get(Qt.DockWidgetArea.LeftDockWidgetArea, [])
+        right = by_area.get(Qt.DockWidgetArea.RightDockWidgetArea, [])
+        if left and right:
+            self.resizeDocks([left[0], right[0]], [420, 900], Qt.Orientation.Horizontal)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.model_label = QLabel("No model")
+        self.memory_label = QLabel()
+        self.progress_label = QLabel()
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.setTextVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Cancel the running work (Esc)")
+        self.cancel_button.clicked.connect(self.cancel)
+        bar.addWidget(self.model_label, 1)
+        bar.addPermanentWidget(self.progress_label)
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.cancel_button)
+        bar.addPermanentWidget(self.memory_label)
+        self._set_progress_visible(False)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "Load model", self.model_bar.request_load, "Ctrl+L")
+        self._action(file_menu, "Open text file…", self.open_text_file, QKeySequence.StandardKey.Open)
+        file_menu.addSeparator()
+        self._action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
+        view_menu = self.menuBar().addMenu("&View")
+        for name, dock in self.docks.items():
+            action = dock.toggleViewAction()
+            action.setObjectName(f"view-{name}")
+            view_menu.addAction(action)
+        view_menu.addSeparator()
+        self._action(view_menu, "Reset layout", self.reset_layout)
+        run_menu = self.menuBar().addMenu("&Run")
+        self._action(run_menu, "Run now", self.text_input.emit_now, "Ctrl+Return")
+        self._action(run_menu, "Cancel", self.cancel, "Esc")
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "About llmviz", self.show_about)
+
+    def _action(self, menu, text, slot, shortcut=None) -> QAction:  # type: ignore[no-untyped-def]
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    # -- layout persistence --------------------------------------------------------------------
+    def restore_layout(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        state = self.settings.value("window/state")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            self.restoreState(state, LAYOUT_VERSION)
+
+    def save_layout(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
+        self.settings.setValue("models/recent", self.model_bar.recent()[-10:])
+        self.settings.sync()
+
+    def reset_layout(self) -> None:
+        for dock in self.docks.values():
+            dock.setFloating(False)
+        self.restoreState(self._default_state, LAYOUT_VERSION)
+        for dock in self.docks.values():
+            dock.show()
+
+    # -- model and text ------------------------------------------------------------------------
+    def load_model(self, spec: ModelSpec) -> None:
+        """Ask the worker for a model; the current one stays until the new one has loaded."""
+        self.requested_spec = spec
+        self.message_bar.dismiss()
+        self.model_bar.set_spec(spec)
+        self.host.load(spec)
+
+    def run_text(self, text: str | None = None) -> None:
+        if self.info is None:
+            return
+        self.host.run_text(self.text_input.text() if text is None else text)
+
+    def set_text(self, text: str) -> None:
+        self.text_input.set_text(text)
+
+    def open_text_file(self, path: str | None = None) -> None:
+        if not path:
+            path, _ = QFileDialog.getOpenFileName(self, "Open a UTF-8 text file", "", "Text (*.txt *.md *.csv *.json);;All files (*)")
+            if not path:
+                return
+        try:
+            text = read_text_file(path)
+        except InputError as exc:
+            self.message_bar.show_message(str(exc), "error")
+            return
+        self.text_input.set_text(text, emit=True)
+
+    def cancel(self) -> None:
+        self.host.cancel()
+
+    # -- host signals (GUI thread) -------------------------------------------------------------
+    def _on_model_loaded(self, info: ModelInfo) -> None:
+        self.info = info
+        self.loaded_spec = self.requested_spec
+        if self.loaded_spec is not None:
+            self.model_bar.remember(self.loaded_spec)
+        self.setWindowTitle(f"llmviz — {info.title}")
+        self.model_label.setText(f"{info.title} · {info.num_parameters:,} params · {info.dtype} · {info.device}")
+        self.model_label.setToolTip(info.summary() + ("\n" + "\n".join(info.notes) if info.notes else ""))
+        if info.notes:
+            self.message_bar.show_message(" ".join(info.notes), "info")
+        for view in self.views.values():
+            view.on_model_loaded(info)
+        self.run_text()
+        if self.env_report is None:
+            self.host.call("window.environment", "llmviz.core.jobs.environment", "Reading versions")
+
+    def _on_trace(self, trace: Trace) -> None:
+        self.trace = trace
+        if trace.truncated_from:
+            self.text_input.set_notice(
+                f"⚠ The text has {trace.truncated_from:,} tokens; {self.info.title if self.info else 'the model'} "
+                f"accepts {trace.num_tokens:,}, so the views show the first {trace.num_tokens:,}.", warn=True)
+        elif trace.is_empty:
+            self.text_input.set_notice("No tokens: type some text." if not trace.text.strip() else
+                                       "This text produced no tokens for this model.")
+        else:
+            t = trace.timings
+            self.text_input.set_notice(f"{trace.num_tokens:,} tokens · forward {t.get('forward_s', 0) * 1000:.0f} ms")
+        for view in self.views.values():
+            view.on_trace(trace)
+
+    def _on_finished(self, outcome: JobOutcome) -> None:
+        if outcome.channel == "window.environment" and outcome.ok:
+            self.env_report = outcome.value
+            return
+        if outcome.channel == LOAD and not outcome.ok:
+            current = f" Still using {self.info.title}." if self.info else ""
+            if outcome.status == "cancelled":
+                self.message_bar.show_message(f"Loading was cancelled.{current}", "info")
+            else:
+                self.message_bar.show_message(f"{outcome.message}{current}", "error")
+            if self.loaded_spec is not None:
+                self.model_bar.set_spec(self.loaded_spec)
+            elif self.fallback_spec is not None and self.requested_spec != self.fallback_spec:
+                self._warn_dialog("Model not loaded", f"{outcome.message}\n\nOpening {self.fallback_spec.source} instead.")
+                self.load_model_keep_message(self.fallback_spec)
+        elif outcome.channel == TRACE and outcome.status == "failed":
+            self.message_bar.show_message(outcome.message, "error")
+        elif outcome.status == "failed" and outcome.details:
+            self.statusBar().showMessage(outcome.message, 8000)
+
+    def _warn_dialog(self, title: str, text: str) -> None:
+        """A non-modal dialog: it never blocks the event loop (or a --screenshot run)."""
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("loadFailedDialog")
+        box.open()
+
+    def load_model_keep_message(self, spec: ModelSpec) -> None:
+        """Fall back to `spec` (the default model) after the first requested one failed."""
+        self.requested_spec = spec
+        self.model_bar.set_spec(spec)
+        self.host.load(spec)
+
+    def _on_started(self, started: tuple[int, str, str]) -> None:
+        _id, _channel, label = started
+        self.progress_label.setText(label)
+
+    def _on_progress(self, event: JobEvent) -> None:
+        p = event.progress
+        self.progress_label.setText(p.stage + (f" ({p.detail})" if p.detail else ""))
+        if p.fraction is None:
+            self.progress.setRange(0, 0)
+        else:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(p.fraction * 1000))
+
+    def _on_busy(self, busy: bool) -> None:
+        self._set_progress_visible(busy)
+        if not busy:
+            self.sig_idle.emit()
+
+    def _set_progress_visible(self, visible: bool) -> None:
+        for w in (self.progress, self.progress_label, self.cancel_button):
+            w.setVisible(visible)
+        if not visible:
+            self.progress_label.clear()
+
+    def _update_memory(self) -> None:
+        rss = psutil.Process().memory_info().rss
+        self.memory_label.setText(f"RAM {human_gb(rss)}")
+
+    # -- about, closing ------------------------------------------------------------------------
+    def about_text(self) -> str:
+        from PySide6 import __version__ as pyside
+        from PySide6.QtCore import qVersion
+
+        rows = {"llmviz": llmviz.__version__, "Qt": f"{qVersion()} (PySide6 {pyside})"}
+        for pkg in ("torch", "transformers", "accelerate", "bitsandbytes", "pyqtgraph"):
+            try:
+                rows[pkg] = metadata.version(pkg)
+            except metadata.PackageNotFoundError:
+                rows[pkg] = "not installed"
+        for key, value in (self.env_report or {}).items():
+            if key.startswith("CUDA") or key == "Python":
+                rows[key] = value
+        body = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>" for k, v in rows.items())
+        return (f"<h3>llmviz {llmviz.__version__}</h3><p>A desktop application for looking inside transformer "
+                f"language models.</p><table cellspacing=4>{body}</table>")
+
+    def show_about(self) -> None:
+        box = QMessageBox(self)
+        box.setWindowTitle("About llmviz")
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setText(self.about_text())
+        box.setIconPixmap(self.windowIcon().pixmap(64, 64))
+        box.open()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_layout()
+        for view in self.views.values():
+            view.on_close()
+        self.host.shutdown()
+        super().closeEvent(event)
+
+
+def application() -> QApplication:
+    app = QApplication.instance() or QApplication([])
+    app.setApplicationName("llmviz")
+    app.setOrganizationName("llmviz")
+    app.setApplicationDisplayName("llmviz")
+    return app  # type: ignore[return-value]

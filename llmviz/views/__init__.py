@@ -1,0 +1,16 @@
+"""Dock views.  Adding a view: one new file here plus one line in VIEWS."""
+
+from __future__ import annotations
+
+from .attention import AttentionView
+from .base import DockView
+from .model_tree import ModelTreeView
+
+VIEWS: list[type[DockView]] = [
+    ModelTreeView,
+    AttentionView,
+]
+
+
+def view_names() -> list[str]:
+    return [v.NAME for v in VIEWS]

@@ -1,0 +1,117 @@
+"""The one mechanism by which dock views join the main window.
+
+A view is a QWidget subclass with three class attributes (NAME: the short lowercase
+dock name used by --dock, the View menu and the saved layout; TITLE; AREA) and a few
+hooks the window calls.  Views never import torch: heavy work is submitted to the
+ModelHost by dotted path and comes back as frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QLabel, QStackedLayout, QVBoxLayout, QWidget
+
+from ..core.results import Trace
+from ..core.specs import ModelInfo
+from ..workers.model_host import JobOutcome, ModelHost
+
+
+class DockView(QWidget):
+    """Base class of every dock view."""
+
+    NAME: ClassVar[str] = ""
+    TITLE: ClassVar[str] = ""
+    AREA: ClassVar[Qt.DockWidgetArea] = Qt.DockWidgetArea.RightDockWidgetArea
+    #: Views that only depend on the model (not on the text) are ready once the model is shown.
+    NEEDS_TRACE: ClassVar[bool] = True
+
+    sig_ready = Signal()
+    """Emitted when the view has drawn the current model/trace (or a message about it)."""
+
+    def __init__(self, host: ModelHost, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.host = host
+        self.info: ModelInfo | None = None
+        self.trace: Trace | None = None
+        self._ready = False
+        self._stack = QStackedLayout()
+        self._content = QWidget()
+        self._message = QLabel()
+        self._message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._message.setWordWrap(True)
+        self._message.setObjectName("viewMessage")
+        self._message.setStyleSheet("QLabel#viewMessage { color: palette(placeholder-text); font-size: 13pt; padding: 24px; }")
+        self._stack.addWidget(self._content)
+        self._stack.addWidget(self._message)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addLayout(self._stack)
+        self.show_message("Load a model to begin." if not self.NEEDS_TRACE else "Load a model and type some text.")
+        self._ready = False
+        host.sig_finished.connect(self._on_outcome)
+
+    # -- layout helpers -----------------------------------------------------------------
+    @property
+    def content(self) -> QWidget:
+        """The widget subclasses fill with their controls and plots."""
+        return self._content
+
+    def show_message(self, text: str) -> None:
+        """Replace the content by a centred message (empty state, unsupported model, error)."""
+        self._message.setText(text)
+        self._stack.setCurrentWidget(self._message)
+
+    def show_content(self) -> None:
+        self._stack.setCurrentWidget(self._content)
+
+    @property
+    def message_text(self) -> str:
+        return self._message.text() if self._stack.currentWidget() is self._message else ""
+
+    # -- readiness (used by --screenshot and tests) -----------------------------------------
+    def is_ready(self) -> bool:
+        return self._ready
+
+    def mark_ready(self) -> None:
+        self._ready = True
+        self.sig_ready.emit()
+
+    def mark_busy(self) -> None:
+        self._ready = False
+
+    # -- hooks called by the main window ---------------------------------------------------
+    def on_model_loaded(self, info: ModelInfo) -> None:
+        """A new model is loaded (its trace follows when there is text)."""
+        self.info = info
+        self.trace = None
+        self.mark_busy()
+        self.model_changed(info)
+
+    def on_trace(self, trace: Trace) -> None:
+        self.trace = trace
+        self.mark_busy()
+        if trace.is_empty:
+            self.show_message("Type some text above to see this view." if not trace.text.strip() else
+                              "This text has no tokens for this model.")
+            self.mark_ready()
+            return
+        self.trace_changed(trace)
+
+    def model_changed(self, info: ModelInfo) -> None:
+        """Override: react to a new model.  Views with NEEDS_TRACE=False must call mark_ready()."""
+
+    def trace_changed(self, trace: Trace) -> None:
+        """Override: draw a new (non-empty) trace, then call mark_ready()."""
+        self.mark_ready()
+
+    def job_finished(self, outcome: JobOutcome) -> None:
+        """Override: a job this view submitted (channel starting with NAME + '.') finished."""
+
+    def _on_outcome(self, outcome: JobOutcome) -> None:
+        if outcome.channel.startswith(self.NAME + "."):
+            self.job_finished(outcome)
+
+    def on_close(self) -> None:
+        """Override: release resources when the window closes."""

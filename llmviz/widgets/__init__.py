@@ -1,0 +1,1 @@
+"""Main-window widgets that are not dock views (model bar, text input, message bar)."""

@@ -1,0 +1,1 @@
+"""Qt threading: the ModelHost and its single worker thread."""

@@ -1,0 +1,220 @@
+"""ModelHost: the one QThread on which every torch call of the app runs.
+
+The GUI submits `Job`s (a channel name, a dotted path to a core function and its
+keyword arguments).  Each gets a fresh id and a cancel token; a newer job on the same
+channel cancels the older one, and results that arrive for a superseded id are
+dropped on the GUI thread.  Core functions are imported on the worker, so the GUI
+thread never imports torch.  Results cross back as frozen dataclasses via queued
+signals carrying `object`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import tqdm
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from ..core.errors import Cancelled, LlmvizError
+from ..core.tasks import CancelToken, Progress, TaskContext
+
+tqdm.tqdm.monitor_interval = 0  # tqdm's monitor thread has crashed PySide6 apps
+
+LOAD = "load"
+TRACE = "trace"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A request for the worker: call `target(session, ctx, **kwargs)`."""
+
+    channel: str
+    target: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """Progress of a running job, relayed on the GUI thread."""
+
+    id: int
+    channel: str
+    label: str
+    progress: Progress
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """How a job ended: status 'ok' (value set), 'failed' (message set) or 'cancelled'."""
+
+    id: int
+    channel: str
+    label: str
+    status: str
+    value: Any = None
+    message: str = ""
+    details: str = ""
+    elapsed_s: float = 0.0
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def _resolve(target: str) -> Any:
+    module, _, name = target.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+class _Worker(QObject):
+    """Lives on the worker thread; runs one job at a time in arrival order."""
+
+    sig_started = Signal(object)
+    sig_progress = Signal(object)
+    sig_done = Signal(object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session: Any = None
+
+    @Slot(object)
+    def run(self, envelope: tuple[int, Job, CancelToken]) -> None:
+        job_id, job, token = envelope
+        label = job.label or job.channel
+        if token.cancelled:
+            self.sig_done.emit(JobOutcome(job_id, job.channel, label, "cancelled", kwargs=job.kwargs))
+            return
+        self.sig_started.emit((job_id, job.channel, label))
+        started = time.perf_counter()
+        ctx = TaskContext(token, lambda p: self.sig_progress.emit(JobEvent(job_id, job.channel, label, p)))
+        try:
+            if self.session is None:
+                from ..core.session import Session  # first torch import happens here, off the GUI thread
+
+                self.session = Session()
+            value = _resolve(job.target)(self.session, ctx, **job.kwargs)
+            outcome = JobOutcome(job_id, job.channel, label, "ok", value, kwargs=job.kwargs)
+        except Cancelled:
+            outcome = JobOutcome(job_id, job.channel, label, "cancelled", kwargs=job.kwargs)
+        except LlmvizError as exc:
+            outcome = JobOutcome(job_id, job.channel, label, "failed", message=str(exc), kwargs=job.kwargs)
+        except MemoryError:
+            outcome = JobOutcome(job_id, job.channel, label, "failed", kwargs=job.kwargs,
+                                 message="Out of memory. Try a shorter text or a smaller model.")
+        except Exception as exc:  # noqa: BLE001 - the app must survive any failure of a job
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            if type(exc).__name__ == "OutOfMemoryError":
+                first = "Out of GPU memory. Try a shorter text, another device or a smaller model. " + first
+            outcome = JobOutcome(job_id, job.channel, label, "failed", kwargs=job.kwargs,
+                                 message=f"{label} failed: {type(exc).__name__}: {first}",
+                                 details=traceback.format_exc())
+        self.sig_done.emit(JobOutcome(**{**outcome.__dict__, "elapsed_s": time.perf_counter() - started}))
+
+
+class ModelHost(QObject):
+    """GUI-thread facade of the worker thread.  All signals are emitted on the GUI thread."""
+
+    sig_started = Signal(object)  # (id, channel, label)
+    sig_progress = Signal(object)  # JobEvent
+    sig_finished = Signal(object)  # JobOutcome of a current (not superseded) job
+    sig_model_loaded = Signal(object)  # ModelInfo
+    sig_trace = Signal(object)  # Trace
+    sig_busy = Signal(bool)
+    _sig_submit = Signal(object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._ids = itertools.count(1)
+        self._latest: dict[str, int] = {}
+        self._tokens: dict[int, tuple[str, CancelToken]] = {}
+        self._thread = QThread()
+        self._thread.setObjectName("llmviz-model-host")
+        self._worker = _Worker()
+        self._worker.moveToThread(self._thread)
+        self._sig_submit.connect(self._worker.run)
+        self._worker.sig_started.connect(self.sig_started)
+        self._worker.sig_progress.connect(self._on_progress)
+        self._worker.sig_done.connect(self._on_done)
+        self._closed = False
+        self._thread.start()
+
+    # -- submitting ----------------------------------------------------------------
+    def submit(self, job: Job, supersede: bool = True) -> int:
+        """Queue `job`; with `supersede`, older jobs on its channel are cancelled and their results dropped."""
+        if self._closed:
+            return 0
+        job_id = next(self._ids)
+        if supersede:
+            self.cancel(job.channel)
+        token = CancelToken()
+        self._latest[job.channel] = job_id
+        self._tokens[job_id] = (job.channel, token)
+        was_idle = len(self._tokens) == 1
+        self._sig_submit.emit((job_id, job, token))
+        if was_idle:
+            self.sig_busy.emit(True)
+        return job_id
+
+    def call(self, channel: str, target: str, label: str = "", **kwargs: Any) -> int:
+        return self.submit(Job(channel, target, kwargs, label))
+
+    def load(self, spec: Any) -> int:
+        """Load a model; pending text runs are cancelled (their results would be for the old model)."""
+        self.cancel(TRACE)
+        return self.submit(Job(LOAD, "llmviz.core.jobs.load", {"spec": spec}, f"Loading {spec.source}"))
+
+    def run_text(self, text: str, max_tokens: int | None = None) -> int:
+        return self.submit(Job(TRACE, "llmviz.core.jobs.run_text", {"text": text, "max_tokens": max_tokens}, "Running the model"))
+
+    def cancel(self, channel: str | None = None) -> None:
+        """Cancel running and queued jobs (of one channel, or all)."""
+        for chan, token in self._tokens.values():
+            if channel is None or chan == channel:
+                token.cancel()
+
+    def is_current(self, outcome: JobOutcome) -> bool:
+        return self._latest.get(outcome.channel) == outcome.id
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._tokens)
+
+    # -- results (GUI thread) --------------------------------------------------------
+    @Slot(object)
+    def _on_progress(self, event: JobEvent) -> None:
+        if self._latest.get(event.channel) == event.id:
+            self.sig_progress.emit(event)
+
+    @Slot(object)
+    def _on_done(self, outcome: JobOutcome) -> None:
+        self._tokens.pop(outcome.id, None)
+        if not self._tokens:
+            self.sig_busy.emit(False)
+        if self._closed or not self.is_current(outcome):
+            return  # superseded: a newer request on this channel is what the user wants
+        self.sig_finished.emit(outcome)
+        if outcome.ok and outcome.channel == LOAD:
+            self.sig_model_loaded.emit(outcome.value)
+        elif outcome.ok and outcome.channel == TRACE:
+            self.sig_trace.emit(outcome.value)
+
+    # -- shutting down -----------------------------------------------------------------
+    def shutdown(self, timeout_ms: int = 1800) -> bool:
+        """Cancel everything and stop the thread; True if it stopped within the timeout."""
+        if self._closed:
+            return not self._thread.isRunning()
+        self._closed = True
+        self.cancel()
+        self._thread.quit()
+        stopped = self._thread.wait(timeout_ms)
+        return bool(stopped)
+
+    def thread_running(self) -> bool:
+        return self._thread.isRunning()
