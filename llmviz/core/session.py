@@ -6,6 +6,8 @@ thread).  A failed or cancelled load leaves the previous model in place.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .models import LoadedModel, free, load_model
 from .results import Trace
 from .specs import ModelInfo, ModelSpec
@@ -19,6 +21,9 @@ class Session:
     def __init__(self) -> None:
         self.loaded: LoadedModel | None = None
         self.trace: Trace | None = None
+        #: Worker-side state that features keep between jobs (e.g. quantized variants of the
+        #: model, a generation in progress), keyed by feature name; cleared when the model changes.
+        self.extras: dict[str, Any] = {}
 
     @property
     def info(self) -> ModelInfo | None:
@@ -35,6 +40,7 @@ class Session:
         """Load `spec`; only on success does it replace (and free) the current model."""
         new = load_model(spec, ctx)
         old, self.loaded, self.trace = self.loaded, new, None
+        self.extras.clear()
         free(old)
         return new.info
 

@@ -62,6 +62,7 @@ class JobOutcome:
     details: str = ""
     elapsed_s: float = 0.0
     kwargs: dict[str, Any] = field(default_factory=dict)
+    emitted_at: float = 0.0  # time.perf_counter() when the worker sent it (GUI receipt minus this = transfer)
 
     @property
     def ok(self) -> bool:
@@ -115,7 +116,8 @@ class _Worker(QObject):
             outcome = JobOutcome(job_id, job.channel, label, "failed", kwargs=job.kwargs,
                                  message=f"{label} failed: {type(exc).__name__}: {first}",
                                  details=traceback.format_exc())
-        self.sig_done.emit(JobOutcome(**{**outcome.__dict__, "elapsed_s": time.perf_counter() - started}))
+        now = time.perf_counter()
+        self.sig_done.emit(JobOutcome(**{**outcome.__dict__, "elapsed_s": now - started, "emitted_at": now}))
 
 
 class ModelHost(QObject):

