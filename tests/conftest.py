@@ -100,6 +100,9 @@ def host(qtbot):
     h = ModelHost()
     yield h
     h.shutdown(5000)
+    import gc
+
+    gc.collect()  # automatic GC is off once a ModelHost exists (GUI-thread collection); free cycles here
 
 
 @pytest.fixture

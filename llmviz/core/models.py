@@ -45,6 +45,17 @@ class LoadedModel:
         return self.model.get_input_embeddings().weight.device
 
 
+def collect_garbage() -> None:
+    """Free reference cycles now, unless a GUI-thread collector is in charge.
+
+    In the app, automatic GC is disabled and a timer collects on the GUI thread, because a
+    collection on the worker thread can destroy Qt objects there and crash (see
+    workers.model_host); the command line keeps Python's automatic GC and collects here.
+    """
+    if gc.isenabled():
+        gc.collect()
+
+
 # ---------------------------------------------------------------- where the files are
 
 
@@ -251,7 +262,7 @@ def load_model(spec: ModelSpec, ctx: TaskContext | None = None, quantization_con
     except Exception as exc:  # transformers raises many types; each gets a user-facing message
         raise ModelLoadError(_explain_load_error(spec, exc, extra)) from exc
     finally:
-        gc.collect()
+        collect_garbage()
     model.eval()
     if device == "cpu" and not getattr(model, "hf_device_map", None) and quantization_config is None:
         model.to("cpu")
@@ -344,7 +355,7 @@ def free(loaded: LoadedModel | None) -> None:
     if loaded is None:
         return
     del loaded.model
-    gc.collect()
+    collect_garbage()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 

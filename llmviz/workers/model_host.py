@@ -19,6 +19,7 @@ from typing import Any
 
 import tqdm
 from PySide6.QtCore import QObject, QThread, Signal, Slot
+from pyqtgraph.util.garbage_collector import GarbageCollector
 
 from ..core.errors import Cancelled, LlmvizError
 from ..core.tasks import CancelToken, Progress, TaskContext
@@ -30,6 +31,20 @@ TRACE = "trace"
 # Threads that did not stop in time: kept referenced so Qt never destroys them while
 # running (that aborts the process); the app then leaves with os._exit.
 _ORPHANED_THREADS: list[QThread] = []
+_gui_gc: GarbageCollector | None = None
+
+
+def collect_garbage_on_gui_thread() -> None:
+    """Disable Python's automatic GC and collect on a GUI-thread timer instead.
+
+    Automatic collection runs on whichever thread happens to allocate; when that is the
+    worker and the cycle holds a Qt object, Qt destroys it off its thread and the
+    process segfaults (seen in this project's tests).  pyqtgraph's GarbageCollector is
+    the well-known fix.
+    """
+    global _gui_gc
+    if _gui_gc is None:
+        _gui_gc = GarbageCollector(interval=1.0)
 
 
 @dataclass(frozen=True)
@@ -136,6 +151,7 @@ class ModelHost(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        collect_garbage_on_gui_thread()
         self._ids = itertools.count(1)
         self._latest: dict[str, int] = {}
         self._tokens: dict[int, tuple[str, CancelToken]] = {}

@@ -1,0 +1,122 @@
+"""The main window end to end with real (tiny) models: docks, layout, messages, bad input."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtWidgets import QDockWidget
+
+from llmviz.core.specs import ModelSpec
+from llmviz.views import VIEWS
+
+
+def load(qtbot, window, source, timeout=120_000):
+    with qtbot.waitSignal(window.host.sig_trace, timeout=timeout):
+        window.load_model(ModelSpec(source, device="cpu"))
+    qtbot.waitUntil(lambda: not window.host.busy, timeout=timeout)
+
+
+def test_docks_are_registered_with_stable_names(window):
+    names = [v.NAME for v in VIEWS]
+    assert {"attention", "model-tree"} <= set(names)
+    assert len(names) == len(set(names))
+    for name in names:
+        dock = window.findChild(QDockWidget, name)
+        assert dock is not None and dock.widget() is window.views[name]
+        assert name == name.lower() and " " not in name
+    view_menu = [a.objectName() for a in window.menuBar().actions()[1].menu().actions()]
+    assert all(f"view-{n}" in view_menu for n in names)
+
+
+def test_load_and_run_updates_window_and_views(qtbot, window, tiny_models):
+    window.set_text("The cat sat on the mat")
+    load(qtbot, window, str(tiny_models["llama"]))
+    assert window.info.num_layers == 3
+    assert "tiny-llama" in window.windowTitle()
+    assert "6 tokens" in window.text_input.notice.text()
+    qtbot.waitUntil(lambda: window.views["attention"].is_ready(), timeout=30_000)
+
+
+def test_typing_reruns_after_a_pause(qtbot, window, tiny_models):
+    load(qtbot, window, str(tiny_models["llama"]))
+    with qtbot.waitSignal(window.host.sig_trace, timeout=10_000) as blocker:
+        window.text_input.editor.setPlainText("A new sentence")
+    assert blocker.args[0].text == "A new sentence"
+
+
+def test_bad_model_keeps_the_loaded_one(qtbot, window, tiny_models):
+    load(qtbot, window, str(tiny_models["llama"]))
+    before = window.info
+    with qtbot.waitSignal(window.host.sig_finished, timeout=30_000, check_params_cb=lambda o: o.channel == "load"):
+        window.load_model(ModelSpec(str(tiny_models["llama"].parent / "no-such-model"), device="cpu"))
+    assert window.message_bar.isVisible() and window.message_bar.level == "error"
+    assert "No such folder" in window.message_bar.text and "Still using tiny-llama" in window.message_bar.text
+    assert window.info is before
+    assert window.model_bar.spec().source == str(tiny_models["llama"])  # picker shows what is loaded
+    with qtbot.waitSignal(window.host.sig_trace, timeout=10_000):
+        window.run_text("still usable")
+
+
+def test_empty_text_shows_an_empty_state(qtbot, window, tiny_models):
+    window.set_text("")
+    load(qtbot, window, str(tiny_models["llama"]))
+    attention = window.views["attention"]
+    assert attention.is_ready() and "Type some text" in attention.message_text
+    assert "No tokens" in window.text_input.notice.text()
+
+
+def test_long_text_is_truncated_with_a_notice(qtbot, window, tiny_models):
+    window.set_text(("word " * 300).strip())
+    load(qtbot, window, str(tiny_models["llama"]))
+    assert window.trace.num_tokens == 64 and window.trace.truncated_from == 300
+    notice = window.text_input.notice.text()
+    assert "300 tokens" in notice and "first 64" in notice
+
+
+def test_non_utf8_text_file_is_refused_with_a_message(window, tmp_path):
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("café".encode("latin-1"))
+    window.open_text_file(str(bad))
+    assert window.message_bar.level == "error" and "not UTF-8" in window.message_bar.text
+
+
+def test_layout_is_saved_restored_and_reset(qtbot, host, tiny_models):
+    from llmviz.app import make_settings
+    from llmviz.main_window import MainWindow
+
+    first = MainWindow(host, make_settings())
+    qtbot.addWidget(first)
+    first.show()
+    first.docks["model-tree"].hide()
+    first.save_layout()
+    first.close()
+    from llmviz.workers.model_host import ModelHost
+
+    host2 = ModelHost()
+    second = MainWindow(host2, make_settings())
+    qtbot.addWidget(second)
+    second.show()
+    try:
+        assert not second.docks["model-tree"].isVisible()
+        second.reset_layout()
+        assert second.docks["model-tree"].isVisible()
+        second.save_layout()
+    finally:
+        second.close()
+        host2.shutdown()
+
+
+def test_about_lists_versions(window):
+    text = window.about_text()
+    for name in ("llmviz", "torch", "transformers", "Qt"):
+        assert name in text
+
+
+def test_closing_during_a_run_exits_quickly(qtbot, window, tiny_models):
+    load(qtbot, window, str(tiny_models["llama"]))
+    window.host.call("test.slow", "tests.workers.test_model_host.slow_steps", steps=1000)
+    window.run_text("queued behind the slow job")
+    started = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - started < 2.0
+    assert not window.host.thread_running()
