@@ -1,18 +1,34 @@
 """Attention maps from a trace's capture, computed on demand (on the worker thread).
 
-`head_map` recomputes one head exactly as transformers' eager attention does:
+Every map is recomputed exactly as transformers' eager attention does:
 softmax(q k^T * scaling + mask) in float32, with grouped-query heads sharing keys.
-Work is done in row blocks so a long context never holds more than a slab of scores.
+Work is done in slabs of query rows so a long context never holds more than about
+CHUNK_ELEMENTS scores at once (SmolLM2 at T = 8192 would need 72 GB for every map, and
+one head's full map is 268 MB); for causal models a slab of rows only computes the keys
+it can see.  Maps meant for the screen are block-reduced (max or mean over b x b tokens)
+slab by slab, so only the small matrix is ever whole.
+
+Also here: per-head summary statistics (entropy, mean attention distance, share on the
+first token) and attention rollout (Abnar & Zuidema 2020).
 """
 
 from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from .results import AttentionCapture
+from .tasks import TaskContext
 
 ROW_BLOCK = 1024
+CHUNK_ELEMENTS = 1 << 23  # scores per slab (32 MB of float32)
+ROLLOUT_MAP_MAX_TOKENS = 2048  # rollout's T x T product costs T^3 per layer: beyond this only rows
+REDUCTIONS = ("max", "mean")
+SOURCES = ("head", "mean", "max")
+LN2 = math.log(2.0)
 
 
 def _check(cap: AttentionCapture, layer: int, head: int) -> None:
@@ -22,39 +38,90 @@ def _check(cap: AttentionCapture, layer: int, head: int) -> None:
         raise IndexError(f"head {head} out of range (model has {cap.num_heads})")
 
 
+def _rows_index(rows: np.ndarray) -> slice | np.ndarray:
+    """A slice for a contiguous run of positions (views, not copies), else the index array."""
+    if rows.size and int(rows[-1]) - int(rows[0]) + 1 == rows.size:
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+    return rows
+
+
+class HeadProbs:
+    """Probability rows of some heads of one layer, computed slab by slab.
+
+    Keys are gathered once per layer (grouped-query heads share them), so looping over
+    row slabs costs only the q k^T product and the softmax of each slab.
+    """
+
+    def __init__(self, cap: AttentionCapture, layer: int, heads: Sequence[int]) -> None:
+        for h in heads:
+            _check(cap, layer, h)
+        self.cap, self.layer, self.heads = cap, layer, list(heads)
+        self.num_tokens = cap.num_tokens
+        self.mask = cap.masks[layer] if cap.method == "qk" and cap.masks else None
+        self.bias = cap.biases[layer] if cap.method == "qk" and cap.biases else None
+        self.causal = cap.method == "qk" and cap.causal[layer] and self.mask is None and self.bias is None
+        if cap.method == "qk":
+            self.q = cap.queries[layer]
+            kv = [cap.kv_head(h) for h in self.heads]
+            keys = torch.from_numpy(cap.keys[layer])
+            self.k = keys[kv[0]:kv[0] + 1] if len(set(kv)) == 1 else keys[kv]  # [H or 1, T, d]
+            self.scaling = cap.scaling[layer]
+            self.softcap = cap.softcap[layer] if cap.softcap else None
+
+    def key_stop(self, rows: np.ndarray) -> int:
+        """Keys the rows can attend to: for causal layers only up to the last row."""
+        return int(rows[-1]) + 1 if self.causal and rows.size else self.num_tokens
+
+    def rows(self, rows: np.ndarray, trim: bool = False) -> torch.Tensor:
+        """float32 [heads, len(rows), K] for ascending query positions `rows`.
+
+        K is T, or with `trim` the key_stop (keys beyond it are masked, i.e. exactly 0).
+        A row masked everywhere attends nowhere (zeros); NaN from the model stays NaN.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        sel = _rows_index(rows)
+        stop = self.key_stop(rows) if trim else self.num_tokens
+        if self.cap.method == "weights":
+            w = self.cap.weights[self.layer]
+            return torch.from_numpy(np.ascontiguousarray(np.stack([w[h][sel, :stop] for h in self.heads]), np.float32))
+        q = torch.from_numpy(np.stack([self.q[h][sel] for h in self.heads]) if len(self.heads) > 1
+                             else self.q[self.heads[0]][sel][None]).float()
+        scores = torch.matmul(q, self.k[:, :stop].float().transpose(-1, -2)) * self.scaling
+        if self.softcap:
+            scores = torch.tanh(scores / self.softcap) * self.softcap
+        dead = None
+        if self.bias is not None:
+            b = torch.from_numpy(self.bias[:, sel, :stop] if self.bias.shape[0] == 1 else self.bias[self.heads][:, sel, :stop])
+            scores = scores + b
+            dead = torch.isneginf(scores).all(-1)
+        elif self.mask is not None:
+            allowed = torch.from_numpy(np.ascontiguousarray(self.mask[sel, :stop]))
+            scores = scores.masked_fill(~allowed, float("-inf"))
+            dead = ~allowed.any(-1)
+        elif self.causal:
+            first = int(rows[0]) + 1
+            if first < stop:  # only the columns right of the first row's diagonal can be masked
+                later = torch.arange(first, stop).unsqueeze(0) > torch.from_numpy(rows).unsqueeze(1)
+                scores[..., first:].masked_fill_(later, float("-inf"))
+        probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
+        if dead is not None and bool(dead.any()):
+            probs[dead.expand(probs.shape[:-1])] = 0.0
+        return probs
+
+
 def head_scores_rows(cap: AttentionCapture, layer: int, head: int, start: int, stop: int) -> torch.Tensor:
     """Attention probabilities of query rows [start, stop) for one head: float32 [rows, T]."""
-    _check(cap, layer, head)
-    if cap.method == "weights":
-        return torch.from_numpy(np.ascontiguousarray(cap.weights[layer][head, start:stop], dtype=np.float32))
-    q = torch.from_numpy(cap.queries[layer][head, start:stop]).float()
-    k = torch.from_numpy(cap.keys[layer][cap.kv_head(head)]).float()
-    scores = (q @ k.T) * cap.scaling[layer]
-    softcap = cap.softcap[layer] if cap.softcap else None
-    if softcap:
-        scores = torch.tanh(scores / softcap) * softcap
-    bias = cap.biases[layer] if cap.biases else None
-    mask = cap.masks[layer] if cap.masks else None
-    if bias is not None:
-        b = bias[head if bias.shape[0] > 1 else 0, start:stop]
-        scores = scores + torch.from_numpy(b)
-    elif mask is not None:
-        scores = scores.masked_fill(~torch.from_numpy(mask[start:stop]), float("-inf"))
-    elif cap.causal[layer]:
-        t = k.shape[0]
-        rows = torch.arange(start, stop).unsqueeze(1)
-        scores = scores.masked_fill(torch.arange(t).unsqueeze(0) > rows, float("-inf"))
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
-    return torch.nan_to_num(probs, nan=0.0)  # a fully masked row attends nowhere
+    return HeadProbs(cap, layer, [head]).rows(np.arange(start, stop))[0]
 
 
 def head_map(cap: AttentionCapture, layer: int, head: int) -> np.ndarray:
     """The exact T x T map of one head, float32."""
     t = cap.num_tokens
     out = np.empty((t, t), dtype=np.float32)
+    probs = HeadProbs(cap, layer, [head])
     for start in range(0, t, ROW_BLOCK):
         stop = min(t, start + ROW_BLOCK)
-        out[start:stop] = head_scores_rows(cap, layer, head, start, stop).numpy()
+        out[start:stop] = probs.rows(np.arange(start, stop))[0].numpy()
     return out
 
 
@@ -72,3 +139,262 @@ def all_maps(cap: AttentionCapture, layers: list[int] | None = None) -> np.ndarr
         for h in range(cap.num_heads):
             out[i, h] = head_map(cap, layer, h)
     return out
+
+
+# ------------------------------------------------------------------ screen-resolution maps
+
+
+def block_for(units: int, max_cells: int) -> int:
+    """Tokens per displayed cell so that `units` tokens fit in `max_cells` cells."""
+    return max(1, math.ceil(units / max(1, max_cells)))
+
+
+def block_reduce(x: torch.Tensor, block: int, how: str, width: int | None = None) -> torch.Tensor:
+    """Reduce the last two dims of x [..., R, K] to blocks of `block` x `block` by max or mean.
+
+    `width` >= K treats the columns K..width as zeros (causal rows never computed them).
+    A partial last block is reduced over the tokens it has (NaN propagates, shown as NaN).
+    """
+    width = x.shape[-1] if width is None else width
+    r, k = x.shape[-2], x.shape[-1]
+    if width > k:
+        x = torch.nn.functional.pad(x, (0, width - k), value=0.0)
+    if block == 1:
+        return x
+    rb, cb = math.ceil(r / block), math.ceil(width / block)
+    pad_value = float("-inf") if how == "max" else 0.0
+    if r % block or width % block:
+        x = torch.nn.functional.pad(x, (0, cb * block - width, 0, rb * block - r), value=pad_value)
+    lead = x.shape[:-2]
+    cols = x.reshape(*lead, rb * block, cb, block)  # reduce the contiguous axis first: much faster
+    if how == "max":
+        return cols.amax(-1).reshape(*lead, rb, block, cb).amax(-2)
+    sums = cols.sum(-1).reshape(*lead, rb, block, cb).sum(-2)
+    row_n = torch.clamp(r - torch.arange(rb) * block, max=block).float()
+    col_n = torch.clamp(width - torch.arange(cb) * block, max=block).float()
+    return sums / (row_n[:, None] * col_n[None, :])
+
+
+def kept_positions(num_tokens: int, special: np.ndarray | None = None, hide_first: bool = False,
+                   hide_special: bool = False) -> np.ndarray:
+    """Token positions still shown after hiding the first token and/or special tokens (sinks)."""
+    keep = np.ones(num_tokens, dtype=bool)
+    if hide_first and num_tokens:
+        keep[0] = False
+    if hide_special and special is not None:
+        keep &= ~np.asarray(special, dtype=bool)[:num_tokens]
+    return np.flatnonzero(keep)
+
+
+def _combine(source: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    if source == "mean":
+        return lambda p: p.mean(0)
+    if source == "max":
+        return lambda p: p.amax(0)
+    return lambda p: p[0]
+
+
+def _take_cols(a: torch.Tensor, cols: np.ndarray) -> torch.Tensor:
+    """Columns `cols` (ascending) of a [R, K]; columns at or beyond K are zeros."""
+    inside = int(np.searchsorted(cols, a.shape[-1]))
+    sel = _rows_index(cols[:inside])
+    out = a[:, sel] if inside else a[:, :0]
+    if inside < cols.size:
+        out = torch.nn.functional.pad(out, (0, cols.size - inside), value=0.0)
+    return out
+
+
+def _renormalise(a: torch.Tensor, keep: np.ndarray) -> torch.Tensor:
+    """Rows rescaled to sum to 1 over the shown keys (rows with nothing left stay 0)."""
+    inside = keep[: int(np.searchsorted(keep, a.shape[-1]))]
+    total = a[:, _rows_index(inside)].sum(-1, keepdim=True) if inside.size else torch.zeros(a.shape[0], 1)
+    return torch.where(total > 0, a / torch.where(total > 0, total, 1.0), torch.zeros((), dtype=a.dtype))
+
+
+def slab_rows(block: int, heads: int, keys: int) -> int:
+    """Query rows per slab: a multiple of `block` keeping heads x rows x keys near CHUNK_ELEMENTS."""
+    rows = max(1, CHUNK_ELEMENTS // max(1, heads * keys))
+    return max(block, rows // block * block)
+
+
+def attention_blocks(
+    cap: AttentionCapture,
+    layer: int,
+    head: int,
+    source: str = "head",
+    keep: np.ndarray | None = None,
+    renormalise: bool = False,
+    block: int = 1,
+    reduce: str = "max",
+    region: tuple[int, int, int, int] | None = None,
+    ctx: TaskContext | None = None,
+) -> np.ndarray:
+    """One head's map (source 'head') or the mean/max over a layer's heads, block-reduced.
+
+    `keep`: token positions shown (rows and columns; default all).  `region`: (row0, row1,
+    col0, col1) as indices into `keep`.  With `renormalise`, rows are rescaled to sum to 1
+    over the kept keys before the region is cut.  Returns float32
+    [ceil(rows / block), ceil(cols / block)]; block 1 gives exact values.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}")
+    heads = [head] if source == "head" else list(range(cap.num_heads))
+    probs = HeadProbs(cap, layer, heads)
+    combine = _combine(source)
+    return _blocks(lambda rows: combine(probs.rows(rows, trim=True)), cap.num_tokens, len(heads),
+                   keep, renormalise, block, reduce, region, ctx)
+
+
+def matrix_blocks(
+    full: np.ndarray,
+    keep: np.ndarray | None = None,
+    renormalise: bool = False,
+    block: int = 1,
+    reduce: str = "max",
+    region: tuple[int, int, int, int] | None = None,
+    ctx: TaskContext | None = None,
+) -> np.ndarray:
+    """The same hiding, renormalising, cutting and block reduction for a precomputed T x T map."""
+    matrix = torch.from_numpy(np.ascontiguousarray(full, dtype=np.float32))
+    return _blocks(lambda rows: matrix[_rows_index(rows)], matrix.shape[0], 1, keep, renormalise, block,
+                   reduce, region, ctx)
+
+
+def _blocks(
+    rows_of: Callable[[np.ndarray], torch.Tensor],
+    t: int,
+    heads: int,
+    keep: np.ndarray | None,
+    renormalise: bool,
+    block: int,
+    reduce: str,
+    region: tuple[int, int, int, int] | None,
+    ctx: TaskContext | None,
+) -> np.ndarray:
+    """Walk the shown query rows in slabs: rows_of(positions) -> [R, K <= T] probabilities."""
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"unknown reduction {reduce!r}")
+    keep = np.arange(t) if keep is None else np.asarray(keep, dtype=np.int64)
+    r0, r1, c0, c1 = region or (0, keep.size, 0, keep.size)
+    qpos, kpos = keep[r0:r1], keep[c0:c1]
+    hidden = keep.size < t
+    out = np.empty((math.ceil(qpos.size / block), math.ceil(kpos.size / block)), dtype=np.float32)
+    step = slab_rows(block, heads, t)
+    for s in range(0, qpos.size, step):
+        if ctx is not None:
+            ctx.progress("Computing the attention map", s / max(1, qpos.size))
+        rows = qpos[s:s + step]
+        a = rows_of(rows)
+        if renormalise and hidden:
+            a = _renormalise(a, keep)
+        out[s // block:(s + rows.size + block - 1) // block] = block_reduce(_take_cols(a, kpos), block, reduce).numpy()
+    return out
+
+
+def exact_row(cap: AttentionCapture, layer: int, head: int, position: int, source: str = "head") -> np.ndarray:
+    """One query's attention over all T keys (head, or mean/max over heads): float32 [T]."""
+    heads = [head] if source == "head" else list(range(cap.num_heads))
+    return _combine(source)(HeadProbs(cap, layer, heads).rows(np.array([position])))[0].numpy()
+
+
+# ------------------------------------------------------------------ per-head overview
+
+
+def layer_overview(cap: AttentionCapture, layer: int, size: int, reduce: str = "max",
+                   ctx: TaskContext | None = None) -> dict[str, np.ndarray]:
+    """Thumbnails and summary statistics of every head of one layer, in one pass over the rows.
+
+    Returns 'thumbs' float32 [H, s, s] (block-reduced to at most `size` cells a side),
+    and per head, averaged over query rows: 'entropy' (bits), 'distance' (tokens between
+    query and key, weighted by attention) and 'first' (attention on the first token).
+    """
+    t, heads = cap.num_tokens, cap.num_heads
+    block = block_for(t, size)
+    probs = HeadProbs(cap, layer, range(heads))
+    cells = math.ceil(t / block)
+    thumbs = np.empty((heads, cells, cells), dtype=np.float32)
+    entropy = torch.zeros(heads, dtype=torch.float64)
+    distance = torch.zeros(heads, dtype=torch.float64)
+    first = torch.zeros(heads, dtype=torch.float64)
+    step = slab_rows(block, heads, t)
+    for s in range(0, t, step):
+        if ctx is not None:
+            ctx.check()
+        rows = np.arange(s, min(t, s + step))
+        p = probs.rows(rows, trim=True)  # [H, R, K]
+        entropy += torch.special.entr(p).sum(-1).sum(-1).double()
+        gap = (torch.from_numpy(rows)[:, None] - torch.arange(p.shape[-1])[None, :]).abs().float()
+        distance += (p * gap).sum(-1).sum(-1).double()
+        first += p[..., 0].sum(-1).double()
+        thumbs[:, s // block:(s + rows.size + block - 1) // block] = block_reduce(p, block, reduce, width=t).numpy()
+    n = max(1, t)
+    return {
+        "thumbs": thumbs,
+        "entropy": (entropy / n / LN2).float().numpy(),
+        "distance": (distance / n).float().numpy(),
+        "first": (first / n).float().numpy(),
+        "block": np.array(block),
+    }
+
+
+# ------------------------------------------------------------------ attention rollout
+
+
+def _rollout_rows(probs: HeadProbs, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of (mean_h A + I), and their sums (the renormaliser), for query positions `rows`."""
+    a = probs.rows(rows, trim=True).mean(0)
+    a[torch.arange(rows.size), torch.from_numpy(rows)] += 1.0
+    return a, a.sum(-1, keepdim=True)
+
+
+def rollout(cap: AttentionCapture, ctx: TaskContext | None = None) -> np.ndarray:
+    """Attention rollout (Abnar & Zuidema 2020) as a T x T map, float32.
+
+    Per layer: average the heads, add the identity (the residual stream), renormalise the
+    rows, and multiply through the layers: R = Â_{L-1} ... Â_1 Â_0.  Row q says how much
+    of the input token j flows into position q at the top of the model.
+    """
+    t = cap.num_tokens
+    if t > ROLLOUT_MAP_MAX_TOKENS:
+        raise ValueError(f"rollout map limited to {ROLLOUT_MAP_MAX_TOKENS} tokens (got {t})")
+    result: torch.Tensor | None = None
+    for layer in range(cap.num_layers):
+        if ctx is not None:
+            ctx.progress("Attention rollout", layer / cap.num_layers, f"layer {layer + 1}/{cap.num_layers}")
+        probs = HeadProbs(cap, layer, range(cap.num_heads))
+        a_hat = torch.zeros(t, t)
+        step = slab_rows(1, cap.num_heads, t)
+        for s in range(0, t, step):
+            rows = np.arange(s, min(t, s + step))
+            a, total = _rollout_rows(probs, rows)
+            a_hat[s:s + rows.size, :a.shape[-1]] = a / total
+        result = a_hat if result is None else a_hat @ result
+    assert result is not None
+    return result.numpy()
+
+
+def rollout_row(cap: AttentionCapture, query: int, ctx: TaskContext | None = None) -> np.ndarray:
+    """Row `query` of the rollout map without forming it: e_q^T Â_{L-1} ... Â_0, float32 [T].
+
+    Each step needs only the rows of Â_l where the vector is non-zero (for causal models
+    the positions up to the query), so any T works; the cost is one pass over those rows.
+    """
+    t = cap.num_tokens
+    if not 0 <= query < t:
+        raise IndexError(f"query token {query} out of range (text has {t} tokens)")
+    v = torch.zeros(t, dtype=torch.float64)
+    v[query] = 1.0
+    for i, layer in enumerate(reversed(range(cap.num_layers))):
+        if ctx is not None:
+            ctx.progress("Attention rollout for one token", i / cap.num_layers, f"layer {layer + 1}")
+        probs = HeadProbs(cap, layer, range(cap.num_heads))
+        support = np.flatnonzero(v.numpy())
+        new = torch.zeros(t, dtype=torch.float64)
+        step = slab_rows(1, cap.num_heads, t)
+        for s in range(0, support.size, step):
+            rows = support[s:s + step]
+            a, total = _rollout_rows(probs, rows)
+            weights = (v[torch.from_numpy(rows)] / total[:, 0].double())
+            new[:a.shape[-1]] += weights @ a.double()
+        v = new
+    return v.float().numpy()
