@@ -1,0 +1,120 @@
+"""The attention jobs the worker runs: selection clamping, caching, stale traces, models
+without capture, hiding everything, rollout limits and rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from llmviz.core import attention as A
+from llmviz.core import attention_jobs as J
+from llmviz.core.errors import LlmvizError
+from llmviz.core.session import Session
+from llmviz.core.specs import ModelSpec
+from llmviz.core.tasks import TaskContext
+
+TEXT = "Attention is all you need, they said, and then everyone needed more attention."
+
+
+@pytest.fixture(scope="module")
+def llama(tiny_models):
+    session = Session()
+    session.load(ModelSpec(str(tiny_models["llama"]), device="cpu"))
+    return session
+
+
+@pytest.fixture(scope="module")
+def mamba_folder(tmp_path_factory):
+    """A tiny Mamba (no attention at all): the trace says its attention cannot be captured."""
+    from transformers import AutoTokenizer, MambaConfig, MambaForCausalLM
+
+    from llmviz.core import bundled
+
+    folder = tmp_path_factory.mktemp("tiny-mamba")
+    tok = AutoTokenizer.from_pretrained(bundled.model_folder("bundled:smollm2"))
+    MambaForCausalLM(MambaConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=2, state_size=4)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_out_of_range_selection_is_clamped(llama):
+    trace = llama.run(TEXT)
+    cap = trace.attention
+    got = J.attention_map(llama, TaskContext(), trace.id, "head", layer=29, head=8)
+    assert (got.layer, got.head) == (cap.num_layers - 1, cap.num_heads - 1)
+    np.testing.assert_allclose(got.matrix, A.head_map(cap, cap.num_layers - 1, cap.num_heads - 1), atol=1e-6)
+    assert got.block == 1 and got.reduce == "exact" and got.is_full
+
+
+def test_screen_resolution_and_zoom_regions(llama):
+    trace = llama.run(TEXT)
+    t = trace.num_tokens
+    coarse = J.attention_map(llama, TaskContext(), trace.id, "mean", 1, 0, reduce="mean", max_cells=5)
+    assert coarse.block == -(-t // 5) and coarse.reduce == "mean" and max(coarse.matrix.shape) <= 5
+    zoom = J.attention_map(llama, TaskContext(), trace.id, "mean", 1, 0, max_cells=5, region=(2, 6, 1, 4))
+    assert zoom.block == 1 and zoom.region == (2, 6, 1, 4)
+    np.testing.assert_allclose(zoom.matrix, A.layer_maps(trace.attention, 1).mean(0)[2:6, 1:4], atol=1e-6)
+
+
+def test_results_are_cached_per_trace(llama):
+    trace = llama.run(TEXT)
+    first = J.attention_map(llama, TaskContext(), trace.id, "head", 0, 1)
+    assert J.attention_map(llama, TaskContext(), trace.id, "head", 0, 1) is first
+    again = llama.run(TEXT)
+    assert J.attention_map(llama, TaskContext(), again.id, "head", 0, 1) is not first
+
+
+def test_stale_trace_is_an_error(llama):
+    trace = llama.run(TEXT)
+    llama.run(TEXT + " more")
+    with pytest.raises(LlmvizError, match="no longer current"):
+        J.attention_map(llama, TaskContext(), trace.id)
+
+
+def test_hiding_every_token_says_so(llama):
+    trace = llama.run("Hi", max_tokens=1)
+    with pytest.raises(LlmvizError, match="no tokens"):
+        J.attention_map(llama, TaskContext(), trace.id, hide_first=True)
+
+
+def test_rows_with_hidden_sink_and_renormalisation(llama):
+    trace = llama.run(TEXT)
+    row = J.attention_row(llama, TaskContext(), trace.id, 7, "head", 2, 3, hide_first=True, renormalise=True)
+    exact = A.head_map(trace.attention, 2, 3)[7, 1:]
+    np.testing.assert_allclose(row.values, exact / exact.sum(), atol=1e-6)
+    assert row.positions[0] == 1 and row.query == 7
+    with pytest.raises(LlmvizError):
+        J.attention_row(llama, TaskContext(), trace.id, trace.num_tokens, "head", 0, 0)
+
+
+def test_rollout_map_and_rows(llama, monkeypatch):
+    trace = llama.run(TEXT)
+    full = A.rollout(trace.attention)
+    shown = J.attention_map(llama, TaskContext(), trace.id, "rollout", max_cells=4096)
+    np.testing.assert_allclose(shown.matrix, full, atol=1e-6)
+    row = J.attention_row(llama, TaskContext(), trace.id, 5, "rollout")
+    np.testing.assert_allclose(row.values, full[5], atol=1e-6)
+    monkeypatch.setattr(A, "ROLLOUT_MAP_MAX_TOKENS", 4)
+    long = llama.run(TEXT + " again")
+    with pytest.raises(LlmvizError, match="per-token rollout"):
+        J.attention_map(llama, TaskContext(), long.id, "rollout")
+    row = J.attention_row(llama, TaskContext(), long.id, 5, "rollout")  # works at any length
+    np.testing.assert_allclose(row.values.sum(), 1.0, atol=1e-5)
+
+
+def test_overview_layer(llama):
+    trace = llama.run(TEXT)
+    out = J.overview_layer(llama, TaskContext(), trace.id, 1, size=8)
+    assert out.thumbs.shape[0] == trace.attention.num_heads and out.layer == 1
+    assert J.overview_layer(llama, TaskContext(), trace.id, 1, size=8) is out
+    with pytest.raises(LlmvizError):
+        J.overview_layer(llama, TaskContext(), trace.id, 99)
+
+
+def test_model_without_capture_says_so(mamba_folder):
+    session = Session()
+    session.load(ModelSpec(str(mamba_folder), device="cpu"))
+    trace = session.run(TEXT)
+    assert trace.attention is None
+    with pytest.raises(LlmvizError, match="attention"):
+        J.attention_map(session, TaskContext(), trace.id)
