@@ -116,7 +116,7 @@ def run_app(args: argparse.Namespace, text: str | None) -> int:
     if args.quit_when_shown:
         QTimer.singleShot(0, lambda: (print(f"window-shown {time.perf_counter() - started:.3f}", flush=True), app.quit()))
     else:
-        QTimer.singleShot(0, lambda: window.load_model(spec))
+        QTimer.singleShot(0, lambda: (host.warm_up(), window.load_model(spec)))
     code = app.exec()
     if not host.shutdown():
         # A torch call that cannot be interrupted is still running: leave without

@@ -12,8 +12,16 @@ import numpy as np
 from .results import HeadMap
 from .session import Session
 from .specs import ModelInfo, ModelSpec
-from .structure import ModuleTree, module_tree
 from .tasks import TaskContext
+
+
+def warm_up(session: Session, ctx: TaskContext) -> None:
+    """Nothing to do: creating the session imported torch and transformers on the worker.
+
+    The app submits this as soon as its window shows, so that one-time import (seconds,
+    and the GIL held in C initialisers) happens up front, labelled, not inside a load.
+    """
+    ctx.progress("Starting the model engine (importing torch)", None)
 
 
 def load(session: Session, ctx: TaskContext, spec: ModelSpec) -> ModelInfo:
@@ -22,11 +30,6 @@ def load(session: Session, ctx: TaskContext, spec: ModelSpec) -> ModelInfo:
 
 def run_text(session: Session, ctx: TaskContext, text: str, max_tokens: int | None = None):  # -> Trace
     return session.run(text, ctx, max_tokens)
-
-
-def structure(session: Session, ctx: TaskContext) -> ModuleTree:
-    ctx.progress("Reading the module tree", None)
-    return module_tree(session.require_model().model)
 
 
 def head_map(session: Session, ctx: TaskContext, trace_id: int, layer: int, head: int) -> HeadMap:

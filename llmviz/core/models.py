@@ -50,7 +50,7 @@ def collect_garbage() -> None:
 
     In the app, automatic GC is disabled and a timer collects on the GUI thread, because a
     collection on the worker thread can destroy Qt objects there and crash (see
-    workers.model_host); the command line keeps Python's automatic GC and collects here.
+    workers.gui_gc); the command line keeps Python's automatic GC and collects here.
     """
     if gc.isenabled():
         gc.collect()

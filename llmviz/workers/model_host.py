@@ -19,10 +19,10 @@ from typing import Any
 
 import tqdm
 from PySide6.QtCore import QObject, QThread, Signal, Slot
-from pyqtgraph.util.garbage_collector import GarbageCollector
 
 from ..core.errors import Cancelled, LlmvizError
 from ..core.tasks import CancelToken, Progress, TaskContext
+from .gui_gc import gui_thread_collector
 
 tqdm.tqdm.monitor_interval = 0  # tqdm's monitor thread has crashed PySide6 apps
 
@@ -31,20 +31,6 @@ TRACE = "trace"
 # Threads that did not stop in time: kept referenced so Qt never destroys them while
 # running (that aborts the process); the app then leaves with os._exit.
 _ORPHANED_THREADS: list[QThread] = []
-_gui_gc: GarbageCollector | None = None
-
-
-def collect_garbage_on_gui_thread() -> None:
-    """Disable Python's automatic GC and collect on a GUI-thread timer instead.
-
-    Automatic collection runs on whichever thread happens to allocate; when that is the
-    worker and the cycle holds a Qt object, Qt destroys it off its thread and the
-    process segfaults (seen in this project's tests).  pyqtgraph's GarbageCollector is
-    the well-known fix.
-    """
-    global _gui_gc
-    if _gui_gc is None:
-        _gui_gc = GarbageCollector(interval=1.0)
 
 
 @dataclass(frozen=True)
@@ -98,6 +84,7 @@ class _Worker(QObject):
     sig_started = Signal(object)
     sig_progress = Signal(object)
     sig_done = Signal(object)
+    sig_imported = Signal()  # torch and transformers are imported (see gui_gc)
 
     def __init__(self) -> None:
         super().__init__()
@@ -118,6 +105,7 @@ class _Worker(QObject):
                 from ..core.session import Session  # first torch import happens here, off the GUI thread
 
                 self.session = Session()
+                self.sig_imported.emit()
             value = _resolve(job.target)(self.session, ctx, **job.kwargs)
             outcome = JobOutcome(job_id, job.channel, label, "ok", value, kwargs=job.kwargs)
         except Cancelled:
@@ -151,7 +139,7 @@ class ModelHost(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        collect_garbage_on_gui_thread()
+        collector = gui_thread_collector()
         self._ids = itertools.count(1)
         self._latest: dict[str, int] = {}
         self._tokens: dict[int, tuple[str, CancelToken]] = {}
@@ -163,6 +151,7 @@ class ModelHost(QObject):
         self._worker.sig_started.connect(self.sig_started)
         self._worker.sig_progress.connect(self._on_progress)
         self._worker.sig_done.connect(self._on_done)
+        self._worker.sig_imported.connect(collector.freeze_imports)
         self._closed = False
         self._thread.start()
 
@@ -182,6 +171,10 @@ class ModelHost(QObject):
         if was_idle:
             self.sig_busy.emit(True)
         return job_id
+
+    def warm_up(self) -> int:
+        """Import torch and transformers on the worker now (see core.jobs.warm_up)."""
+        return self.submit(Job("engine", "llmviz.core.jobs.warm_up", {}, "Starting the model engine"))
 
     def call(self, channel: str, target: str, label: str = "", **kwargs: Any) -> int:
         return self.submit(Job(channel, target, kwargs, label))
