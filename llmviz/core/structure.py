@@ -4,40 +4,85 @@ Parameters shared between modules (tied embeddings) are counted once, at the fir
 module that owns them in `named_modules()` order, and marked as tied at the others; so
 the root's total equals `sum(p.numel() for p in model.parameters())`.  bitsandbytes
 4-bit parameters are counted as the number of weights they represent (their packed
-storage holds two per byte), with their real storage bytes beside it.
+storage holds two per byte), with their real storage bytes (packed data plus the
+quantization scales) beside it.
+
+No torch import at module level: the view imports `ModuleTree`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 if TYPE_CHECKING:  # the view imports this module's types; it must not pay for torch
+    import pandas as pd
     import torch
+
+QUANTIZED_TYPES = frozenset({"Params4bit", "Int8Params"})
+
+
+class ParamInfo(NamedTuple):
+    """One parameter a module owns: name, the shape it represents, dtype, and how it is stored.
+
+    A NamedTuple, not a frozen dataclass: a big model has 10^5 of them, and a NamedTuple is about
+    three times cheaper to create.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    storage: str = ""  # e.g. 'packed uint8 [165888, 1]' for 4-bit weights; '' when stored as shown
+    tied_to: str = ""  # full path of the first owner when this parameter is shared
+
+    def text(self) -> str:
+        dims = ", ".join(str(d) for d in self.shape)
+        out = f"{self.name} [{dims}]"
+        if self.storage:
+            out += f" ({self.storage})"
+        if self.tied_to:
+            out += f" = {self.tied_to}"
+        return out
 
 
 @dataclass(frozen=True)
 class ModuleTree:
-    """Node i: paths[i], its class, parent index (-1 for the root) and parameter counts."""
+    """Node i: paths[i], its class, parent index (-1 for the root) and parameter counts.
+
+    Nodes are in pre-order (a parent comes before its children), as `named_modules()` gives them.
+    """
 
     paths: tuple[str, ...]
     classes: tuple[str, ...]
     parent: np.ndarray  # int32 [N]
-    children: tuple[tuple[int, ...], ...]
+    row: np.ndarray  # int32 [N]: position among the parent's children
+    depth: np.ndarray  # int16 [N]: 0 for the root
+    child_start: np.ndarray  # int64 [N+1]: node i's children are child_index[child_start[i]:child_start[i+1]]
+    child_index: np.ndarray  # int32 [N-1]
     own_params: np.ndarray  # int64 [N]: parameters first owned by this module
     total_params: np.ndarray  # int64 [N]: unique parameters in the subtree
     trainable_params: np.ndarray  # int64 [N]: subtree, unique, requires_grad
     storage_bytes: np.ndarray  # int64 [N]: subtree, unique, real bytes in memory
+    per_use_params: np.ndarray  # int64 [N]: subtree, shared parameters counted again at each module (as torchinfo does)
     dtypes: tuple[str, ...]  # own parameters' dtype(s), '' when none
     devices: tuple[str, ...]
-    shapes: tuple[str, ...]  # own parameters: 'weight [576, 1536], bias [...]'
-    tied: tuple[str, ...]  # 'weight = model.embed_tokens.weight' for shared parameters, else ''
+    params: tuple[tuple[ParamInfo, ...], ...]  # own parameters (tied ones included, marked)
     quantized: tuple[bool, ...]
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def num_children(self, i: int) -> int:
+        return int(self.child_start[i + 1] - self.child_start[i])
+
+    def child(self, i: int, row: int) -> int:
+        return int(self.child_index[self.child_start[i] + row])
+
+    def children(self, i: int) -> np.ndarray:
+        return self.child_index[self.child_start[i]:self.child_start[i + 1]]
 
     def name(self, i: int) -> str:
         return self.paths[i].rsplit(".", 1)[-1] if self.paths[i] else self.classes[i]
@@ -46,84 +91,331 @@ class ModuleTree:
     def total(self) -> int:
         return int(self.total_params[0]) if len(self) else 0
 
+    def tied(self, i: int) -> str:
+        """'weight = model.embed_tokens.weight' for parameters this module shares, else ''."""
+        return "; ".join(f"{p.name} = {p.tied_to}" for p in self.params[i] if p.tied_to)
+
+    def shapes(self, i: int) -> str:
+        return "; ".join(p.text() for p in self.params[i])
+
+    def tied_pairs(self) -> list[tuple[str, str, int]]:
+        """(shared parameter path, first owner path, weights it holds) for every tied parameter."""
+        out = []
+        for i, params in enumerate(self.params):
+            for p in params:
+                if p.tied_to:
+                    path = f"{self.paths[i]}.{p.name}" if self.paths[i] else p.name
+                    out.append((path, p.tied_to, math.prod(p.shape)))
+        return out
+
+    def index_of_path(self, path: str) -> int:
+        try:
+            return self.paths.index(path)
+        except ValueError:
+            return -1
+
+    def ancestors(self, i: int) -> list[int]:
+        """Node indices from the root down to i (inclusive)."""
+        chain = []
+        while i >= 0:
+            chain.append(i)
+            i = int(self.parent[i])
+        return chain[::-1]
+
+    def matches(self, text: str) -> list[int]:
+        """Nodes whose path or class contains `text` (case-insensitive), in tree order."""
+        needle = text.strip().lower()
+        if not needle:
+            return []
+        return [i for i, (p, c) in enumerate(zip(self.paths, self.classes)) if needle in p.lower() or needle in c.lower()]
+
+    def to_frame(self) -> "pd.DataFrame":
+        """One row per module, for CSV export."""
+        import pandas as pd
+
+        return pd.DataFrame({
+            "path": self.paths,
+            "class": self.classes,
+            "depth": self.depth.astype(np.int64),
+            "parameters": self.total_params,
+            "own_parameters": self.own_params,
+            "trainable_parameters": self.trainable_params,
+            "parameters_counted_per_use": self.per_use_params,
+            "storage_bytes": self.storage_bytes,
+            "dtype": self.dtypes,
+            "device": self.devices,
+            "quantized": self.quantized,
+            "tied": [self.tied(i) for i in range(len(self))],
+            "parameter_shapes": [self.shapes(i) for i in range(len(self))],
+        })
+
+
+# ------------------------------------------------------------------ counting one parameter
+
 
 def represented_numel(p: "torch.Tensor") -> int:
     """Weights a parameter stands for: the original count for packed 4-bit bitsandbytes params."""
+    return math.prod(represented_shape(p))
+
+
+def represented_shape(p: "torch.Tensor") -> tuple[int, ...]:
+    """The shape the parameter stands for (a 4-bit weight's unpacked shape, from its quant_state)."""
     qs = getattr(p, "quant_state", None)
-    shape = getattr(qs, "shape", None)
-    if shape is not None:
-        return int(np.prod(tuple(shape)))
-    return int(p.numel())
+    shape = getattr(qs, "shape", None) if qs is not None else None
+    return tuple(shape if shape is not None else p.shape)
+
+
+def quant_state_bytes(p: "torch.Tensor") -> int:
+    """Bytes of a quantized parameter's scales: int8 row scales (SCB), or a 4-bit weight's absmax
+    (and its own scales when double-quantized) and code book."""
+    scb = getattr(p, "SCB", None)
+    total = scb.numel() * scb.element_size() if scb is not None and hasattr(scb, "element_size") else 0
+    qs = getattr(p, "quant_state", None)
+    while qs is not None:
+        for name in ("absmax", "code", "offset"):
+            t = getattr(qs, name, None)
+            if t is not None and hasattr(t, "element_size"):
+                total += t.numel() * t.element_size()
+        qs = getattr(qs, "state2", None)
+    return total
+
+
+class _Names:
+    """str(dtype)/str(device) are slow; a 10^5-module tree asks for them 10^5 times."""
+
+    def __init__(self) -> None:
+        self._dtypes: dict[Any, str] = {}
+        self._devices: dict[Any, str] = {}
+
+    def dtype(self, dtype: Any) -> str:
+        name = self._dtypes.get(dtype)
+        if name is None:
+            name = self._dtypes[dtype] = str(dtype).replace("torch.", "")
+        return name
+
+    def device(self, device: Any) -> str:
+        name = self._devices.get(device)
+        if name is None:
+            name = self._devices[device] = str(device)
+        return name
+
+
+def _joined(names: list[str]) -> str:
+    if len(names) == 1:
+        return names[0]
+    return ", ".join(sorted(set(names)))
+
+
+# ------------------------------------------------------------------ the walk
 
 
 def module_tree(model: "torch.nn.Module") -> ModuleTree:
-    """Walk the model once; O(modules + parameters) so 10^5-module models stay quick."""
+    """Walk the model once; O(modules + parameters) so that 10^5-module models open quickly.
+
+    Pass 1 walks the modules with an explicit stack instead of `named_modules()` (same
+    pre-order, same de-duplication of a module reachable twice), which gives each node's
+    parent without splitting paths.  Pass 2 visits only the modules that own parameters.
+    Children are stored as CSR arrays built by numpy, not 10^5 small tuples.
+    """
     paths: list[str] = []
     classes: list[str] = []
     parent: list[int] = []
-    index: dict[str, int] = {}
-    own: list[int] = []
-    trainable: list[int] = []
-    nbytes: list[int] = []
-    dtypes: list[str] = []
-    devices: list[str] = []
-    shapes: list[str] = []
-    tied: list[str] = []
-    quantized: list[bool] = []
-    owner: dict[int, str] = {}
-    for path, module in model.named_modules():
+    depth: list[int] = []
+    owners: list[tuple[int, str, dict]] = []
+    seen: set[int] = set()
+    stack: list[tuple[str, Any, int, int]] = [("", model, -1, 0)]
+    while stack:
+        path, module, par, d = stack.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
         i = len(paths)
-        index[path] = i
         paths.append(path)
         classes.append(type(module).__name__)
-        parent.append(-1 if path == "" else index.get(path.rsplit(".", 1)[0] if "." in path else "", 0))
-        n = t = b = 0
-        kinds: set[str] = set()
-        devs: set[str] = set()
-        shp: list[str] = []
-        ties: list[str] = []
+        parent.append(par)
+        depth.append(d)
+        prefix = path + "." if path else ""
+        if module._modules:
+            for name, child in reversed(module._modules.items()):
+                if child is not None:
+                    stack.append((prefix + name, child, i, d + 1))
+        if module._parameters:
+            owners.append((i, prefix, module._parameters))
+    n_nodes = len(paths)
+    own = np.zeros(n_nodes, dtype=np.int64)
+    trainable = np.zeros(n_nodes, dtype=np.int64)
+    nbytes = np.zeros(n_nodes, dtype=np.int64)
+    per_use = np.zeros(n_nodes, dtype=np.int64)
+    dtypes = [""] * n_nodes
+    devices = [""] * n_nodes
+    empty: tuple[ParamInfo, ...] = ()
+    params: list[tuple[ParamInfo, ...]] = [empty] * n_nodes
+    quantized = [False] * n_nodes
+    owner: dict[int, str] = {}
+    names = _Names()
+    for i, prefix, module_params in owners:
+        infos: list[ParamInfo] = []
+        devs: list[str] = []
+        n = t = b = u = 0
         q = False
-        for pname, p in module._parameters.items():
+        for pname, p in module_params.items():
             if p is None:
                 continue
-            full = f"{path}.{pname}" if path else pname
-            shp.append(f"{pname} {list(p.shape)}")
-            kinds.add(str(p.dtype).replace("torch.", ""))
-            devs.add(str(p.device))
-            if getattr(p, "quant_state", None) is not None or type(p).__name__ in ("Params4bit", "Int8Params"):
-                q = True
-            key = id(p)
-            if key in owner:
-                ties.append(f"{pname} = {owner[key]}")
+            shape = represented_shape(p)
+            count = math.prod(shape)
+            is_q = type(p).__name__ in QUANTIZED_TYPES
+            q = q or is_q
+            dtype = names.dtype(p.dtype)
+            devs.append(names.device(p.device))
+            storage = f"packed {dtype} {list(p.shape)}" if is_q and tuple(p.shape) != shape else ""
+            u += count
+            first = owner.get(id(p))
+            if first is not None:
+                infos.append(ParamInfo(pname, shape, dtype, storage, tied_to=first))
                 continue
-            owner[key] = full
-            count = represented_numel(p)
+            owner[id(p)] = prefix + pname
+            infos.append(ParamInfo(pname, shape, dtype, storage))
             n += count
             t += count if p.requires_grad else 0
-            b += p.numel() * p.element_size()
-        own.append(n)
-        trainable.append(t)
-        nbytes.append(b)
-        dtypes.append(", ".join(sorted(kinds)))
-        devices.append(", ".join(sorted(devs)))
-        shapes.append("; ".join(shp))
-        tied.append("; ".join(ties))
-        quantized.append(q)
+            b += p.numel() * p.element_size() + (quant_state_bytes(p) if is_q else 0)
+        if not infos:
+            continue
+        own[i], trainable[i], nbytes[i], per_use[i] = n, t, b, u
+        dtypes[i] = _joined([info.dtype for info in infos])
+        devices[i] = _joined(devs)
+        params[i] = tuple(infos)
+        quantized[i] = q
     par = np.asarray(parent, dtype=np.int32)
-    total = np.asarray(own, dtype=np.int64)
-    train = np.asarray(trainable, dtype=np.int64)
-    store = np.asarray(nbytes, dtype=np.int64)
-    kids: list[list[int]] = [[] for _ in paths]
-    for i in range(len(paths) - 1, 0, -1):  # pre-order: children come after parents
+    total, train, store, uses = own.copy(), trainable.copy(), nbytes.copy(), per_use.copy()
+    for i in range(n_nodes - 1, 0, -1):  # pre-order: children come after parents
         p = par[i]
         total[p] += total[i]
         train[p] += train[i]
         store[p] += store[i]
-    for i in range(1, len(paths)):
-        kids[par[i]].append(i)
+        uses[p] += uses[i]
+    child_start, child_index, row = _children_csr(par)
     return ModuleTree(
-        paths=tuple(paths), classes=tuple(classes), parent=par, children=tuple(tuple(k) for k in kids),
-        own_params=np.asarray(own, dtype=np.int64), total_params=total, trainable_params=train,
-        storage_bytes=store, dtypes=tuple(dtypes), devices=tuple(devices), shapes=tuple(shapes),
-        tied=tuple(tied), quantized=tuple(quantized),
+        paths=tuple(paths), classes=tuple(classes), parent=par, row=row,
+        depth=np.asarray(depth, dtype=np.int16), child_start=child_start, child_index=child_index,
+        own_params=own, total_params=total, trainable_params=train, storage_bytes=store, per_use_params=uses,
+        dtypes=tuple(dtypes), devices=tuple(devices), params=tuple(params), quantized=tuple(quantized),
     )
+
+
+def _children_csr(parent: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start [N+1], child indices [N-1], row [N]) with node i's children at child_index[start[i]:start[i+1]]."""
+    n = len(parent)
+    if n <= 1:
+        return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(n, dtype=np.int32)
+    nodes = np.arange(1, n, dtype=np.int32)
+    order = nodes[np.argsort(parent[1:], kind="stable")]  # grouped by parent, tree order within a group
+    counts = np.bincount(parent[1:], minlength=n)
+    start = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=start[1:])
+    row = np.zeros(n, dtype=np.int32)
+    row[order] = np.arange(n - 1) - start[parent[order]]
+    return start, order, row
+
+
+# ------------------------------------------------------------------ config values that concern a module
+
+# (words in a module's path or class, config-key fragments that describe such a module)
+_CONFIG_TOPICS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("attn", "attention", "self", "q_proj", "k_proj", "v_proj", "o_proj", "query", "key", "value", "c_attn"),
+     ("head", "attention", "rope", "kv", "hidden_size", "n_embd", "d_model", "position_embedding_type",
+      "sliding_window", "qkv", "query_pre", "scale_attn")),
+    (("mlp", "ffn", "feed_forward", "intermediate", "expert", "moe", "gate", "up_proj", "down_proj", "fc", "c_fc",
+      "c_proj", "dense", "output"),
+     ("intermediate", "act", "mlp", "ffn", "expert", "hidden_size", "n_inner", "d_ff", "n_embd", "d_model", "router",
+      "moe", "topk", "top_k")),
+    (("norm", "ln_", "layernorm", "layer_norm"), ("norm", "eps")),
+    (("embed", "wte", "wpe", "shared", "token_type"),
+     ("vocab", "hidden_size", "n_embd", "d_model", "pad_token", "max_position", "n_positions", "type_vocab",
+      "tie_word", "position_embedding_type", "scale_embedding")),
+    (("lm_head", "head", "classifier", "pooler", "score"), ("vocab", "tie_word", "num_labels", "pooler", "hidden_size")),
+    (("rotary", "rope"), ("rope", "max_position", "head_dim")),
+    (("layers", "layer", "blocks", "block", ".h.", "encoder", "decoder"),
+     ("num_hidden_layers", "n_layer", "num_layers", "hidden_size", "n_embd", "d_model", "layer_types")),
+)
+_ROOT_KEYS = (
+    "model_type", "architectures", "num_hidden_layers", "n_layer", "num_layers", "hidden_size", "n_embd", "d_model",
+    "num_attention_heads", "n_head", "num_heads", "num_key_value_heads", "head_dim", "intermediate_size", "n_inner",
+    "d_ff", "vocab_size", "max_position_embeddings", "n_positions", "tie_word_embeddings", "rope_parameters",
+    "num_local_experts", "num_experts", "num_experts_per_tok", "is_encoder_decoder", "dtype",
+)
+
+
+def config_for_module(config: dict, path: str, class_name: str) -> list[tuple[str, Any]]:
+    """The configuration values that describe the module at `path` (all main values for the root)."""
+    flat = {k: v for k, v in config.items() if not k.startswith("_") and not isinstance(v, dict) or k == "rope_parameters"}
+    if not path:
+        return [(k, flat[k]) for k in _ROOT_KEYS if k in flat]
+    text = f".{path.lower()}. {class_name.lower()}"
+    wanted: list[str] = []
+    for words, fragments in _CONFIG_TOPICS:
+        if any(w in text for w in words):
+            wanted.extend(f for f in fragments if f not in wanted)
+    return [(k, v) for k, v in flat.items() if any(f in k.lower() for f in wanted)]
+
+
+# ------------------------------------------------------------------ which part of a transformer a module is
+
+COMPONENTS = ("embeddings", "attention", "feed-forward", "norms", "output head", "other")
+
+
+def component_of(path: str, class_name: str) -> str:
+    """Sort a module into one of COMPONENTS by its path and class (names transformers uses)."""
+    p, c = path.lower(), class_name.lower()
+    last = p.rsplit(".", 1)[-1]
+    if "norm" in c or "norm" in last or last.startswith("ln"):
+        return "norms"
+    if "embedding" in c or any(w in last for w in ("embed", "wte", "wpe")):
+        return "embeddings"
+    if last in ("lm_head", "classifier", "score", "qa_outputs") or p.startswith(("lm_head", "cls.")):
+        return "output head"
+    if any(w in p for w in ("attn", "attention")):
+        return "attention"
+    if any(w in p for w in ("mlp", "ffn", "feed_forward", "intermediate", "expert", ".fc", "c_fc", "output.dense",
+                            "block_sparse_moe", "moe")):
+        return "feed-forward"
+    return "other"
+
+
+def params_by_component(tree: ModuleTree, root: int = 0) -> dict[str, int]:
+    """Unique parameters under node `root`, summed per component (tied weights at their first owner)."""
+    out = dict.fromkeys(COMPONENTS, 0)
+    first, last = root, _subtree_end(tree, root)
+    base = tree.paths[root] + "." if tree.paths[root] else ""
+    for i in range(first, last):
+        n = int(tree.own_params[i])
+        if n:
+            out[component_of(tree.paths[i][len(base):] if i != root else "", tree.classes[i])] += n
+    return out
+
+
+def _subtree_end(tree: ModuleTree, i: int) -> int:
+    """One past the last node of i's subtree (pre-order keeps a subtree contiguous)."""
+    d = tree.depth[i]
+    later = np.nonzero(tree.depth[i + 1:] <= d)[0]
+    return i + 1 + int(later[0]) if len(later) else len(tree)
+
+
+@dataclass(frozen=True)
+class WeightHistogram:
+    """The values of one module's weights (its whole subtree, each shared tensor once)."""
+
+    path: str
+    counts: np.ndarray  # int64 [bins]
+    edges: np.ndarray  # float64 [bins + 1]
+    count: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    zeros: int
+    tensors: int
+    note: str = ""  # e.g. 'dequantized from nf4' or why there are no values
+
+    @property
+    def empty(self) -> bool:
+        return self.count == 0

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from .architecture import ArchitectureView
 from .attention import AttentionView
 from .base import DockView
+from .layer_summary import LayerSummaryView
 from .model_tree import ModelTreeView
 
 VIEWS: list[type[DockView]] = [
     ModelTreeView,
+    ArchitectureView,
+    LayerSummaryView,
     AttentionView,
 ]
 
