@@ -8,14 +8,36 @@ ModelHost by dotted path and comes back as frozen dataclasses.
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import ClassVar
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QLabel, QStackedLayout, QVBoxLayout, QWidget
 
 from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..workers.model_host import JobOutcome, ModelHost
+
+
+@dataclass(frozen=True)
+class DrawTime:
+    """One view's busy->ready interval (time.perf_counter() seconds) for a model or a trace."""
+
+    view: str
+    trace_id: int | None
+    model_source: str | None
+    busy_at: float
+    ready_at: float
+
+
+class DrawTimes(QObject):
+    """Relays every view's draw time to whoever listens (the environment dock's run log)."""
+
+    sig_drawn = Signal(object)  # DrawTime
+
+
+draw_times = DrawTimes()
 
 
 class DockView(QWidget):
@@ -36,6 +58,8 @@ class DockView(QWidget):
         self.info: ModelInfo | None = None
         self.trace: Trace | None = None
         self._ready = False
+        self._busy_at: float | None = None
+        self.last_draw_s: float | None = None  # busy->ready of the latest drawing
         self._stack = QStackedLayout()
         self._content = QWidget()
         self._message = QLabel()
@@ -76,10 +100,17 @@ class DockView(QWidget):
 
     def mark_ready(self) -> None:
         self._ready = True
+        if self._busy_at is not None:
+            now = time.perf_counter()
+            self.last_draw_s = now - self._busy_at
+            draw_times.sig_drawn.emit(DrawTime(self.NAME, self.trace.id if self.trace else None,
+                                               self.info.source if self.info else None, self._busy_at, now))
+            self._busy_at = None
         self.sig_ready.emit()
 
     def mark_busy(self) -> None:
         self._ready = False
+        self._busy_at = time.perf_counter()
 
     # -- hooks called by the main window ---------------------------------------------------
     def on_model_loaded(self, info: ModelInfo) -> None:

@@ -1,0 +1,126 @@
+"""A read-only, sortable Qt table over a pandas DataFrame.
+
+Qt asks only for the cells it shows; `formatters` turn raw values into display text
+while sorting still uses the raw values (numbers sort as numbers, NaN last).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping
+
+import pandas as pd
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
+
+Index = QModelIndex | QPersistentModelIndex
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
+
+
+class DataFrameModel(QAbstractTableModel):
+    """Shows `frame[columns]`; `headers` renames columns, `formatters` format cells, `tooltips` explain rows."""
+
+    def __init__(self, columns: list[str], headers: Mapping[str, str] | None = None,
+                 formatters: Mapping[str, Callable[[Any], str]] | None = None,
+                 tooltip: Callable[[pd.Series], str] | None = None) -> None:
+        super().__init__()
+        self.frame = pd.DataFrame(columns=columns)
+        self.columns = columns
+        self.headers = dict(headers or {})
+        self.formatters = dict(formatters or {})
+        self.tooltip = tooltip
+
+    def set_frame(self, frame: pd.DataFrame) -> None:
+        self.beginResetModel()
+        self.frame = frame.reset_index(drop=True)
+        self.endResetModel()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.frame)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.columns)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole:
+            if orientation == Qt.Orientation.Horizontal:
+                name = self.columns[section]
+                return self.headers.get(name, name)
+            return str(section + 1)
+        return None
+
+    def text(self, row: int, column: str) -> str:
+        value = self.frame.at[row, column]
+        if column in self.formatters:
+            return self.formatters[column](value)
+        return "" if _missing(value) else str(value)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row, column = index.row(), self.columns[index.column()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.text(row, column)
+        if role == SORT_ROLE:
+            value = self.frame.at[row, column]
+            if _missing(value):
+                return None
+            if isinstance(value, pd.Timestamp):
+                return value.value
+            return value.item() if hasattr(value, "item") else value
+        if role == Qt.ItemDataRole.ToolTipRole and self.tooltip is not None:
+            return self.tooltip(self.frame.iloc[row])
+        if role == Qt.ItemDataRole.TextAlignmentRole and pd.api.types.is_numeric_dtype(self.frame[column].dtype):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+
+class _SortProxy(QSortFilterProxyModel):
+    """Sorts on raw values; missing values go last in ascending order."""
+
+    def lessThan(self, left: Index, right: Index) -> bool:
+        a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
+        if a is None or b is None:
+            return a is not None
+        try:
+            return a < b
+        except TypeError:
+            return str(a) < str(b)
+
+
+class FrameTable(QTableView):
+    """A QTableView wired to a DataFrameModel through a sorting proxy."""
+
+    def __init__(self, model: DataFrameModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.frame_model = model
+        self.proxy = _SortProxy()
+        self.proxy.setSourceModel(model)
+        self.setModel(self.proxy)
+        self.setSortingEnabled(True)
+        self.setAlternatingRowColors(True)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setWordWrap(False)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.horizontalHeader().setStretchLastSection(True)
+        self.verticalHeader().setVisible(False)
+
+    def source_row(self, view_row: int) -> int:
+        return self.proxy.mapToSource(self.proxy.index(view_row, 0)).row()
+
+    def select_source_row(self, row: int) -> None:
+        index = self.proxy.mapFromSource(self.frame_model.index(row, 0))
+        if index.isValid():
+            self.selectRow(index.row())
+            self.scrollTo(index)
+
+    def fit_columns(self, max_px: int = 420) -> None:
+        self.resizeColumnsToContents()
+        header = self.horizontalHeader()
+        for i in range(header.count()):
+            header.resizeSection(i, min(header.sectionSize(i), max_px))
