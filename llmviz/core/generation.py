@@ -1,0 +1,303 @@
+"""Step-by-step generation on the worker, one token per job, with what each step looked like.
+
+`start` runs the prompt once and picks the first token; each `step` feeds the previous
+token through the model with its KV cache (a transformers `DynamicCache`, as
+`model.generate` uses) and picks the next.  The state lives in
+`session.extras["generation"]` between jobs, so the view can show every token as it
+arrives and stop at any time: what was generated stays.  Per step it reports the chosen
+token's probability, the entropy of the distribution, the latency, the top candidates and
+the attention row of the position that produced the token (the mean over heads, per layer).
+
+`generate` runs the same steps in a loop, for scripts and tests.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import InputError, LlmvizError
+from .prediction import entropy_bits, is_greedy, sampling_distribution, softmax
+
+if TYPE_CHECKING:
+    from .session import Session
+    from .tasks import TaskContext
+
+EXTRAS_KEY = "generation"
+TOP_K_SHOWN = 10
+_run_ids = itertools.count(1)
+
+FINISH_NOTICES = {
+    "max_tokens": "Generated the requested number of tokens.",
+    "eos": "The model produced its end-of-sequence token.",
+    "context": "Stopped: the model's context length ({limit:,} tokens) is reached.",
+    "cancelled": "Stopped. What was generated so far is kept.",
+}
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    max_new_tokens: int = 64
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int = 50
+    top_p: float = 1.0
+    seed: int = 0
+    chat: bool = False
+    stop_at_eos: bool = True
+    record_attention: bool = True
+
+    @property
+    def greedy(self) -> bool:
+        return not self.do_sample or is_greedy(self.temperature, self.top_k, self.top_p)
+
+
+@dataclass(frozen=True)
+class GenerationStep:
+    """One generated token and the distribution it came from."""
+
+    run_id: int
+    step: int  # 0 for the first generated token
+    token_id: int
+    piece: str  # readable vocabulary piece
+    text: str  # all generated text so far, decoded (special tokens skipped)
+    prob: float  # probability the model gave the chosen token (temperature 1, no filters)
+    sample_prob: float  # its probability under the sampling settings
+    entropy_bits: float  # entropy of the model's distribution (temperature 1)
+    latency_s: float  # this step's forward pass and choice (step 0 includes reading the prompt)
+    top_ids: np.ndarray  # int64 [k]: the model's most likely tokens
+    top_probs: np.ndarray  # float32 [k]
+    top_pieces: tuple[str, ...]
+    attention: np.ndarray | None  # float32 [layers, context]: head-mean attention of the predicting position
+    context_len: int  # tokens the model had seen when it predicted this token
+    prompt_tokens: int
+    finished: str = ""  # '', 'max_tokens', 'eos', 'context' or 'cancelled'
+    notice: str = ""
+    prompt_text: str = ""  # step 0 only: the prompt as the model saw it (chat template applied)
+    prompt_pieces: tuple[str, ...] = ()  # step 0 only
+
+
+@dataclass
+class _State:
+    """Worker-side state of one generation (never leaves the worker)."""
+
+    run_id: int
+    settings: GenerationSettings
+    prompt_ids: list[int]
+    generated: list[int]
+    cache: Any
+    rng: np.random.Generator
+    limit: int | None
+    eos_ids: frozenset[int]
+    algorithm: str
+    fed: int = 0  # tokens whose keys/values are in the cache
+    finished: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- attention rows
+
+
+class _RowRecorder:
+    """Keeps, per layer, the head-mean attention of the last query position (the one predicting)."""
+
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+
+    def record(self, module: Any, query: Any, key: Any, mask: Any, kwargs: dict) -> None:
+        import torch
+
+        if getattr(module, "is_cross_attention", False):
+            return
+        q = query[0, :, -1:, :].float()  # [H, 1, d]
+        k = key[0].float()  # [KV, S, d]
+        if k.shape[0] != q.shape[0]:
+            k = k.repeat_interleave(q.shape[0] // k.shape[0], dim=0)
+        scaling = kwargs.get("scaling") or q.shape[-1] ** -0.5
+        scores = (q @ k.transpose(-1, -2))[:, 0] * scaling  # [H, S]
+        if isinstance(mask, torch.Tensor):
+            last = mask[0, :, -1, : scores.shape[-1]]
+            scores = scores.masked_fill(~last, float("-inf")) if last.dtype == torch.bool else scores + last.float()
+        self.rows.append(torch.softmax(scores, dim=-1).mean(dim=0).cpu().numpy())
+
+    def matrix(self) -> np.ndarray | None:
+        return np.stack(self.rows).astype(np.float32) if self.rows else None
+
+
+# ---------------------------------------------------------------- prompt
+
+
+def prompt_ids(loaded: Any, text: str, chat: bool) -> list[int]:
+    """Token ids of the prompt: the text as is, or wrapped in the tokenizer's chat template."""
+    tok = loaded.tokenizer
+    if chat:
+        if not getattr(tok, "chat_template", None):
+            raise InputError(f"{loaded.info.title} has no chat template; untick 'chat' to continue the text as it is.")
+        return list(tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                            tokenize=True, return_dict=False))
+    return list(tok(text, add_special_tokens=True)["input_ids"])
+
+
+def _eos_ids(loaded: Any) -> frozenset[int]:
+    ids: set[int] = set()
+    for source in (getattr(loaded.model, "generation_config", None), loaded.model.config, loaded.tokenizer):
+        value = getattr(source, "eos_token_id", None)
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(int(v) for v in value)
+    return frozenset(ids)
+
+
+# ---------------------------------------------------------------- the steps
+
+
+def _drop_unfinished(state: _State) -> None:
+    """Remove keys/values a step wrote before it was interrupted (maybe only in its first layers)."""
+    for layer in state.cache.layers:
+        extra = layer.get_seq_length() - state.fed
+        if extra > 0:
+            layer.crop(-extra)  # transformers 5: a negative count of tokens to remove
+
+
+def _forward(loaded: Any, state: _State, new_ids: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Feed `new_ids` after the cached tokens; returns the last position's logits and attention rows."""
+    import torch
+
+    from .capture import recording
+
+    model = loaded.model
+    device = loaded.input_device
+    _drop_unfinished(state)
+    ids = torch.tensor([new_ids], device=device)
+    start = state.fed
+    kwargs: dict[str, Any] = dict(
+        input_ids=ids, cache=state.cache, use_cache=True, logits_to_keep=1,
+        attention_mask=torch.ones(1, start + len(new_ids), dtype=torch.long, device=device),
+        position_ids=torch.arange(start, start + len(new_ids), device=device).unsqueeze(0),
+    )
+    eager = loaded.info.capture == "weights"
+    want_rows = state.settings.record_attention
+    recorder = _RowRecorder()
+    if want_rows and eager:
+        kwargs["output_attentions"] = True
+    with torch.inference_mode():
+        if want_rows and not eager:
+            with recording(recorder):  # type: ignore[arg-type]
+                out = model(**kwargs)
+        else:
+            out = model(**kwargs)
+    state.fed += len(new_ids)
+    rows = recorder.matrix()
+    if want_rows and eager and getattr(out, "attentions", None):
+        rows = np.stack([a[0, :, -1].float().mean(0).cpu().numpy() for a in out.attentions]).astype(np.float32)
+    return out.logits[0, -1].float().cpu().numpy(), rows
+
+
+def _choose(state: _State, logits: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """(token, model distribution, sampling distribution)."""
+    s = state.settings
+    model_p = softmax(logits)
+    if s.greedy:
+        token = int(np.argmax(logits))
+        sample_p = np.zeros_like(model_p)
+        sample_p[token] = 1.0
+        return token, model_p, sample_p
+    sample_p = sampling_distribution(logits, s.temperature, s.top_k, s.top_p)
+    cumulative = np.cumsum(sample_p)
+    token = int(np.searchsorted(cumulative, state.rng.random() * cumulative[-1], side="right"))
+    return min(token, sample_p.size - 1), model_p, sample_p
+
+
+def _step(loaded: Any, state: _State, ctx: "TaskContext", new_ids: list[int], prompt: bool) -> GenerationStep:
+    from .tokenizers import readable_ids, readable_piece
+
+    started = time.perf_counter()
+    logits, rows = _forward(loaded, state, new_ids)
+    token, model_p, sample_p = _choose(state, logits)
+    latency = time.perf_counter() - started
+    state.generated.append(token)
+    total = len(state.prompt_ids) + len(state.generated)
+    if len(state.generated) >= state.settings.max_new_tokens:
+        state.finished = "max_tokens"
+    if token in state.eos_ids and state.settings.stop_at_eos:
+        state.finished = "eos"
+    if state.limit is not None and total >= state.limit:
+        state.finished = "context"
+    if ctx.token.cancelled:  # the token is computed: keep it, and stop here
+        state.finished = state.finished or "cancelled"
+    top = np.argsort(-model_p)[:TOP_K_SHOWN]
+    tok = loaded.tokenizer
+    notice = FINISH_NOTICES.get(state.finished, "").format(limit=state.limit or 0)
+    return GenerationStep(
+        run_id=state.run_id, step=len(state.generated) - 1, token_id=token,
+        piece=readable_piece(str(tok.convert_ids_to_tokens(token)), state.algorithm),
+        text=tok.decode(state.generated, skip_special_tokens=True),
+        prob=float(model_p[token]), sample_prob=float(sample_p[token]), entropy_bits=entropy_bits(model_p),
+        latency_s=latency, top_ids=top.astype(np.int64), top_probs=model_p[top].astype(np.float32),
+        top_pieces=readable_ids(tok, top), attention=rows, context_len=state.fed, prompt_tokens=len(state.prompt_ids),
+        finished=state.finished, notice=notice,
+        prompt_text=tok.decode(state.prompt_ids) if prompt else "",
+        prompt_pieces=readable_ids(tok, state.prompt_ids) if prompt else (),
+    )
+
+
+def start(session: "Session", ctx: "TaskContext", text: str, **settings: Any) -> GenerationStep:
+    """Job: read the prompt, pick the first token; the state for `step` is kept in the session."""
+    from transformers import DynamicCache
+
+    from .tokenizers import algorithm_of
+    from .trace import token_limit
+
+    loaded = session.require_model()
+    info = loaded.info
+    if not info.is_decoder:
+        raise LlmvizError(f"{info.title} is an {info.family} model: it does not generate text. Load a decoder such as bundled:smollm2.")
+    s = GenerationSettings(**settings)
+    if s.max_new_tokens < 1:
+        raise InputError("Generate at least one token.")
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("Type a prompt first: generation continues the text in the box above.")
+    session.extras.pop(EXTRAS_KEY, None)  # free the previous run's cache first
+    ids = prompt_ids(loaded, text, s.chat)
+    limit = token_limit(loaded)
+    if not ids:
+        raise InputError("The prompt has no tokens for this model.")
+    if limit is not None and len(ids) >= limit:
+        raise InputError(f"The prompt has {len(ids):,} tokens; {info.title} reads at most {limit:,}, "
+                         "so there is no room to generate. Shorten the text.")
+    state = _State(
+        run_id=next(_run_ids), settings=s, prompt_ids=ids, generated=[], cache=DynamicCache(config=loaded.model.config),
+        rng=np.random.default_rng(s.seed), limit=limit, eos_ids=_eos_ids(loaded), algorithm=algorithm_of(loaded.tokenizer),
+    )
+    session.extras[EXTRAS_KEY] = state
+    ctx.progress("Reading the prompt", None, f"{len(ids)} tokens")
+    return _step(loaded, state, ctx, ids, prompt=True)
+
+
+def step(session: "Session", ctx: "TaskContext", run_id: int, max_new_tokens: int | None = None) -> GenerationStep:
+    """Job: the next token of run `run_id`; `max_new_tokens` raises the limit to continue a finished run."""
+    state = session.extras.get(EXTRAS_KEY)
+    if not isinstance(state, _State) or state.run_id != run_id:
+        raise LlmvizError("This generation is no longer available (the model changed or a new one started). Press Generate again.")
+    ctx.check()
+    if max_new_tokens is not None and max_new_tokens > state.settings.max_new_tokens:
+        state.settings = GenerationSettings(**{**state.settings.__dict__, "max_new_tokens": max_new_tokens})
+    if state.finished == "context":
+        raise LlmvizError(FINISH_NOTICES["context"].format(limit=state.limit or 0))
+    if len(state.generated) >= state.settings.max_new_tokens:
+        raise LlmvizError(f"{len(state.generated)} tokens are generated already; ask for more to continue.")
+    state.finished = ""
+    return _step(session.require_model(), state, ctx, [state.generated[-1]], prompt=False)
+
+
+def generate(session: "Session", ctx: "TaskContext", text: str, **settings: Any) -> list[GenerationStep]:
+    """All steps in one call (scripts, tests); stops where the view would."""
+    steps = [start(session, ctx, text, **settings)]
+    while not steps[-1].finished:
+        steps.append(step(session, ctx, steps[-1].run_id))
+    return steps
