@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 NORMS = ("post", "pre")
 LIMITS = {"embed_dim": (1, 8192), "num_heads": (1, 128), "ffn_dim": (1, 65536), "num_blocks": (1, 64),
           "batch": (1, 64), "seq_len": (1, 4096)}
+LABELS = {"embed_dim": "Embed dim (E)", "num_heads": "Heads", "ffn_dim": "FFN dim (F)", "num_blocks": "Blocks",
+          "batch": "Batch", "seq_len": "Sequence length"}
 BLOCK_COMPONENTS = ("attention", "feed-forward", "norms")
 
 
@@ -49,7 +51,7 @@ class BlockSpec:
         for name, (lo, hi) in LIMITS.items():
             value = getattr(self, name)
             if not isinstance(value, int) or not lo <= value <= hi:
-                raise InputError(f"{name.replace('_', ' ')} must be a whole number from {lo} to {hi:,} (got {value!r}).")
+                raise InputError(f"{LABELS[name]} must be a whole number from {lo} to {hi:,} (got {value!r}).")
         if self.norm not in NORMS:
             raise InputError(f"Norm placement must be 'post' or 'pre' (got {self.norm!r}).")
         if self.embed_dim % self.num_heads:

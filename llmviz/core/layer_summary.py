@@ -58,12 +58,15 @@ class LayerSummary:
                 f"'Total params' does, they are {self.per_use_params:,}: {pairs}, so that weight is counted twice.")
 
 
-COLUMNS = ("order", "path", "class", "depth", "output_shape", "calls", "time_ms", "self_ms", "time_pct",
+COLUMNS = ("order", "path", "class", "depth", "output_shape", "output_type", "calls", "time_ms", "self_ms", "time_pct",
            "parameters", "parameters_per_use", "own_parameters", "tied")
 
 
 def _first_tensor(out: Any) -> Any:
-    """The main tensor of a module's output: itself, or the first tensor in a tuple/list/ModelOutput."""
+    """The main tensor of a module's output: itself, or the first tensor in a tuple/list/ModelOutput.
+
+    (torchinfo shows the *last* value of a ModelOutput, e.g. BERT's pooler output or Llama's
+    cache; the first, last_hidden_state or logits, is the one a reader expects.)"""
     import torch
 
     if isinstance(out, torch.Tensor):
@@ -84,6 +87,7 @@ class _Timer:
         self.calls: dict[str, int] = {}
         self.seconds: dict[str, float] = {}
         self.shapes: dict[str, list[int]] = {}
+        self.kinds: dict[str, str] = {}
         self._started: dict[str, list[float]] = {}
 
     def pre(self, path: str) -> Any:
@@ -100,6 +104,7 @@ class _Timer:
             if path not in self.shapes:
                 t = _first_tensor(output)
                 self.shapes[path] = list(t.shape) if t is not None else []
+                self.kinds[path] = type(output).__name__
         return hook
 
 
@@ -173,6 +178,7 @@ def _frame(tree: "ModuleTree", timer: _Timer, forward_s: float) -> "pd.DataFrame
         "class": [tree.classes[n] for n in nodes],
         "depth": [int(tree.depth[n]) for n in nodes],
         "output_shape": ["[" + ", ".join(str(d) for d in timer.shapes.get(p, [])) + "]" for p in paths],
+        "output_type": [timer.kinds.get(p, "") for p in paths],
         "calls": [timer.calls.get(p, 0) for p in paths],
         "time_ms": seconds * 1000,
         "self_ms": np.maximum(0.0, seconds - child_time) * 1000,

@@ -21,6 +21,9 @@ from .structure import ModuleTree, WeightHistogram, module_tree
 from .tasks import TaskContext
 
 
+HIST_CHUNK = 1 << 22
+
+
 def structure(session: Session, ctx: TaskContext) -> ModuleTree:
     return loaded_tree(session, ctx)
 
@@ -70,15 +73,16 @@ def module_weights(session: Session, ctx: TaskContext, path: str, bins: int = 10
             total += v.numel()
         if hi <= lo:
             hi = lo + 1e-6
-        counts = torch.zeros(bins, dtype=torch.float64)
+        counts = torch.zeros(bins, dtype=torch.int64)
         for k, p in enumerate(params):
             ctx.progress("Weight histogram: counts", 0.5 + k / (2 * len(params)))
             v, _ = weight_values(p)
-            counts += torch.histc(v.reshape(-1), bins=bins, min=lo, max=hi).double().cpu()
+            for chunk in v.reshape(-1).split(HIST_CHUNK):  # float32 counts are exact only below 2^24
+                counts += torch.histc(chunk, bins=bins, min=lo, max=hi).round().long().cpu()
     mean = s1 / total
     std = float(np.sqrt(max(0.0, s2 / total - mean * mean)))
     return WeightHistogram(
-        path=path, counts=counts.numpy().astype(np.int64), edges=np.linspace(lo, hi, bins + 1), count=total,
+        path=path, counts=counts.numpy(), edges=np.linspace(lo, hi, bins + 1), count=total,
         mean=mean, std=std, min=lo, max=hi, zeros=zeros, tensors=len(params), note=", ".join(sorted(notes)),
     )
 

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.architecture import PRECISIONS, ArchitectureSummary, FamiliesComparison, human_bytes
-from ..core.block_builder import FORMULA_WHY, LIMITS, BlockSpec, BuiltBlock
+from ..core.block_builder import FORMULA_WHY, LABELS, LIMITS, BlockSpec, BuiltBlock
 from ..core.specs import ModelInfo
 from ..widgets.plot_style import style_plot
 from ..workers.model_host import JobOutcome
@@ -146,9 +146,7 @@ class ArchitectureView(DockView):
         defaults = BlockSpec()
         self.spin: dict[str, QSpinBox] = {}
         form = QFormLayout()
-        labels = {"embed_dim": "Embed dim (E)", "num_heads": "Heads", "ffn_dim": "FFN dim (F)",
-                  "num_blocks": "Blocks", "batch": "Batch", "seq_len": "Sequence length"}
-        for name, label in labels.items():
+        for name, label in LABELS.items():
             box = QSpinBox()
             lo, hi = LIMITS[name]
             box.setRange(lo, hi)

@@ -32,11 +32,11 @@ if TYPE_CHECKING:
 
     from ..widgets.frame_table import FrameTable
 
-COLUMNS = ["order", "path", "class", "output_shape", "calls", "time_ms", "self_ms", "time_pct", "parameters",
+COLUMNS = ["order", "path", "class", "output_shape", "output_type", "calls", "time_ms", "self_ms", "time_pct", "parameters",
            "parameters_per_use", "tied"]
-HEADERS = {"order": "#", "path": "Module", "class": "Class", "output_shape": "Output shape", "calls": "Calls",
+HEADERS = {"order": "#", "path": "Module", "class": "Class", "output_shape": "Output shape", "output_type": "Output type", "calls": "Calls",
            "time_ms": "Time (ms)", "self_ms": "Self (ms)", "time_pct": "% of forward", "parameters": "Parameters",
-           "parameters_per_use": "Per use (torchinfo)", "tied": "Shares weights"}
+           "parameters_per_use": "Counted per use", "tied": "Shares weights"}
 BLOCK_COLOR = "#0072B2"
 OTHER_COLOR = "#E69F00"
 
