@@ -118,6 +118,7 @@ class EnvironmentView(DockView):
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_machine(), "Machine")
         self.tabs.addTab(self._build_run_log(), "Run log")
+        self.tabs.currentChanged.connect(lambda index: self.draw_memory() if index == 0 else None)
         layout = QVBoxLayout(self.content)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.tabs)
@@ -199,6 +200,16 @@ class EnvironmentView(DockView):
         style_plot(self.gantt_item, "Where the time went (phases end to end)", bottom="milliseconds from the start of the job")
         self.gantt_legend = self.gantt_item.addLegend(offset=(-8, 8), labelTextSize="10pt", colCount=4,
                                                       brush=pg.mkBrush(255, 255, 255, 220))
+        self.bars: dict[str, pg.BarGraphItem] = {}
+        for phase, color in PHASE_COLORS.items():
+            self.bars[phase] = pg.BarGraphItem(x0=[], y=[], height=0.62, width=[], brush=color,
+                                               pen=pg.mkPen("#FFFFFF", width=0.5))
+            self.gantt_item.addItem(self.bars[phase])
+            self.gantt_legend.addItem(self.bars[phase], phase)
+        self.totals = [pg.TextItem("", color="#222222", anchor=(0, 0.5)) for _ in range(CHART_ROWS)]
+        for total in self.totals:
+            total.setVisible(False)
+            self.gantt_item.addItem(total)
         self.log_page = QSplitter(Qt.Orientation.Vertical)
         top = QWidget()
         top_layout = QVBoxLayout(top)
@@ -314,6 +325,11 @@ class EnvironmentView(DockView):
             if self.sampler.error and not self.sampler.running:
                 self.gpu_message.setText(f"GPU memory sampling stopped: {self.sampler.error}")
                 self.gpu_stack.setCurrentWidget(self.gpu_message)
+        if self.isVisible() and self.tabs.currentIndex() == 0:  # plots nobody sees are not redrawn
+            self.draw_memory()
+
+    def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+        super().showEvent(event)
         self.draw_memory()
 
     def draw_memory(self) -> None:
@@ -452,35 +468,32 @@ class EnvironmentView(DockView):
                                      + (f" (slowest view: {slowest})" if slowest else ""))
 
     def _draw_gantt(self, records: list[RunRecord]) -> None:
-        self.gantt_item.clear()
-        self.gantt_legend.clear()
-        by_phase: dict[str, tuple[list, list, list]] = {}
+        """Update the persistent bars and totals (no items are added or removed after start-up)."""
+        by_phase: dict[str, tuple[list, list, list]] = {phase: ([], [], []) for phase in PHASE_COLORS}
         ticks = []
         for row, record in enumerate(reversed(records)):  # newest at the top
             y = len(records) - 1 - row
             x = 0.0
             for phase, seconds in record.segments():
-                ms = seconds * 1000
-                x0s, ys, widths = by_phase.setdefault(phase, ([], [], []))
+                x0s, ys, widths = by_phase[phase]
                 x0s.append(x)
                 ys.append(y)
-                widths.append(ms)
-                x += ms
+                widths.append(seconds * 1000)
+                x += seconds * 1000
             status = "" if record.status == "ok" else f" ({record.status})"
             tokens = f" · {record.tokens} tok" if record.tokens is not None else ""
             ticks.append((y, f"#{record.job_id} {record.kind}{tokens}{status}"))
-            total = pg.TextItem(f"{x:,.0f} ms", color="#222222", anchor=(0, 0.5))
+            total = self.totals[row]
+            total.setText(f"{x:,.0f} ms")
             total.setPos(x, y)
-            self.gantt_item.addItem(total)
-        for phase in PHASE_COLORS:
-            if phase in by_phase:
-                x0s, ys, widths = by_phase[phase]
-                bars = pg.BarGraphItem(x0=x0s, y=ys, height=0.62, width=widths, brush=PHASE_COLORS[phase],
-                                       pen=pg.mkPen("#FFFFFF", width=0.5))
-                self.gantt_item.addItem(bars)
-                self.gantt_legend.addItem(bars, phase)
-        axis = self.gantt_item.getAxis("left")
-        axis.setTicks([ticks])
+            if not total.isVisible():
+                total.setVisible(True)
+        for total in self.totals[len(records):]:
+            if total.isVisible():
+                total.setVisible(False)
+        for phase, (x0s, ys, widths) in by_phase.items():
+            self.bars[phase].setOpts(x0=x0s, y=ys, width=widths, height=0.62)
+        self.gantt_item.getAxis("left").setTicks([ticks])
         if records:
             widest = max(r.total_s for r in records) * 1000
             self.gantt_item.setXRange(0, max(widest * 1.18, 1.0), padding=0)

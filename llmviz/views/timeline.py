@@ -82,7 +82,7 @@ class TimelineView(DockView):
         self.selected_row: int | None = None
         self.xs = self.ys = np.zeros(0)
         self.loaded_xy = (0.0, 0.0)
-        self.strip_y, self.y_min = 13.0, 6.0
+        self.strip_y, self.y_min, self.top_decade = 13.0, 6.0, 12
         self._build()
 
     # -- construction ---------------------------------------------------------------------------
@@ -121,7 +121,7 @@ class TimelineView(DockView):
         self.item = self.plot.getPlotItem()
         style_plot(self.item, "Language models by release date", left="parameters (log scale)", bottom="release date")
         self.legend = self.item.addLegend(offset=(12, 12), labelTextSize="11pt", brush=pg.mkBrush(255, 255, 255, 225),
-                                          pen=pg.mkPen("#BBBBBB"), colCount=2)
+                                          pen=pg.mkPen("#BBBBBB"))
         self.readout = QLabel("Hover over a point for its details; click to select it in the table.")
         self.readout.setWordWrap(True)
         self.readout.setOpenExternalLinks(True)
@@ -168,6 +168,7 @@ class TimelineView(DockView):
             return
         self._build_filters()
         self._build_table()
+        self._make_items()
         self.show_content()
         self.redraw()
         self.reset_zoom()
@@ -207,21 +208,25 @@ class TimelineView(DockView):
 
         if self.table is None:
             model = DataFrameModel(
-                ["name", "organisation", "date", "parameters", "active_parameters", "training_tokens", "family",
+                ["name", "organisation", "date_text", "parameters", "active_parameters", "training_tokens", "family",
                  "size_status", "source", "note"],
-                headers={"organisation": "organisation", "active_parameters": "active / token",
+                headers={"date_text": "date", "active_parameters": "active / token",
                          "training_tokens": "training tokens", "size_status": "size"},
-                formatters={"date": lambda d: d.strftime("%Y-%m-%d"), "parameters": human_count, "active_parameters": human_count,
+                formatters={"parameters": human_count, "active_parameters": human_count,
                             "training_tokens": human_count},
                 tooltip=lambda row: str(row["note"] or row["source"]),
+                sort_by={"date_text": "date"},
             )
             self.table = FrameTable(model)
             self.table.setStyleSheet("font-size: 11pt;")
             self.table.clicked.connect(self._on_table_click)
+            self.table.sortByColumn(2, Qt.SortOrder.AscendingOrder)  # by date
             self.table_page.layout().addWidget(self.table)
         frame = self.visible_frame()
         model = self.table.frame_model
-        model.set_frame(frame.rename_axis("row").reset_index())  # 'row' keeps the timeline row of each line
+        shown = frame.rename_axis("row").reset_index()  # 'row' keeps the timeline row of each line
+        shown["date_text"] = [_date_text(d, p) for d, p in zip(shown["date"], shown["date_precision"])]
+        model.set_frame(shown)
         self.table.fit_columns()
 
     def _on_table_click(self, index) -> None:  # type: ignore[no-untyped-def]
@@ -246,59 +251,105 @@ class TimelineView(DockView):
         elif len(self.timeline):
             self.loaded = place_loaded_model(self.timeline, info)
             self.redraw()
+            (x0, x1), (y0, y1) = self.item.getViewBox().viewRange()
+            x, y = self.loaded_xy
+            if not (x0 <= x <= x1 and y0 <= y <= y1):
+                self.reset_zoom()  # bring the new star into view
         self.mark_ready()
 
     # -- drawing ------------------------------------------------------------------------------------
-    def redraw(self) -> None:
-        if self.timeline is None or not len(self.timeline):
-            return
+    # Plot items are created once per data file (`_make_items`) and only updated after that:
+    # removing items from a pyqtgraph plot disconnects signals, and with PySide6 6.12 on
+    # Python 3.11 every disconnect() and void Qt call drops a reference to True/None.
+    def _make_items(self) -> None:
+        """Scatter per family, strip, MoE markers, the star, the selection ring, legend and one label per row."""
         self.item.clear()
         self.legend.clear()
-        self.labels = []
-        self.strip_text: pg.TextItem | None = None
+        frame = self.timeline.frame
+        self.strip_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#999999", width=1, style=Qt.PenStyle.DashLine))
+        self.strip_text = pg.TextItem("size not disclosed →", color="#555555", anchor=(1, 0.5))
+        self.strip_text.setFont(QFont("", LABEL_PT + 1, italic=True))
+        self.moe_lines = pg.PlotDataItem(connect="pairs", pen=pg.mkPen("#CC79A7", width=1.5))
+        self.moe_rings = pg.ScatterPlotItem(symbol="o", size=9, brush=pg.mkBrush("#FFFFFF"),
+                                            pen=pg.mkPen("#CC79A7", width=2))
+        for item in (self.strip_line, self.strip_text, self.moe_lines, self.moe_rings):
+            self.item.addItem(item)
+        self.family_items: dict[str, pg.ScatterPlotItem] = {}
+        for family in self.timeline.families:
+            self.family_items[family] = pg.ScatterPlotItem()
+            self.item.addItem(self.family_items[family])
+            color, unknown = self.family_color(family), family == "undisclosed"
+            sample = pg.ScatterPlotItem(symbol="x" if unknown else "o", size=13, brush=pg.mkBrush(color),
+                                        pen=pg.mkPen(color if unknown else "#FFFFFF", width=2.5 if unknown else 1))
+            self.legend.addItem(sample, "size not disclosed" if unknown else family)
+        if (frame["size_status"] == "estimate").any():
+            sample = pg.ScatterPlotItem(symbol="d", brush=pg.mkBrush("#FFFFFF"), pen=pg.mkPen("#333333", width=2.5), size=13)
+            self.legend.addItem(sample, "hollow ◇: estimate, not published")
+        if frame["active_parameters"].notna().any():
+            ring = pg.ScatterPlotItem(symbol="o", size=9, brush=pg.mkBrush("#FFFFFF"), pen=pg.mkPen("#CC79A7", width=2))
+            self.legend.addItem(ring, "active parameters per token (MoE)")
+        star = pg.ScatterPlotItem(symbol="star", size=18, brush=pg.mkBrush(LOADED_COLOR), pen=pg.mkPen("#000000"))
+        self.legend.addItem(star, "loaded model")
+        self.star = pg.ScatterPlotItem(symbol="star", size=30, brush=pg.mkBrush(LOADED_COLOR),
+                                       pen=pg.mkPen("#000000", width=1.5))
+        self.star.setZValue(20)
+        self.ring = pg.ScatterPlotItem(symbol="o", size=26, brush=pg.mkBrush(None), pen=pg.mkPen("#000000", width=2.5))
+        self.ring.setZValue(15)
+        font = QFont()
+        font.setPointSize(LABEL_PT)
+        self.loaded_label = pg.TextItem("", color=LOADED_COLOR)
+        self.loaded_label.setFont(QFont(font.family(), LABEL_PT + 1, QFont.Weight.Bold))
+        self.row_labels: dict[int, pg.TextItem] = {}
+        for row, name, family in zip(frame.index, frame["name"], frame["family"]):
+            label = pg.TextItem(str(name), color=self.family_color(str(family)))
+            label.setFont(font)
+            self.row_labels[int(row)] = label
+        for item in (self.star, self.ring, self.loaded_label, *self.row_labels.values()):
+            item.setVisible(False)
+            self.item.addItem(item)
+
+    def redraw(self) -> None:
+        """Show the rows the filters let through (and the loaded model) by updating the items' data."""
+        if self.timeline is None or not len(self.timeline):
+            return
         frame = self.visible_frame()
         if self.table is not None:
             self._build_table()
         self.shown_rows = frame.index.to_numpy()
         self.xs = _seconds(frame["date"]) if len(frame) else np.zeros(0)
         known = frame["parameters"].to_numpy(dtype=float)
-        top = self._strip_layout()
+        self._strip_layout()
         self.ys = np.where(np.isfinite(known), np.log10(np.where(np.isfinite(known), known, 1.0)), self.strip_y)
-        self._draw_strip(top)
+        self._draw_strip()
         self._draw_moe(frame)
-        for family in dict.fromkeys(frame["family"]):
-            self._draw_family(frame, family)
-        self._legend_markers(frame)
+        for family, scatter in self.family_items.items():
+            self._draw_family(frame, family, scatter)
         self._draw_loaded()
-        self._draw_selection()
-        self._make_labels(frame)
+        self._place_ring(self.selected_row)
+        self._order_labels(frame)
         self._layout_labels()
 
-    def _strip_layout(self) -> float:
+    def _strip_layout(self) -> None:
         """Place the 'size not disclosed' strip one decade above the largest known size."""
         values = self.timeline.frame["parameters"].to_numpy(dtype=float)
         values = values[np.isfinite(values)]
         if self.loaded is not None:
             values = np.append(values, self.loaded.parameters)
-        top_decade = math.floor(math.log10(values.max())) + 1 if values.size else 12
-        self.strip_y = top_decade + 0.65
-        self.axis_y.max_label = 10.0 ** top_decade
+        self.top_decade = math.floor(math.log10(values.max())) + 1 if values.size else 12
+        self.strip_y = self.top_decade + 0.65
+        self.axis_y.max_label = 10.0 ** self.top_decade
         self.y_min = math.floor(math.log10(values.min())) - 0.3 if values.size else 6
-        return top_decade
 
-    def _draw_strip(self, top_decade: float) -> None:
-        if not (self.timeline.frame["size_status"] == "unknown").any() or not self.show_unknown.isChecked():
-            return
-        line = pg.InfiniteLine(pos=top_decade + 0.3, angle=0, pen=pg.mkPen("#999999", width=1, style=Qt.PenStyle.DashLine))
-        self.item.addItem(line)
+    def _draw_strip(self) -> None:
         unknown = self.timeline.frame[self.timeline.frame["size_status"] == "unknown"]
-        text = pg.TextItem("size not disclosed →", color="#555555", anchor=(1, 0.5))
-        text.setFont(QFont("", LABEL_PT + 1, italic=True))
-        text.setPos(_seconds([unknown["date"].min()])[0] - 86400 * 60, self.strip_y)
-        self.item.addItem(text)
-        self.strip_text = text
+        shown = bool(len(unknown)) and self.show_unknown.isChecked()
+        self.strip_line.setVisible(shown)
+        self.strip_text.setVisible(shown)
+        if shown:
+            self.strip_line.setValue(self.top_decade + 0.3)
+            self.strip_text.setPos(_seconds([unknown["date"].min()])[0] - 86400 * 60, self.strip_y)
 
-    def _draw_family(self, frame: pd.DataFrame, family: str) -> None:
+    def _draw_family(self, frame: pd.DataFrame, family: str, scatter: pg.ScatterPlotItem) -> None:
         mask = (frame["family"] == family).to_numpy()
         status = frame["size_status"].to_numpy()[mask]
         color = self.family_color(family)
@@ -307,98 +358,66 @@ class TimelineView(DockView):
         pens = [pg.mkPen(color, width=2.5) if s in ("estimate", "unknown") else pg.mkPen("#FFFFFF", width=1)
                 for s in status]
         sizes = [14 if s == "unknown" else 13 for s in status]
-        scatter = pg.ScatterPlotItem(self.xs[mask], self.ys[mask], symbol=symbols, brush=brushes, pen=pens, size=sizes)
-        self.item.addItem(scatter)
-        unknown = family == "undisclosed"
-        sample = pg.ScatterPlotItem(symbol="x" if unknown else "o", size=13, brush=pg.mkBrush(color),
-                                    pen=pg.mkPen(color if unknown else "#FFFFFF", width=2.5 if unknown else 1))
-        self.legend.addItem(sample, "size not disclosed" if unknown else family)
-
-    def _legend_markers(self, frame: pd.DataFrame) -> None:
-        """What the marker shapes mean (colours are the families above)."""
-        if (frame["size_status"] == "estimate").any():
-            sample = pg.ScatterPlotItem(symbol="d", brush=pg.mkBrush("#FFFFFF"), pen=pg.mkPen("#333333", width=2.5), size=13)
-            self.legend.addItem(sample, "hollow ◇: estimate, not published")
-        if frame["active_parameters"].notna().any():
-            ring = pg.ScatterPlotItem(symbol="o", size=9, brush=pg.mkBrush("#FFFFFF"), pen=pg.mkPen("#CC79A7", width=2))
-            self.legend.addItem(ring, "active parameters per token (MoE)")
-        if self.loaded is not None:
-            star = pg.ScatterPlotItem(symbol="star", size=18, brush=pg.mkBrush(LOADED_COLOR), pen=pg.mkPen("#000000"))
-            self.legend.addItem(star, "loaded model")
+        scatter.setData(self.xs[mask], self.ys[mask], symbol=symbols, brush=brushes, pen=pens, size=sizes)
 
     def _draw_moe(self, frame: pd.DataFrame) -> None:
         active = frame["active_parameters"].to_numpy(dtype=float)
         mask = np.isfinite(active)
-        if not mask.any():
-            return
         ya = np.log10(active[mask])
         x = self.xs[mask]
-        lines_x = np.repeat(x, 2)
-        lines_y = np.column_stack([self.ys[mask], ya]).ravel()
-        self.item.addItem(pg.PlotDataItem(lines_x, lines_y, connect="pairs", pen=pg.mkPen("#CC79A7", width=1.5)))
-        rings = pg.ScatterPlotItem(x, ya, symbol="o", size=9, brush=pg.mkBrush("#FFFFFF"), pen=pg.mkPen("#CC79A7", width=2))
-        self.item.addItem(rings)
-        self.moe_rings = rings
+        self.moe_lines.setData(np.repeat(x, 2), np.column_stack([self.ys[mask], ya]).ravel())
+        self.moe_rings.setData(x, ya)
 
     def _draw_loaded(self) -> None:
-        if self.loaded is None:
+        shown = self.loaded is not None
+        self.star.setVisible(shown)
+        if not shown:
+            self.loaded_label.setVisible(False)
             return
         point = self.loaded
-        x = _seconds([point.date])[0]
-        y = math.log10(max(1.0, point.parameters))
-        self.loaded_xy = (x, y)
-        star = pg.ScatterPlotItem([x], [y], symbol="star", size=30, brush=pg.mkBrush(LOADED_COLOR),
-                                  pen=pg.mkPen("#000000", width=1.5))
-        star.setZValue(20)
-        self.item.addItem(star)
-        self.star = star
+        self.loaded_xy = (_seconds([point.date])[0], math.log10(max(1.0, point.parameters)))
+        self.star.setData([self.loaded_xy[0]], [self.loaded_xy[1]])
+        note = (" (not in the data: shown at today's date)" if point.row is None else
+                " (size from its weights)" if point.parameters_from == "loaded weights" else "")
+        self.loaded_label.setText(f"loaded: {point.label}{note}")
 
-    def _draw_selection(self) -> None:
-        self.ring = pg.ScatterPlotItem(symbol="o", size=26, brush=pg.mkBrush(None), pen=pg.mkPen("#000000", width=2.5))
-        self.ring.setZValue(15)
-        self.item.addItem(self.ring)
-        if self.selected_row is not None:
-            self._place_ring(self.selected_row)
-
-    def _place_ring(self, row: int) -> None:
-        where = np.flatnonzero(self.shown_rows == row)
-        self.ring.setData([self.xs[where[0]]] if where.size else [], [self.ys[where[0]]] if where.size else [])
+    def _place_ring(self, row: int | None) -> None:
+        where = np.flatnonzero(self.shown_rows == row) if row is not None else np.zeros(0, int)
+        self.ring.setVisible(bool(where.size))
+        if where.size:
+            self.ring.setData([self.xs[where[0]]], [self.ys[where[0]]])
 
     # -- labels (greedy: most important first, skip any that would overlap) --------------------------
-    def _make_labels(self, frame: pd.DataFrame) -> None:
-        font = QFont()
-        font.setPointSize(LABEL_PT)
-        self.label_font = font
+    def _order_labels(self, frame: pd.DataFrame) -> None:
+        """Labels to place, most important first: the loaded model, then known sizes from the largest."""
         order = sorted(range(len(frame)), key=lambda i: (frame["size_status"].iat[i] == "unknown",
                                                          -np.nan_to_num(frame["parameters"].iat[i], nan=0.0)))
+        self.labels = []
         if self.loaded is not None:
-            note = " (size from its weights)" if self.loaded.parameters_from == "loaded weights" else ""
-            text = f"loaded: {self.loaded.label}{note}"
-            item = pg.TextItem(text, color=LOADED_COLOR)
-            item.setFont(QFont(font.family(), LABEL_PT + 1, QFont.Weight.Bold))
-            self.item.addItem(item)
-            self.labels.append((item, *self.loaded_xy, text))
+            self.labels.append((self.loaded_label, *self.loaded_xy, self.loaded_label.toPlainText()))
         loaded_row = self.loaded.row if self.loaded is not None else None
+        shown = set()
         for i in order:
-            if self.shown_rows[i] == loaded_row:
+            row = int(self.shown_rows[i])
+            if row == loaded_row:
                 continue  # the loaded label names it
-            name = str(frame["name"].iat[i])
-            item = pg.TextItem(name, color=self.family_color(str(frame["family"].iat[i])))
-            item.setFont(font)
-            self.item.addItem(item)
-            self.labels.append((item, self.xs[i], self.ys[i], name))
+            shown.add(row)
+            self.labels.append((self.row_labels[row], self.xs[i], self.ys[i], str(frame["name"].iat[i])))
+        for row, label in self.row_labels.items():
+            if row not in shown and label.isVisible():
+                label.setVisible(False)
 
     def _layout_labels(self) -> None:
         if not self.labels:
             return
         vb = self.item.getViewBox()
         bounds = vb.sceneBoundingRect()
-        # Markers are obstacles too, and so is the legend.
+        # Markers are obstacles too, and so are the legend and the strip's caption.
         placed: list[QRectF] = [QRectF(p.x() - 7, p.y() - 7, 14, 14) for p in
                                 (vb.mapViewToScene(QPointF(x, y)) for x, y in zip(self.xs, self.ys))]
         if self.legend.isVisible():
             placed.append(self.legend.sceneBoundingRect())
-        if self.strip_text is not None:
+        if self.strip_text.isVisible():
             placed.append(self.strip_text.sceneBoundingRect())
         metrics_cache: dict[int, QFontMetricsF] = {}
         for item, x, y, text in self.labels:
@@ -412,11 +431,13 @@ class TimelineView(DockView):
                     rect = QRectF(p.x() + offset[0] - anchor[0] * w, p.y() + offset[1] - anchor[1] * h, w, h)
                     if bounds.contains(rect) and not any(rect.intersects(r) for r in placed):
                         placed.append(rect)
-                        item.setAnchor(anchor)
+                        if tuple(item.anchor) != anchor:  # touch Qt only for what changed
+                            item.setAnchor(anchor)
                         item.setPos(vb.mapSceneToView(p + QPointF(*offset)))
                         shown = True
                         break
-            item.setVisible(shown)
+            if item.isVisible() != shown:
+                item.setVisible(shown)
 
     def visible_labels(self) -> list[str]:
         return [text for item, _x, _y, text in self.labels if item.isVisible()]

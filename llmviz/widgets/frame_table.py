@@ -22,17 +22,23 @@ def _missing(value: Any) -> bool:
 
 
 class DataFrameModel(QAbstractTableModel):
-    """Shows `frame[columns]`; `headers` renames columns, `formatters` format cells, `tooltips` explain rows."""
+    """Shows `frame[columns]`; `headers` renames columns, `formatters` format cells, `tooltips` explain rows.
+
+    `sort_by` maps a shown column to the column whose raw values order it (e.g. a date
+    written at month precision sorts by the underlying timestamp).
+    """
 
     def __init__(self, columns: list[str], headers: Mapping[str, str] | None = None,
                  formatters: Mapping[str, Callable[[Any], str]] | None = None,
-                 tooltip: Callable[[pd.Series], str] | None = None) -> None:
+                 tooltip: Callable[[pd.Series], str] | None = None,
+                 sort_by: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self.frame = pd.DataFrame(columns=columns)
         self.columns = columns
         self.headers = dict(headers or {})
         self.formatters = dict(formatters or {})
         self.tooltip = tooltip
+        self.sort_by = dict(sort_by or {})
 
     def set_frame(self, frame: pd.DataFrame) -> None:
         self.beginResetModel()
@@ -66,7 +72,7 @@ class DataFrameModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return self.text(row, column)
         if role == SORT_ROLE:
-            value = self.frame.at[row, column]
+            value = self.frame.at[row, self.sort_by.get(column, column)]
             if _missing(value):
                 return None
             if isinstance(value, pd.Timestamp):

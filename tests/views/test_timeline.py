@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPointF, Qt
 
 from llmviz.core.specs import ModelSpec
 from llmviz.core.timeline import COLUMNS, load_timeline
@@ -65,6 +65,11 @@ def test_family_filter_and_table(view, qtbot):
     model = view.table.frame_model
     texts = [model.text(r, "parameters") for r in range(model.rowCount())]
     assert "175B" in texts and "—" not in texts
+    smol = int(model.frame.index[model.frame["name"] == "SmolLM2-135M"][0])
+    assert model.text(smol, "date_text") == "2024-11"  # month precision, as published
+    assert view.table.proxy.index(0, 0).data() == "Word2Vec (Google News vectors)"  # sorted by date
+    view.table.sortByColumn(3, Qt.SortOrder.DescendingOrder)  # parameters, numerically
+    assert view.table.proxy.index(0, 0).data() == "PaLM"  # 540B; Switch-C is filtered out with the MoE family
 
 
 def test_hover_describes_a_point_with_its_source(view, qtbot):
