@@ -280,12 +280,12 @@ def start(session: "Session", ctx: "TaskContext", text: str, **settings: Any) ->
 
 
 def step(session: "Session", ctx: "TaskContext", run_id: int, max_new_tokens: int | None = None) -> GenerationStep:
-    """Job: the next token of run `run_id`; `max_new_tokens` raises the limit to continue a finished run."""
+    """Job: the next token of run `run_id`; `max_new_tokens` sets a new total, to continue a finished run."""
     state = session.extras.get(EXTRAS_KEY)
     if not isinstance(state, _State) or state.run_id != run_id:
         raise LlmvizError("This generation is no longer available (the model changed or a new one started). Press Generate again.")
     ctx.check()
-    if max_new_tokens is not None and max_new_tokens > state.settings.max_new_tokens:
+    if max_new_tokens is not None:  # "Continue": this many in all
         state.settings = GenerationSettings(**{**state.settings.__dict__, "max_new_tokens": max_new_tokens})
     if state.finished == "context":
         raise LlmvizError(FINISH_NOTICES["context"].format(limit=state.limit or 0))

@@ -6,10 +6,15 @@ from .architecture import ArchitectureView
 from .attention import AttentionView
 from .base import DockView
 from .environment import EnvironmentView
+from .generation import GenerationView
 from .layer_summary import LayerSummaryView
 from .model_tree import ModelTreeView
+from .prediction import PredictionView
+from .projection import ProjectionView
 from .scaling import ScalingView
+from .similarity import SimilarityView
 from .timeline import TimelineView
+from .tokens import TokensView
 
 VIEWS: list[type[DockView]] = [
     ModelTreeView,
@@ -19,6 +24,11 @@ VIEWS: list[type[DockView]] = [
     TimelineView,
     ScalingView,
     EnvironmentView,
+    TokensView,
+    SimilarityView,
+    ProjectionView,
+    PredictionView,
+    GenerationView,
 ]
 
 

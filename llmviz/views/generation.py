@@ -1,0 +1,397 @@
+"""Generation dock: generate token by token on the worker and watch each step arrive.
+
+Each step is one worker job (`core.generation.step`), submitted as soon as the previous
+one arrives, so the text and the live plot (probability of the chosen token, entropy,
+latency) grow token by token, and Stop keeps everything generated so far.  Clicking a
+step shows its top candidates and the attention row of the position that produced it.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel,
+    QPushButton, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QTextEdit, QVBoxLayout, QWidget,
+)
+
+from ..core.generation import GenerationStep
+from ..core.results import Trace
+from ..core.specs import ModelInfo
+from ..workers.model_host import JobOutcome
+from ..widgets.plot_export import ask_image_path, export_plot
+from .base import DockView
+from .heatmap import HeatmapPlot
+
+SERIES = (
+    ("prob", "p(chosen)", "#1f5fa8"),
+    ("entropy_bits", "entropy (bits)", "#d2691e"),
+    ("latency_ms", "latency (ms)", "#2e8b57"),
+)
+
+
+class GenerationView(DockView):
+    NAME = "generation"
+    TITLE = "Generation"
+    AREA = Qt.DockWidgetArea.RightDockWidgetArea
+
+    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(host, parent)
+        self.steps: list[GenerationStep] = []
+        self.run_id: int | None = None
+        self.running = False
+        self.stop_requested = False
+        self.selected = -1
+        self.prompt_source = ""  # the text the user typed (the prompt before any chat template)
+        self.prompt_text = ""  # the prompt as the model saw it
+        self.prompt_pieces: tuple[str, ...] = ()
+        self.chat_run = False
+        self.sampled_run = False
+        self._arrivals: list[float] = []
+        self._build()
+
+    # -- construction ------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.max_new = QSpinBox()
+        self.max_new.setRange(1, 8192)
+        self.max_new.setValue(64)
+        self.max_new.setPrefix("new tokens ")
+        self.mode = QComboBox()
+        self.mode.addItem("greedy", False)
+        self.mode.addItem("sample", True)
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setRange(0.0, 5.0)
+        self.temperature.setSingleStep(0.1)
+        self.temperature.setValue(0.8)
+        self.temperature.setPrefix("temperature ")
+        self.top_k = QSpinBox()
+        self.top_k.setRange(0, 100000)
+        self.top_k.setValue(50)
+        self.top_k.setPrefix("top-k ")
+        self.top_k.setSpecialValueText("top-k off")
+        self.top_p = QDoubleSpinBox()
+        self.top_p.setRange(0.0, 1.0)
+        self.top_p.setSingleStep(0.05)
+        self.top_p.setValue(0.95)
+        self.top_p.setPrefix("top-p ")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setPrefix("seed ")
+        self.chat = QCheckBox("chat template")
+        self.chat.setToolTip("Wrap the text as a user message in the model's chat template (SmolLM2-Instruct has one).")
+        self.stop_at_eos = QCheckBox("stop at end-of-sequence")
+        self.stop_at_eos.setChecked(True)
+        self.mode.currentIndexChanged.connect(self._sampling_enabled)
+        self._sampling_enabled()
+
+        self.generate_button = QPushButton("Generate")
+        self.generate_button.setDefault(True)
+        self.stop_button = QPushButton("Stop")
+        self.continue_button = QPushButton("Continue")
+        self.continue_button.setToolTip("Generate as many tokens again after the last one")
+        self.use_button = QPushButton("Use as input")
+        self.use_button.setToolTip("Put the prompt and the generated text into the text box and run it")
+        self.copy_button = QPushButton("Copy text")
+        self.export_button = QPushButton("Export plot…")
+        self.generate_button.clicked.connect(self.generate)
+        self.stop_button.clicked.connect(self.stop)
+        self.continue_button.clicked.connect(self.continue_generation)
+        self.use_button.clicked.connect(self.use_as_input)
+        self.copy_button.clicked.connect(self.copy_text)
+        self.export_button.clicked.connect(self._export_dialog)
+
+        settings = QGridLayout()
+        for col, w in enumerate((self.max_new, self.mode, self.temperature, self.top_k, self.top_p, self.seed)):
+            settings.addWidget(w, 0, col)
+        settings.addWidget(self.chat, 1, 0, 1, 2)
+        settings.addWidget(self.stop_at_eos, 1, 2, 1, 2)
+        buttons = QHBoxLayout()
+        for b in (self.generate_button, self.stop_button, self.continue_button, self.use_button, self.copy_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        buttons.addWidget(self.export_button)
+        self.status = QLabel("Press Generate to continue the text above.")
+        self.status.setWordWrap(True)
+        self.status.setTextFormat(Qt.TextFormat.RichText)
+
+        self.text = QTextEdit()
+        self.text.setReadOnly(True)
+        self.text.setMinimumHeight(80)
+        self.plots = pg.GraphicsLayoutWidget()
+        self.plots.setMinimumHeight(240)
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.markers: list[pg.InfiniteLine] = []
+        self.plot_items: list[pg.PlotItem] = []
+        for row, (key, title, colour) in enumerate(SERIES):
+            item = self.plots.addPlot(row=row, col=0)
+            item.setMenuEnabled(False)
+            item.setLabel("left", title)
+            item.showGrid(x=True, y=True, alpha=0.25)
+            item.getAxis("left").setWidth(60)
+            item.getAxis("left").enableAutoSIPrefix(False)
+            if row == len(SERIES) - 1:
+                item.setLabel("bottom", "step (generated token)")
+            if row:
+                item.setXLink(self.plot_items[0])
+            curve = item.plot([], [], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=5, symbolBrush=colour, symbolPen=None)
+            marker = pg.InfiniteLine(angle=90, pen=pg.mkPen("#d0202a", width=1.5, style=Qt.PenStyle.DashLine))
+            marker.hide()
+            item.addItem(marker)
+            self.curves[key], self.plot_items = curve, self.plot_items + [item]
+            self.markers.append(marker)
+        self.plot_items[0].setYRange(0, 1.02, padding=0)
+        self.plots.scene().sigMouseClicked.connect(self._plot_clicked)
+
+        self.step_label = QLabel("Click a step in the plot to see its candidates and attention.")
+        self.step_label.setWordWrap(True)
+        self.step_label.setTextFormat(Qt.TextFormat.RichText)
+        self.top_table = QTableWidget(0, 2)
+        self.top_table.setHorizontalHeaderLabels(["candidate", "probability"])
+        self.top_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.top_table.verticalHeader().setVisible(False)
+        self.top_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.top_table.setMaximumWidth(280)
+        self.attention = HeatmapPlot(colormap="viridis", bar_label="attention (mean over heads)")
+        self.attention.item.setLabel("left", "layer")
+        self.attention.item.setLabel("bottom", "context token")
+        self.attention.bar.axis.enableAutoSIPrefix(False)
+        detail = QWidget()
+        dl = QVBoxLayout(detail)
+        dl.setContentsMargins(0, 0, 0, 0)
+        dl.addWidget(self.step_label)
+        row = QHBoxLayout()
+        row.addWidget(self.top_table)
+        row.addWidget(self.attention, 1)
+        dl.addLayout(row, 1)
+
+        upper = QSplitter(Qt.Orientation.Horizontal)
+        upper.addWidget(self.text)
+        upper.addWidget(self.plots)
+        upper.setSizes([380, 620])
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(upper)
+        split.addWidget(detail)
+        split.setSizes([420, 330])
+        layout = QVBoxLayout(self.content)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(settings)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addWidget(split, 1)
+        self._update_buttons()
+
+    def _sampling_enabled(self) -> None:
+        sample = bool(self.mode.currentData())
+        for w in (self.temperature, self.top_k, self.top_p, self.seed):
+            w.setEnabled(sample)
+
+    def _update_buttons(self) -> None:
+        has = bool(self.steps)
+        finished = has and self.steps[-1].finished
+        self.generate_button.setEnabled(not self.running)
+        self.stop_button.setEnabled(self.running)
+        self.continue_button.setEnabled(not self.running and has and finished not in ("context",))
+        for b in (self.use_button, self.copy_button, self.export_button):
+            b.setEnabled(has and not self.running)
+
+    # -- model and trace -------------------------------------------------------------------------------
+    def model_changed(self, info: ModelInfo) -> None:
+        self._reset()
+        self.status.setText("Press Generate to continue the text above.")
+
+    def trace_changed(self, trace: Trace) -> None:
+        if self.info is not None and not self.info.is_decoder:
+            self.show_message(f"{self.info.title} is an {self.info.family} model: it reads text but does not generate "
+                              "it. Load a decoder such as bundled:smollm2 to generate.")
+        else:
+            if not self.steps and not self.running:
+                self._show_text(trace.text, "")
+            self.show_content()
+        self.mark_ready()
+
+    def _reset(self) -> None:
+        self.steps, self.run_id, self.running, self.stop_requested, self.selected = [], None, False, False, -1
+        self._arrivals = []
+        for curve in self.curves.values():
+            curve.setData([], [])
+        for marker in self.markers:
+            marker.hide()
+        self.top_table.setRowCount(0)
+        self.attention.clear()
+        self.step_label.setText("Click a step in the plot to see its candidates and attention.")
+        self._update_buttons()
+
+    # -- running -------------------------------------------------------------------------------------------
+    def settings(self) -> dict:
+        return dict(max_new_tokens=self.max_new.value(), do_sample=bool(self.mode.currentData()),
+                    temperature=self.temperature.value(), top_k=self.top_k.value(), top_p=self.top_p.value(),
+                    seed=self.seed.value(), chat=self.chat.isChecked(), stop_at_eos=self.stop_at_eos.isChecked())
+
+    def generate(self) -> None:
+        if self.trace is None or self.running:
+            return
+        self._reset()
+        self.prompt_source = self.trace.text
+        self.chat_run = self.chat.isChecked()
+        self.sampled_run = bool(self.mode.currentData())
+        self.running = True
+        self.status.setText("Reading the prompt…")
+        self._update_buttons()
+        self.mark_busy()
+        self.host.call(f"{self.NAME}.step", "llmviz.core.generation.start", "Generating",
+                       text=self.prompt_source, **self.settings())
+
+    def _next(self, max_new_tokens: int | None = None) -> None:
+        self.host.call(f"{self.NAME}.step", "llmviz.core.generation.step", "Generating",
+                       run_id=self.run_id, max_new_tokens=max_new_tokens)
+
+    def stop(self) -> None:
+        """Stop after the step in flight (it is kept, so the text matches the model's state)."""
+        if self.running:
+            self.stop_requested = True
+            self.status.setText("Stopping after this token…")
+
+    def continue_generation(self) -> None:
+        if self.run_id is None or self.running or not self.steps:
+            return
+        self.running, self.stop_requested = True, False
+        self._arrivals = []
+        self._update_buttons()
+        self.mark_busy()
+        self._next(len(self.steps) + self.max_new.value())
+
+    def job_finished(self, outcome: JobOutcome) -> None:
+        if not self.running:
+            return
+        if not outcome.ok:
+            self.running = False
+            if outcome.status == "failed":
+                self.status.setText(f"<span style='color:#b00020'>{html.escape(outcome.message)}</span>"
+                                    + (" What was generated so far is kept." if self.steps else ""))
+            else:
+                self.status.setText("Stopped. What was generated so far is kept.")
+            self._update_buttons()
+            self.mark_ready()
+            return
+        step: GenerationStep = outcome.value
+        if self.run_id is None:
+            self.run_id = step.run_id
+        if step.run_id != self.run_id:
+            return
+        more = not step.finished and not self.stop_requested
+        if more:
+            self._next()  # keep the worker busy while this step is drawn
+        self._arrivals.append(time.perf_counter())
+        self.add_step(step)
+        if not more:
+            self.running = False
+            self.stop_requested = False
+            notice = step.notice or "Stopped. What was generated so far is kept."
+            self.status.setText(f"{self._progress_text()} · <b>{html.escape(notice)}</b>")
+            self._update_buttons()
+            self.mark_ready()
+
+    # -- drawing ---------------------------------------------------------------------------------------------
+    def add_step(self, step: GenerationStep) -> None:
+        if step.step == 0:
+            self.prompt_text, self.prompt_pieces = step.prompt_text, step.prompt_pieces
+        self.steps.append(step)
+        x = np.arange(len(self.steps))
+        series = {"prob": [s.prob for s in self.steps], "entropy_bits": [s.entropy_bits for s in self.steps],
+                  "latency_ms": [s.latency_s * 1000 for s in self.steps]}
+        for key, values in series.items():
+            self.curves[key].setData(x, np.asarray(values))
+        self._show_text(self.prompt_text if self.chat_used else self.prompt_source, step.text)
+        if self.running:
+            self.status.setText(self._progress_text() + " · generating…")
+        if self.selected < 0 or self.selected == len(self.steps) - 2:
+            self.select_step(len(self.steps) - 1)  # follow the newest step unless the user picked another
+
+    @property
+    def chat_used(self) -> bool:
+        return self.chat_run and bool(self.prompt_text)
+
+    def _progress_text(self) -> str:
+        n = len(self.steps)
+        rate = ""
+        if len(self._arrivals) > 1:
+            span = self._arrivals[-1] - self._arrivals[0]
+            rate = f" · {(len(self._arrivals) - 1) / span:.1f} tokens/s" if span > 0 else ""
+        prompt = self.steps[0].prompt_tokens if self.steps else 0
+        return f"{n:,} token{'s' if n != 1 else ''} generated after a {prompt:,}-token prompt{rate}"
+
+    def _show_text(self, prompt: str, generated: str) -> None:
+        esc = lambda s: html.escape(s).replace("\n", "<br>")  # noqa: E731
+        self.text.setHtml(f"<div style='font-size:12pt'><span style='color:#888'>{esc(prompt)}</span>"
+                          f"<span style='color:#000; background:#eaf2fb'>{esc(generated)}</span></div>")
+        bar = self.text.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def select_step(self, index: int) -> None:
+        if not 0 <= index < len(self.steps):
+            return
+        self.selected = index
+        step = self.steps[index]
+        for marker in self.markers:
+            marker.setValue(index)
+            marker.show()
+        note = f" (includes reading the {step.prompt_tokens:,}-token prompt)" if index == 0 else ""
+        self.step_label.setText(
+            f"Step {index}: <b>{html.escape(step.piece)}</b> · p = {step.prob:.3f}"
+            + (f" (under the sampling settings: {step.sample_prob:.3f})" if self.sampled_run else " (greedy)")
+            + f" · entropy {step.entropy_bits:.2f} bits · {step.latency_s * 1000:.0f} ms{note}"
+            f" · the model saw {step.context_len:,} tokens")
+        self.top_table.setRowCount(len(step.top_ids))
+        for r, (piece, p, tid) in enumerate(zip(step.top_pieces, step.top_probs, step.top_ids)):
+            cell = QTableWidgetItem(piece)
+            cell.setToolTip(f"id {int(tid)}")
+            if int(tid) == step.token_id:
+                cell.setBackground(pg.mkColor("#ffe9a8"))
+            self.top_table.setItem(r, 0, cell)
+            self.top_table.setItem(r, 1, QTableWidgetItem(f"{float(p):.4f}"))
+        if step.attention is not None:
+            context = list(self.prompt_pieces) + [s.piece for s in self.steps[:index]]
+            context = context[: step.attention.shape[1]]
+            rows = [str(i) for i in range(step.attention.shape[0])]
+            self.attention.set_matrix(step.attention, rows, context, levels=(0.0, float(step.attention.max()) or 1.0))
+        else:
+            self.attention.clear()
+
+    def _plot_clicked(self, event) -> None:  # type: ignore[no-untyped-def]
+        if not self.steps or event.button() != Qt.MouseButton.LeftButton:
+            return
+        for item in self.plot_items:
+            if item.sceneBoundingRect().contains(event.scenePos()):
+                x = item.getViewBox().mapSceneToView(event.scenePos()).x()
+                self.select_step(int(np.clip(round(x), 0, len(self.steps) - 1)))
+                return
+
+    # -- output -------------------------------------------------------------------------------------------
+    def full_text(self) -> str:
+        """The prompt as given (or as templated, in chat mode) followed by the generated text."""
+        generated = self.steps[-1].text if self.steps else ""
+        return (self.prompt_text if self.chat_used else self.prompt_source) + generated
+
+    def use_as_input(self) -> None:
+        window = self.window()
+        if not self.steps or not hasattr(window, "set_text"):
+            return
+        window.set_text(self.full_text())
+        if hasattr(window, "run_text"):
+            window.run_text()
+
+    def copy_text(self) -> None:
+        QGuiApplication.clipboard().setText(self.full_text())
+
+    def export_image(self, path: str) -> None:
+        export_plot(self.plots.ci, path)
+
+    def _export_dialog(self) -> None:
+        path = ask_image_path(self, "generation")
+        if path:
+            self.export_image(path)

@@ -1,0 +1,352 @@
+"""Prediction dock: next-token probabilities with sampling controls, and the logit lens.
+
+The worker returns a position's full logits once; temperature, top-k and top-p are then
+applied here with numpy (`core.prediction.sampling_distribution`), so the controls
+update the bars live.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget,
+)
+
+from ..core.prediction import LogitLens, PositionLogits, entropy_bits, is_greedy, sampling_distribution, softmax
+from ..core.results import Trace
+from ..core.specs import ModelInfo
+from ..workers.model_host import JobOutcome
+from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot
+from ..widgets.token_chips import TokenChips
+from .base import DockView
+from .heatmap import HeatmapPlot
+
+MODEL_BRUSH = pg.mkBrush(170, 170, 170, 200)
+SAMPLE_BRUSH = pg.mkBrush(31, 95, 168, 230)
+LENS_COUNT = 24
+CELL_CHARS = 7
+
+
+def short(label: str, n: int = CELL_CHARS) -> str:
+    return label if len(label) <= n else label[: n - 1] + "…"
+
+
+class LensPlot(HeatmapPlot):
+    """The layers x positions grid with each cell's top guess written in it; hover shows the top 5."""
+
+    def __init__(self) -> None:
+        super().__init__(colormap="viridis", bar_label="probability")
+        self.lens: LogitLens | None = None
+        self.texts: list[pg.TextItem] = []
+        self.row_layers: np.ndarray = np.zeros(0, int)
+        self.value_name = "top-1 probability"
+
+    def show_lens(self, lens: LogitLens, input_labels: list[str], by_actual: bool) -> None:
+        self.lens = lens
+        self.row_layers = lens.layers[::-1]  # last layer at the top, embeddings at the bottom
+        last = int(lens.layers[-1])
+        rows = [("last " if l == last else "") + (f"{l}" if l else "0 embed") for l in self.row_layers]
+        cols = [input_labels[p] for p in lens.positions]
+        values = lens.actual_prob if by_actual else lens.top_probs[..., 0]
+        self.value_name = "probability of the actual next token" if by_actual else "top-1 probability"
+        self.set_matrix(values[::-1], rows, cols, levels=(0.0, 1.0), col_index=lens.positions,
+                        row_index=self.row_layers, bar_label=self.value_name)
+        self._write_cells()
+
+    def _write_cells(self) -> None:
+        for item in self.texts:
+            self.item.removeItem(item)
+        self.texts = []
+        lens = self.lens
+        if lens is None:
+            return
+        font = QFont("DejaVu Sans", 8)
+        top = lens.top_probs[..., 0]
+        for r, layer in enumerate(self.row_layers):
+            for c in range(len(lens.positions)):
+                p = float(top[layer, c])
+                text = pg.TextItem(short(lens.top_labels[layer][c][0]), color="#000" if p > 0.55 else "#fff", anchor=(0.5, 0.5))
+                text.setFont(font)
+                text.setPos(c + 0.5, r + 0.5)
+                self.item.addItem(text)
+                self.texts.append(text)
+
+    def describe(self, r: int, c: int) -> str:
+        lens = self.lens
+        if lens is None:
+            return super().describe(r, c)
+        layer = int(self.row_layers[r])
+        guesses = ", ".join(f"{lbl!s} {p:.3f}" for lbl, p in zip(lens.top_labels[layer][c], lens.top_probs[layer, c]))
+        actual = ""
+        if lens.actual_next[c] >= 0:
+            actual = f" · actual next token p={float(lens.actual_prob[layer, c]):.3f}"
+        where = "embeddings" if layer == 0 else f"layer {layer}"
+        return f"{where}, after {self.col_labels[c]} [{int(lens.positions[c])}]: {guesses}{actual}"
+
+
+class PredictionView(DockView):
+    NAME = "prediction"
+    TITLE = "Prediction"
+    AREA = Qt.DockWidgetArea.RightDockWidgetArea
+
+    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(host, parent)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._build_next_tab(), "Next token")
+        self.tabs.addTab(self._build_lens_tab(), "Logit lens")
+        layout = QVBoxLayout(self.content)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.tabs)
+        self.logits: PositionLogits | None = None
+        self.lens_result: LogitLens | None = None
+        self.position = -1  # -1 = the last position
+        self._pending: set[str] = set()
+
+    # -- construction ------------------------------------------------------------------------------
+    def _build_next_tab(self) -> QWidget:
+        self.chips, chips_area = TokenChips.scrolling(point_size=11)
+        chips_area.setMaximumHeight(96)
+        self.chips.sig_clicked.connect(self.select_position)
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setRange(0.0, 5.0)
+        self.temperature.setSingleStep(0.1)
+        self.temperature.setValue(1.0)
+        self.temperature.setPrefix("temperature ")
+        self.temperature.setToolTip("Divides the logits before the softmax: < 1 sharpens, > 1 flattens; 0 = greedy.")
+        self.top_k = QSpinBox()
+        self.top_k.setRange(0, 100000)
+        self.top_k.setPrefix("top-k ")
+        self.top_k.setSpecialValueText("top-k off")
+        self.top_k.setToolTip("Keep only the k most likely tokens (0 = no limit).")
+        self.top_p = QDoubleSpinBox()
+        self.top_p.setRange(0.0, 1.0)
+        self.top_p.setSingleStep(0.05)
+        self.top_p.setValue(1.0)
+        self.top_p.setPrefix("top-p ")
+        self.top_p.setToolTip("Keep the most likely tokens until their probability adds up to p (1 = no limit; 0 = greedy).")
+        self.bars = QSpinBox()
+        self.bars.setRange(3, 40)
+        self.bars.setValue(15)
+        self.bars.setPrefix("show ")
+        self.bars.setSuffix(" tokens")
+        export = QPushButton("Export image…")
+        export.clicked.connect(lambda: self._export_image_dialog(self.bar_item, "next-token"))
+        for box in (self.temperature, self.top_k, self.top_p, self.bars):
+            box.valueChanged.connect(self.redraw_bars)
+        controls = QHBoxLayout()
+        for w in (self.temperature, self.top_k, self.top_p, self.bars):
+            controls.addWidget(w)
+        controls.addStretch(1)
+        controls.addWidget(export)
+        self.bar_title = QLabel()
+        self.bar_title.setTextFormat(Qt.TextFormat.RichText)
+        self.bar_title.setWordWrap(True)
+        self.bar_plot = pg.PlotWidget()
+        self.bar_plot.setMenuEnabled(False)
+        self.bar_item = self.bar_plot.getPlotItem()
+        self.bar_item.invertY(True)
+        self.bar_item.setLabel("bottom", "probability")
+        self.bar_item.getAxis("bottom").enableAutoSIPrefix(False)
+        self.bar_item.showGrid(x=True, alpha=0.3)
+        self.bar_item.getAxis("left").setStyle(tickFont=QFont("DejaVu Sans", 10))
+        self.model_bars = pg.BarGraphItem(x0=[], y=[], height=0.8, width=[], brush=MODEL_BRUSH, pen=None)
+        self.sample_bars = pg.BarGraphItem(x0=[], y=[], height=0.42, width=[], brush=SAMPLE_BRUSH, pen=None)
+        self.bar_item.addItem(self.model_bars)
+        self.bar_item.addItem(self.sample_bars)
+        legend = self.bar_item.addLegend(offset=(-10, -10))  # bottom right, clear of the longest bars
+        legend.addItem(self.model_bars, "model (temperature 1, no filter)")
+        legend.addItem(self.sample_bars, "sampling distribution (these settings)")
+        self.bar_summary = QLabel()
+        self.bar_summary.setWordWrap(True)
+        tab = QWidget()
+        layout = QVBoxLayout(tab)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(QLabel("Click a token to predict what follows it (default: the last one):"))
+        layout.addWidget(chips_area)
+        layout.addLayout(controls)
+        layout.addWidget(self.bar_title)
+        layout.addWidget(self.bar_plot, 1)
+        layout.addWidget(self.bar_summary)
+        return tab
+
+    def _build_lens_tab(self) -> QWidget:
+        self.lens_start = QSpinBox()
+        self.lens_start.setPrefix("from position ")
+        self.lens_count = QSpinBox()
+        self.lens_count.setRange(1, 64)
+        self.lens_count.setValue(LENS_COUNT)
+        self.lens_count.setPrefix("show ")
+        self.lens_count.setSuffix(" positions")
+        self.lens_colour = QComboBox()
+        self.lens_colour.addItem("colour: top-1 probability", False)
+        self.lens_colour.addItem("colour: probability of the actual next token", True)
+        self.lens_start.editingFinished.connect(self.request_lens)
+        self.lens_count.editingFinished.connect(self.request_lens)
+        self.lens_colour.currentIndexChanged.connect(lambda _i: self.draw_lens())
+        export_png = QPushButton("Export image…")
+        export_png.clicked.connect(lambda: self._export_image_dialog(self.lens_plot.item, "logit-lens"))
+        export_csv = QPushButton("Export CSV…")
+        export_csv.clicked.connect(self._export_lens_dialog)
+        controls = QHBoxLayout()
+        for w in (self.lens_start, self.lens_count, self.lens_colour):
+            controls.addWidget(w)
+        controls.addStretch(1)
+        controls.addWidget(export_png)
+        controls.addWidget(export_csv)
+        self.lens_note = QLabel()
+        self.lens_note.setWordWrap(True)
+        self.lens_plot = LensPlot()
+        self.lens_plot.item.setLabel("left", "layer")
+        self.lens_plot.item.setLabel("bottom", "input token (each cell guesses the token after it)")
+        self.lens_plot.sig_clicked.connect(self._lens_clicked)
+        tab = QWidget()
+        layout = QVBoxLayout(tab)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(controls)
+        layout.addWidget(self.lens_note)
+        layout.addWidget(self.lens_plot, 1)
+        return tab
+
+    # -- model and trace ---------------------------------------------------------------------------
+    def model_changed(self, info: ModelInfo) -> None:
+        self.logits = self.lens_result = None
+        self.position = -1
+
+    def trace_changed(self, trace: Trace) -> None:
+        if self.info is not None and not self.info.is_decoder:
+            self.show_message(
+                f"{self.info.title} is an {self.info.family} model. It reads the whole text at once and has no head "
+                "that predicts a next token, so next-token prediction and the logit lens do not apply. "
+                "Load a decoder such as bundled:smollm2.")
+            self.mark_ready()
+            return
+        self.position = -1
+        labels = trace.labels()
+        self.chips.set_tokens(labels, lambda i: f"position {i}: {labels[i]} (id {int(trace.tokens.ids[i])})",
+                              special=trace.tokens.special)
+        self.chips.set_selected(trace.num_tokens - 1)
+        self.lens_start.blockSignals(True)
+        self.lens_start.setRange(0, max(0, trace.num_tokens - 1))
+        self.lens_start.setValue(max(0, trace.num_tokens - self.lens_count.value()))
+        self.lens_start.blockSignals(False)
+        self.request_next()
+        self.request_lens()
+
+    def select_position(self, position: int) -> None:
+        self.position = position
+        self.chips.set_selected(position)
+        self.request_next()
+
+    def _lens_clicked(self, _row: int, col: int) -> None:
+        if self.lens_result is not None and col < len(self.lens_result.positions):
+            self.select_position(int(self.lens_result.positions[col]))
+            self.tabs.setCurrentIndex(0)
+
+    # -- jobs -----------------------------------------------------------------------------------------
+    def request_next(self) -> None:
+        if self.trace is None or self.trace.is_empty:
+            return
+        self._pending.add("next")
+        self.mark_busy()
+        self.host.call(f"{self.NAME}.next", "llmviz.core.prediction.next_token", "Computing next-token probabilities",
+                       trace_id=self.trace.id, position=self.position)
+
+    def request_lens(self) -> None:
+        if self.trace is None or self.trace.is_empty or (self.info is not None and not self.info.is_decoder):
+            return
+        self._pending.add("lens")
+        self.mark_busy()
+        self.host.call(f"{self.NAME}.lens", "llmviz.core.prediction.logit_lens", "Logit lens",
+                       trace_id=self.trace.id, start=self.lens_start.value(), count=self.lens_count.value())
+
+    def job_finished(self, outcome: JobOutcome) -> None:
+        if self.trace is None or outcome.kwargs.get("trace_id") != self.trace.id:
+            return
+        kind = outcome.channel.split(".", 1)[1]
+        self._pending.discard(kind)
+        if outcome.ok:
+            if kind == "next":
+                self.logits = outcome.value
+                self.redraw_bars()
+            else:
+                self.lens_result = outcome.value
+                self.draw_lens()
+        elif outcome.status == "failed":
+            self.show_message(outcome.message)
+        if not self._pending:
+            self.mark_ready()
+
+    # -- drawing -----------------------------------------------------------------------------------------
+    def redraw_bars(self) -> None:
+        result, trace = self.logits, self.trace
+        if result is None or trace is None or result.trace_id != trace.id:
+            return
+        temperature, top_k, top_p = self.temperature.value(), self.top_k.value(), self.top_p.value()
+        model_p = softmax(result.logits)
+        sample_p = sampling_distribution(result.logits, temperature, top_k, top_p)
+        n = min(self.bars.value(), len(result.top_ids))
+        ids = result.top_ids[:n]
+        ranks = np.arange(n)
+        self.model_bars.setOpts(x0=np.zeros(n), y=ranks, width=model_p[ids], height=0.8)
+        self.sample_bars.setOpts(x0=np.zeros(n), y=ranks, width=sample_p[ids], height=0.42)
+        labels = [f"{result.top_labels[i]}" for i in range(n)]
+        self.bar_item.getAxis("left").setTicks([[(float(r), labels[r]) for r in ranks]])
+        top = float(max(model_p[ids].max(), sample_p[ids].max()))
+        self.bar_item.setXRange(0, min(1.05, top * 1.08 + 1e-3), padding=0)
+        self.bar_item.setYRange(-0.6, n - 0.4, padding=0)
+        label = trace.labels()[result.position]
+        self.bar_title.setText(f"Next token after <b>{label}</b> (position {result.position} of {trace.num_tokens - 1})")
+        kept = int((sample_p > 0).sum())
+        parts = [f"model entropy {entropy_bits(model_p):.2f} bits",
+                 f"sampling keeps {kept:,} token{'s' if kept != 1 else ''} (entropy {entropy_bits(sample_p):.2f} bits)"]
+        if is_greedy(temperature, top_k, top_p):
+            parts.append("greedy: " + ("temperature 0" if temperature <= 0 else "top-p 0" if top_p <= 0 else "top-k 1")
+                         + " always picks the most likely token")
+        if result.actual_next >= 0:
+            rank = int((result.logits > result.logits[result.actual_next]).sum()) + 1
+            parts.append(f"actually follows in the text: {result.actual_label} (p = {model_p[result.actual_next]:.3f}, rank {rank:,})")
+        if result.note:
+            parts.append(result.note)
+        self.bar_summary.setText(" · ".join(parts))
+        self.show_content()
+
+    def draw_lens(self) -> None:
+        lens, trace = self.lens_result, self.trace
+        if lens is None or trace is None or lens.trace_id != trace.id:
+            return
+        self.lens_plot.show_lens(lens, trace.labels(), bool(self.lens_colour.currentData()))
+        self.lens_note.setText(
+            "Logit lens: each layer's hidden state sent through the model's final norm and output head, as if the "
+            "model stopped there. Each cell shows that layer's most likely next token; hover for the top 5, click "
+            "to see the full distribution." + (f" {lens.note}" if lens.note else ""))
+        self.show_content()
+
+    # -- export ---------------------------------------------------------------------------------------------
+    def lens_frame(self) -> pd.DataFrame:
+        """Every cell's top-k guesses in long form: layer, position, input token, rank, candidate, probability."""
+        lens, trace = self.lens_result, self.trace
+        if lens is None or trace is None:
+            return pd.DataFrame()
+        labels = trace.labels()
+        rows = []
+        for layer in lens.layers:
+            for c, position in enumerate(lens.positions):
+                for rank, (cand, tid, p) in enumerate(zip(lens.top_labels[layer][c], lens.top_ids[layer, c], lens.top_probs[layer, c])):
+                    rows.append({"layer": int(layer), "position": int(position), "input_token": labels[position],
+                                 "rank": rank + 1, "candidate": cand, "candidate_id": int(tid), "probability": float(p),
+                                 "actual_next_probability": float(lens.actual_prob[layer, c])})
+        return pd.DataFrame(rows)
+
+    def _export_image_dialog(self, item, name: str) -> None:  # type: ignore[no-untyped-def]
+        path = ask_image_path(self, name)
+        if path:
+            export_plot(item, path)
+
+    def _export_lens_dialog(self) -> None:
+        path = ask_csv_path(self, "logit-lens")
+        if path:
+            self.lens_frame().to_csv(path)

@@ -1,0 +1,262 @@
+"""Similarity dock: cosine similarity of token vectors at any layer, and two texts compared.
+
+The maps are computed here, on the GUI thread, from the hidden states the trace already
+holds (numpy, about a millisecond at T = 512), so the layer slider redraws live.  Only the
+second text's forward pass runs on the worker.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider, QTabWidget, QVBoxLayout, QWidget,
+)
+
+from ..core.embeddings import SimilarityMap, TextComparison, cosine_map, dominant_token, layer_name
+from ..core.results import Trace
+from ..core.specs import ModelInfo
+from ..workers.model_host import JobOutcome
+from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot
+from .base import DockView
+from .heatmap import HeatmapPlot
+
+COLORMAP = "CET-D1"  # diverging blue-white-red, centred on 0 like the notebook's coolwarm
+LEVELS = (-1.0, 1.0)
+CENTER_NOTE = (
+    "Raw hidden states are anisotropic: they share one large common direction, so nearly every pair of tokens "
+    "looks similar. “Subtract the mean direction” removes this text's mean direction at the layer first and shows "
+    "what is left."
+)
+
+
+class SimilarityView(DockView):
+    NAME = "similarity"
+    TITLE = "Similarity"
+    AREA = Qt.DockWidgetArea.RightDockWidgetArea
+
+    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(host, parent)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)
+        self.layer_label = QLabel()
+        self.layer_label.setMinimumWidth(170)
+        self.center = QCheckBox("Subtract the mean direction")
+        self.center.setToolTip(CENTER_NOTE)
+        self.export_csv_button = QPushButton("Export CSV…")
+        self.export_image_button = QPushButton("Export image…")
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Layer:"))
+        controls.addWidget(self.slider, 1)
+        controls.addWidget(self.layer_label)
+        controls.addWidget(self.center)
+        controls.addWidget(self.export_csv_button)
+        controls.addWidget(self.export_image_button)
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color:#444;")
+
+        # tab 1: the text's tokens against each other
+        self.heatmap = HeatmapPlot(colormap=COLORMAP, bar_label="cosine similarity")
+        self.heatmap.item.setLabel("left", "token")
+        self.heatmap.item.setLabel("bottom", "token")
+        self.summary = QLabel()
+        tokens_tab = QWidget()
+        tl = QVBoxLayout(tokens_tab)
+        tl.setContentsMargins(0, 0, 0, 0)
+        tl.addWidget(self.summary)
+        tl.addWidget(self.heatmap, 1)
+
+        # tab 2: two texts
+        self.other_text = QLineEdit()
+        self.other_text.setPlaceholderText("A second text to compare with the text above, e.g. “A kitten rested on the rug”")
+        self.other_text.returnPressed.connect(self.request_comparison)
+        compare = QPushButton("Compare")
+        compare.clicked.connect(self.request_comparison)
+        row = QHBoxLayout()
+        row.addWidget(self.other_text, 1)
+        row.addWidget(compare)
+        self.sentence_label = QLabel("Type a second text and press Compare.")
+        self.sentence_label.setWordWrap(True)
+        self.sentence_label.setTextFormat(Qt.TextFormat.RichText)
+        self.sentence_plot = pg.PlotWidget()
+        self.sentence_plot.setMenuEnabled(False)
+        self.sentence_plot.setMaximumHeight(190)
+        sp = self.sentence_plot.getPlotItem()
+        sp.setLabel("left", "cosine (mean-pooled)")
+        sp.setLabel("bottom", "layer (0 = embeddings)")
+        sp.showGrid(x=True, y=True, alpha=0.3)
+        sp.setYRange(-0.05, 1.0)
+        self.sentence_curve = sp.plot([], [], pen=pg.mkPen("#1f5fa8", width=2), symbol="o", symbolSize=6,
+                                      symbolBrush="#1f5fa8")
+        self.sentence_marker = pg.InfiniteLine(angle=90, pen=pg.mkPen("#d0202a", width=1.5, style=Qt.PenStyle.DashLine))
+        sp.addItem(self.sentence_marker)
+        self.cross = HeatmapPlot(colormap=COLORMAP, bar_label="cosine similarity")
+        self.cross.item.setLabel("left", "first text")
+        self.cross.item.setLabel("bottom", "second text")
+        compare_tab = QWidget()
+        cl = QVBoxLayout(compare_tab)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.addLayout(row)
+        cl.addWidget(self.sentence_label)
+        cl.addWidget(self.sentence_plot)
+        cl.addWidget(self.cross, 1)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(tokens_tab, "Tokens of this text")
+        self.tabs.addTab(compare_tab, "Two texts")
+        layout = QVBoxLayout(self.content)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(controls)
+        layout.addWidget(self.note)
+        layout.addWidget(self.tabs, 1)
+
+        self.comparison: TextComparison | None = None
+        self._comparing = False
+        self.shown: SimilarityMap | None = None
+        self.cross_shown: SimilarityMap | None = None
+        self.last_redraw_ms = 0.0
+        self.slider.valueChanged.connect(self.redraw)
+        self.center.toggled.connect(self.redraw)
+        self.tabs.currentChanged.connect(lambda _i: self.redraw())
+        self.export_csv_button.clicked.connect(self._export_csv_dialog)
+        self.export_image_button.clicked.connect(self._export_image_dialog)
+
+    # -- model and trace ---------------------------------------------------------------------
+    def model_changed(self, info: ModelInfo) -> None:
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, max(0, info.num_layers))
+        self.slider.setValue(info.num_layers)  # the last hidden state, as the notebook uses
+        self.slider.blockSignals(False)
+        self._forget_comparison()
+
+    def trace_changed(self, trace: Trace) -> None:
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, trace.hidden_states.shape[0] - 1)
+        self.slider.blockSignals(False)
+        if self.comparison is not None:
+            self.request_comparison()  # the first text changed: compare the new one
+        self.redraw()
+
+    def _forget_comparison(self) -> None:
+        self.comparison = None
+        self._comparing = False
+        self.cross_shown = None
+        self.sentence_curve.setData([], [])
+        self.sentence_label.setText("Type a second text and press Compare.")
+        self.cross.clear()
+
+    @property
+    def layer(self) -> int:
+        return self.slider.value()
+
+    # -- drawing -------------------------------------------------------------------------------
+    def redraw(self) -> None:
+        """Recompute and draw the map(s) for the slider's layer (timed: the bench reads last_redraw_ms)."""
+        trace = self.trace
+        if trace is None or trace.is_empty:
+            return
+        started = time.perf_counter()
+        layer = min(self.layer, trace.hidden_states.shape[0] - 1)
+        num_layers = trace.hidden_states.shape[0] - 1
+        self.layer_label.setText(f"{layer_name(layer, num_layers)}  ({layer}/{num_layers})")
+        centered = self.center.isChecked()
+        self.note.setText(CENTER_NOTE if not centered else
+                          "Centred: the mean of this text's unit-length vectors at this layer is subtracted before "
+                          "the cosine (the common direction removed; 0 now means “no more alike than average”; "
+                          "unit length first, so one very long vector cannot become the mean by itself).")
+        if self.tabs.currentIndex() == 0:
+            self._draw_tokens(trace, layer, centered)
+        else:
+            self._draw_cross(trace, layer, centered)
+        self.last_redraw_ms = (time.perf_counter() - started) * 1000
+        self.show_content()
+        if not self._comparing:
+            self.mark_ready()
+
+    def _draw_tokens(self, trace: Trace, layer: int, centered: bool) -> None:
+        sim = cosine_map(trace.hidden_states[layer], center=centered)
+        labels = trace.labels()
+        self.heatmap.set_matrix(sim.matrix, labels, labels, levels=LEVELS, block=sim.block, keep_view=True)
+        self.shown = sim
+        n = sim.matrix.shape[0]
+        off = sim.matrix[~np.eye(n, dtype=bool)] if n > 1 else np.zeros(1)
+        how = "exact values" if sim.block == 1 else f"each cell is the mean over {sim.block} x {sim.block} token pairs"
+        self.summary.setText(f"{trace.num_tokens:,} tokens · mean similarity between different tokens "
+                             f"{float(off.mean()):.3f} · {how}")
+
+    def _draw_cross(self, trace: Trace, layer: int, centered: bool) -> None:
+        comp = self.comparison
+        if comp is None or comp.trace_id != trace.id:
+            return
+        layer = min(layer, comp.other_hidden.shape[0] - 1)
+        sim = cosine_map(trace.hidden_states[layer], comp.other_hidden[layer], center=centered)
+        a, b = trace.labels(), comp.other_tokens.labels(comp.other_text)
+        self.cross.set_matrix(sim.matrix, a, b, levels=LEVELS, block=sim.block, keep_view=True)
+        self.cross_shown = sim
+        self.sentence_marker.setValue(layer)
+        value = float(comp.sentence[layer])
+        last = float(comp.sentence[-1])
+        warn = ""
+        for name, hidden, labels in (("first", trace.hidden_states[layer], a), ("second", comp.other_hidden[layer], b)):
+            big = dominant_token(hidden)
+            if big is not None:
+                warn += (f"<br><span style='color:#8a5300'>In the {name} text, {html.escape(labels[big[0]])} [{big[0]}] has a "
+                         f"vector {big[1]:.0f}× longer than the median token's, so it dominates the mean.</span>")
+        self.sentence_label.setText(
+            f"Sentence similarity at {layer_name(layer, len(comp.sentence) - 1)}: <b style='font-size:15pt'>{value:.3f}</b> "
+            f"· at the last layer: <b>{last:.3f}</b> (cosine of the mean-pooled token vectors, as all-MiniLM-L6-v2 "
+            f"is meant to be used; not centred){' · second text truncated' if comp.truncated_from else ''}{warn}")
+
+    # -- two texts -----------------------------------------------------------------------------
+    def request_comparison(self) -> None:
+        text = self.other_text.text()
+        if self.trace is None or self.trace.is_empty:
+            return
+        if not text.strip():
+            self.sentence_label.setText("<span style='color:#b00020'>Type a second text to compare with.</span>")
+            return
+        self._comparing = True
+        self.mark_busy()
+        self.tabs.setCurrentIndex(1)
+        self.sentence_label.setText("Running the second text…")
+        self.host.call(f"{self.NAME}.compare", "llmviz.core.embeddings.compare_texts", "Running the second text",
+                       trace_id=self.trace.id, other_text=text)
+
+    def job_finished(self, outcome: JobOutcome) -> None:
+        if self.trace is None or outcome.kwargs.get("trace_id") != self.trace.id:
+            return
+        self._comparing = False
+        if not outcome.ok:
+            if outcome.status == "failed":
+                self.sentence_label.setText(f"<span style='color:#b00020'>{outcome.message}</span>")
+            self.mark_ready()
+            return
+        self.comparison = outcome.value
+        self.sentence_curve.setData(np.arange(len(self.comparison.sentence)), self.comparison.sentence)
+        self.redraw()
+
+    # -- export ----------------------------------------------------------------------------------
+    def current_plot(self) -> HeatmapPlot:
+        return self.heatmap if self.tabs.currentIndex() == 0 else self.cross
+
+    def export_csv(self, path: str) -> None:
+        """The shown matrix with 'position:token' labels."""
+        self.current_plot().frame().to_csv(path)
+
+    def export_image(self, path: str) -> None:
+        export_plot(self.current_plot().item, path)
+
+    def _export_csv_dialog(self) -> None:
+        path = ask_csv_path(self, f"similarity-layer{self.layer}")
+        if path:
+            self.export_csv(path)
+
+    def _export_image_dialog(self) -> None:
+        path = ask_image_path(self, f"similarity-layer{self.layer}")
+        if path:
+            self.export_image(path)

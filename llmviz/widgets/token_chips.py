@@ -1,0 +1,169 @@
+"""Token chips: a text's tokens as coloured boxes that wrap like words.
+
+Painted by one widget (not one QLabel per token), so a text of thousands of tokens lays
+out in milliseconds and only the visible chips are drawn.  Neighbouring chips alternate
+colours so token boundaries are visible; flagged chips (e.g. split differently by another
+tokenizer) get a red frame; special tokens are grey and italic.  Hover shows a tooltip
+given per chip; a click emits `sig_clicked(index)`.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Callable, Sequence
+
+import numpy as np
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
+from PySide6.QtWidgets import QScrollArea, QSizePolicy, QToolTip, QWidget
+
+ALTERNATE = (QColor("#dbe8f7"), QColor("#fbe3c8"))
+SPECIAL = QColor("#e2e2e2")
+FLAG_FRAME = QColor("#d0202a")
+FLAG_FILL = QColor("#fbd0d2")
+SELECTED_FRAME = QColor("#202020")
+PAD_X, PAD_Y, GAP = 5, 3, 4
+
+
+class TokenChips(QWidget):
+    """Flow layout of token chips inside a scroll area (use `TokenChips.scrolling()`)."""
+
+    sig_clicked = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None, point_size: int = 12) -> None:
+        super().__init__(parent)
+        self.setMouseTracking(True)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        font = QFont(self.font())
+        font.setPointSize(point_size)
+        self.setFont(font)
+        self._italic = QFont(font)
+        self._italic.setItalic(True)
+        self.labels: list[str] = []
+        self.tooltip: Callable[[int], str] = lambda _i: ""
+        self.flags = np.zeros(0, dtype=bool)
+        self.special = np.zeros(0, dtype=bool)
+        self.selected = -1
+        self._widths: list[int] = []
+        self.rects: list[QRectF] = []
+        self._row_tops: list[float] = []  # y of each wrapped row
+        self._row_first: list[int] = []  # first chip index in each row
+        self._laid_out_width = -1
+
+    @classmethod
+    def scrolling(cls, parent: QWidget | None = None, point_size: int = 12) -> tuple["TokenChips", QScrollArea]:
+        chips = cls(point_size=point_size)
+        area = QScrollArea(parent)
+        area.setWidgetResizable(True)
+        area.setWidget(chips)
+        area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        return chips, area
+
+    def set_tokens(self, labels: Sequence[str], tooltip: Callable[[int], str] | None = None,
+                   flags: np.ndarray | None = None, special: np.ndarray | None = None) -> None:
+        """Show `labels`; `tooltip(i)` is asked for chip i's hover text only when hovered."""
+        n = len(labels)
+        self.labels = [s if s else "∅" for s in labels]
+        self.tooltip = tooltip or (lambda _i: "")
+        self.flags = np.zeros(n, bool) if flags is None else np.asarray(flags, bool)
+        self.special = np.zeros(n, bool) if special is None else np.asarray(special, bool)
+        self.selected = min(self.selected, n - 1)
+        metrics, italic = QFontMetrics(self.font()), QFontMetrics(self._italic)
+        self._widths = [(italic if self.special[i] else metrics).horizontalAdvance(s) + 2 * PAD_X
+                        for i, s in enumerate(self.labels)]
+        self._laid_out_width = -1
+        self._relayout()
+
+    def set_selected(self, index: int) -> None:
+        self.selected = index
+        self.update()
+
+    # -- layout ------------------------------------------------------------------------------
+    def _chip_height(self) -> int:
+        return QFontMetrics(self.font()).height() + 2 * PAD_Y
+
+    def _relayout(self) -> None:
+        width = max(50, self.width())
+        if width == self._laid_out_width and len(self.rects) == len(self.labels):
+            return
+        self._laid_out_width = width
+        h = self._chip_height()
+        x, y = float(GAP), float(GAP)
+        self.rects, self._row_tops, self._row_first = [], [], []
+        for i, w in enumerate(self._widths):
+            if x + w > width - GAP and x > GAP:
+                x, y = float(GAP), y + h + GAP
+            if not self._row_tops or self._row_tops[-1] != y:
+                self._row_tops.append(y)
+                self._row_first.append(i)
+            self.rects.append(QRectF(x, y, min(w, width - 2 * GAP), h))
+            x += w + GAP
+        total = int(y + h + GAP) if self.labels else 0
+        self.setMinimumHeight(total)
+        self.updateGeometry()
+        self.update()
+
+    def sizeHint(self) -> QSize:
+        return QSize(400, max(self._chip_height() + 2 * GAP, self.minimumHeight()))
+
+    def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+        super().resizeEvent(event)
+        self._relayout()
+
+    def index_at(self, x: float, y: float) -> int:
+        """The chip under a point, or -1."""
+        row = bisect.bisect_right(self._row_tops, y) - 1
+        if row < 0:
+            return -1
+        end = self._row_first[row + 1] if row + 1 < len(self._row_first) else len(self.rects)
+        for i in range(self._row_first[row], end):
+            if self.rects[i].contains(x, y):
+                return i
+        return -1
+
+    # -- painting and interaction --------------------------------------------------------------
+    def paintEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+        if not self.rects:
+            return
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        clip = event.rect()
+        first_row = max(0, bisect.bisect_right(self._row_tops, clip.top() - self._chip_height()) - 1)
+        start = self._row_first[first_row] if self._row_first else 0
+        for i in range(start, len(self.rects)):
+            rect = self.rects[i]
+            if rect.top() > clip.bottom():
+                break
+            if self.special[i]:
+                fill, frame, font = SPECIAL, QColor("#9a9a9a"), self._italic
+            elif self.flags[i]:
+                fill, frame, font = FLAG_FILL, FLAG_FRAME, self.font()
+            else:
+                fill, frame, font = ALTERNATE[i % 2], ALTERNATE[i % 2].darker(125), self.font()
+            pen = QPen(SELECTED_FRAME if i == self.selected else frame, 3 if i == self.selected else (2 if self.flags[i] else 1))
+            painter.setPen(pen)
+            painter.setBrush(fill)
+            painter.drawRoundedRect(rect.adjusted(0.5, 0.5, -0.5, -0.5), 4, 4)
+            painter.setPen(QColor("#111111"))
+            painter.setFont(font)
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, self.labels[i])
+        painter.end()
+
+    def event(self, event) -> bool:  # type: ignore[no-untyped-def]
+        if event.type() == QEvent.Type.ToolTip:
+            i = self.index_at(event.pos().x(), event.pos().y())  # a QHelpEvent
+            text = self.tooltip(i) if i >= 0 else ""
+            if text:
+                QToolTip.showText(event.globalPos(), text, self)
+            else:
+                QToolTip.hideText()
+                event.ignore()
+            return True
+        return super().event(event)
+
+    def mousePressEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+        i = self.index_at(event.position().x(), event.position().y())
+        if i >= 0 and event.button() == Qt.MouseButton.LeftButton:
+            self.set_selected(i)
+            self.sig_clicked.emit(i)
+        super().mousePressEvent(event)

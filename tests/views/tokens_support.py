@@ -1,0 +1,31 @@
+"""Helpers for the token, similarity, projection, prediction and generation view tests.
+
+Views are driven the way the main window drives them: a real ModelHost loads a real
+model and runs the text; the view gets the ModelInfo and the Trace and submits its own jobs.
+"""
+
+from __future__ import annotations
+
+from llmviz.core.results import Trace
+from llmviz.core.specs import ModelSpec
+
+TIMEOUT = 180_000
+
+
+def load(qtbot, host, views, source: str):  # type: ignore[no-untyped-def]
+    with qtbot.waitSignal(host.sig_model_loaded, timeout=TIMEOUT) as blocker:
+        host.load(ModelSpec(source, device="cpu"))
+    for view in views:
+        view.on_model_loaded(blocker.args[0])
+    return blocker.args[0]
+
+
+def run(qtbot, host, view, text: str) -> Trace:  # type: ignore[no-untyped-def]
+    """Run `text` and hand the trace to `view`; returns when the view says it has drawn."""
+    with qtbot.waitSignal(host.sig_trace, timeout=TIMEOUT) as blocker:
+        host.run_text(text)
+    trace = blocker.args[0]
+    with qtbot.waitSignal(view.sig_ready, timeout=TIMEOUT):
+        view.on_trace(trace)
+    qtbot.waitUntil(lambda: view.is_ready() and not host.busy, timeout=TIMEOUT)
+    return trace
