@@ -518,8 +518,10 @@ class EnvironmentView(DockView):
             self.run_table.setStyleSheet("font-size: 11pt;")
             self.log_page.addWidget(self.run_table)
             self.log_page.setSizes([420, 220])
+        first = self.run_table.frame_model.rowCount() == 0
         self.run_table.frame_model.set_frame(frame.iloc[::-1])
-        self.run_table.fit_columns(260)
+        if first:
+            self.run_table.fit_columns(260)  # once: measuring every cell is slow
 
     # -- export and closing ----------------------------------------------------------------------------------
     def _ask_path(self, title: str, default: str, filters: str, save) -> None:  # type: ignore[no-untyped-def]

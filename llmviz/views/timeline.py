@@ -206,7 +206,8 @@ class TimelineView(DockView):
     def _build_table(self) -> None:
         from ..widgets.frame_table import DataFrameModel, FrameTable
 
-        if self.table is None:
+        first = self.table is None
+        if first:
             model = DataFrameModel(
                 ["name", "organisation", "date_text", "parameters", "active_parameters", "training_tokens", "family",
                  "size_status", "source", "note"],
@@ -227,7 +228,8 @@ class TimelineView(DockView):
         shown = frame.rename_axis("row").reset_index()  # 'row' keeps the timeline row of each line
         shown["date_text"] = [_date_text(d, p) for d, p in zip(shown["date"], shown["date_precision"])]
         model.set_frame(shown)
-        self.table.fit_columns()
+        if first:
+            self.table.fit_columns()  # once: measuring every cell is the slow part of a filter change
 
     def _on_table_click(self, index) -> None:  # type: ignore[no-untyped-def]
         table_row = self.table.source_row(index.row())

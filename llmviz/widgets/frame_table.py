@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Mapping
 
+import numpy as np
 import pandas as pd
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
@@ -18,6 +19,8 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 def _missing(value: Any) -> bool:
+    if isinstance(value, np.datetime64):
+        return bool(np.isnat(value))
     return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
 
 
@@ -39,10 +42,17 @@ class DataFrameModel(QAbstractTableModel):
         self.formatters = dict(formatters or {})
         self.tooltip = tooltip
         self.sort_by = dict(sort_by or {})
+        self._columns: dict[str, Any] = {}
+        self._numeric: set[str] = set()
 
     def set_frame(self, frame: pd.DataFrame) -> None:
+        """Show `frame`; its columns are kept as numpy arrays because Qt asks for cells one at a time."""
         self.beginResetModel()
         self.frame = frame.reset_index(drop=True)
+        needed = set(self.columns) | set(self.sort_by.values())
+        self._columns = {c: self.frame[c].to_numpy() for c in needed if c in self.frame.columns}
+        self._numeric = {c for c in needed if c in self.frame.columns
+                         and pd.api.types.is_numeric_dtype(self.frame[c].dtype)}
         self.endResetModel()
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:
@@ -60,7 +70,7 @@ class DataFrameModel(QAbstractTableModel):
         return None
 
     def text(self, row: int, column: str) -> str:
-        value = self.frame.at[row, column]
+        value = self._columns[column][row]
         if column in self.formatters:
             return self.formatters[column](value)
         return "" if _missing(value) else str(value)
@@ -72,15 +82,17 @@ class DataFrameModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return self.text(row, column)
         if role == SORT_ROLE:
-            value = self.frame.at[row, self.sort_by.get(column, column)]
+            value = self._columns[self.sort_by.get(column, column)][row]
             if _missing(value):
                 return None
             if isinstance(value, pd.Timestamp):
                 return value.value
+            if isinstance(value, np.datetime64):
+                return int(value.astype("datetime64[ns]").astype(np.int64))
             return value.item() if hasattr(value, "item") else value
         if role == Qt.ItemDataRole.ToolTipRole and self.tooltip is not None:
             return self.tooltip(self.frame.iloc[row])
-        if role == Qt.ItemDataRole.TextAlignmentRole and pd.api.types.is_numeric_dtype(self.frame[column].dtype):
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in self._numeric:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
