@@ -11,6 +11,7 @@ from .layer_summary import LayerSummaryView
 from .model_tree import ModelTreeView
 from .prediction import PredictionView
 from .projection import ProjectionView
+from .quantization import QuantizationView
 from .scaling import ScalingView
 from .similarity import SimilarityView
 from .timeline import TimelineView
@@ -29,6 +30,7 @@ VIEWS: list[type[DockView]] = [
     ProjectionView,
     PredictionView,
     GenerationView,
+    QuantizationView,
 ]
 
 
