@@ -12,8 +12,10 @@ No torch import at module level: the view imports `ModuleTree`.
 
 from __future__ import annotations
 
+import gc
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -122,12 +124,16 @@ class ModuleTree:
             i = int(self.parent[i])
         return chain[::-1]
 
+    @cached_property
+    def _search_keys(self) -> list[str]:
+        return [f"{p}\t{c}".lower() for p, c in zip(self.paths, self.classes)]
+
     def matches(self, text: str) -> list[int]:
         """Nodes whose path or class contains `text` (case-insensitive), in tree order."""
         needle = text.strip().lower()
-        if not needle:
+        if not needle or "\t" in needle:
             return []
-        return [i for i, (p, c) in enumerate(zip(self.paths, self.classes)) if needle in p.lower() or needle in c.lower()]
+        return [i for i, key in enumerate(self._search_keys) if needle in key]
 
     def to_frame(self) -> "pd.DataFrame":
         """One row per module, for CSV export."""
@@ -180,26 +186,6 @@ def quant_state_bytes(p: "torch.Tensor") -> int:
     return total
 
 
-class _Names:
-    """str(dtype)/str(device) are slow; a 10^5-module tree asks for them 10^5 times."""
-
-    def __init__(self) -> None:
-        self._dtypes: dict[Any, str] = {}
-        self._devices: dict[Any, str] = {}
-
-    def dtype(self, dtype: Any) -> str:
-        name = self._dtypes.get(dtype)
-        if name is None:
-            name = self._dtypes[dtype] = str(dtype).replace("torch.", "")
-        return name
-
-    def device(self, device: Any) -> str:
-        name = self._devices.get(device)
-        if name is None:
-            name = self._devices[device] = str(device)
-        return name
-
-
 def _joined(names: list[str]) -> str:
     if len(names) == 1:
         return names[0]
@@ -211,6 +197,22 @@ def _joined(names: list[str]) -> str:
 
 def module_tree(model: "torch.nn.Module") -> ModuleTree:
     """Walk the model once; O(modules + parameters) so that 10^5-module models open quickly.
+
+    The walk allocates a few hundred thousand small objects and creates no reference cycles, so
+    the cyclic garbage collector is paused meanwhile: otherwise a full collection over the
+    model's own objects can start in the middle and triple the time.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _walk(model)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _walk(model: "torch.nn.Module") -> ModuleTree:
+    """Build the ModuleTree.
 
     Pass 1 walks the modules with an explicit stack instead of `named_modules()` (same
     pre-order, same de-duplication of a module reachable twice), which gives each node's
@@ -252,7 +254,8 @@ def module_tree(model: "torch.nn.Module") -> ModuleTree:
     params: list[tuple[ParamInfo, ...]] = [empty] * n_nodes
     quantized = [False] * n_nodes
     owner: dict[int, str] = {}
-    names = _Names()
+    dtype_names: dict[Any, str] = {}  # str(torch.dtype) and str(device) are slow; ask once per kind
+    device_names: dict[Any, str] = {}
     for i, prefix, module_params in owners:
         infos: list[ParamInfo] = []
         devs: list[str] = []
@@ -261,45 +264,55 @@ def module_tree(model: "torch.nn.Module") -> ModuleTree:
         for pname, p in module_params.items():
             if p is None:
                 continue
-            shape = represented_shape(p)
-            count = math.prod(shape)
             is_q = type(p).__name__ in QUANTIZED_TYPES
+            shape = represented_shape(p) if is_q else tuple(p.shape)
+            count = math.prod(shape)
             q = q or is_q
-            dtype = names.dtype(p.dtype)
-            devs.append(names.device(p.device))
+            dtype = dtype_names.get(p.dtype)
+            if dtype is None:
+                dtype = dtype_names[p.dtype] = str(p.dtype).replace("torch.", "")
+            device = device_names.get(p.device)
+            if device is None:
+                device = device_names[p.device] = str(p.device)
+            devs.append(device)
             storage = f"packed {dtype} {list(p.shape)}" if is_q and tuple(p.shape) != shape else ""
             u += count
             first = owner.get(id(p))
             if first is not None:
-                infos.append(ParamInfo(pname, shape, dtype, storage, tied_to=first))
+                infos.append(ParamInfo(pname, shape, dtype, storage, first))
                 continue
             owner[id(p)] = prefix + pname
             infos.append(ParamInfo(pname, shape, dtype, storage))
             n += count
-            t += count if p.requires_grad else 0
+            if p.requires_grad:
+                t += count
             b += p.numel() * p.element_size() + (quant_state_bytes(p) if is_q else 0)
         if not infos:
             continue
         own[i], trainable[i], nbytes[i], per_use[i] = n, t, b, u
-        dtypes[i] = _joined([info.dtype for info in infos])
-        devices[i] = _joined(devs)
+        dtypes[i] = infos[0].dtype if len(infos) == 1 else _joined([info.dtype for info in infos])
+        devices[i] = devs[0] if len(devs) == 1 else _joined(devs)
         params[i] = tuple(infos)
         quantized[i] = q
     par = np.asarray(parent, dtype=np.int32)
-    total, train, store, uses = own.copy(), trainable.copy(), nbytes.copy(), per_use.copy()
-    for i in range(n_nodes - 1, 0, -1):  # pre-order: children come after parents
-        p = par[i]
-        total[p] += total[i]
-        train[p] += train[i]
-        store[p] += store[i]
-        uses[p] += uses[i]
+    depth_arr = np.asarray(depth, dtype=np.int16)
+    total, train, store, uses = (_subtree_sums(a, par, depth_arr) for a in (own, trainable, nbytes, per_use))
     child_start, child_index, row = _children_csr(par)
     return ModuleTree(
         paths=tuple(paths), classes=tuple(classes), parent=par, row=row,
-        depth=np.asarray(depth, dtype=np.int16), child_start=child_start, child_index=child_index,
+        depth=depth_arr, child_start=child_start, child_index=child_index,
         own_params=own, total_params=total, trainable_params=train, storage_bytes=store, per_use_params=uses,
         dtypes=tuple(dtypes), devices=tuple(devices), params=tuple(params), quantized=tuple(quantized),
     )
+
+
+def _subtree_sums(values: np.ndarray, parent: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """Each node's value plus all its descendants', one numpy step per tree level (deepest first)."""
+    out = values.copy()
+    for d in range(int(depth.max(initial=0)), 0, -1):
+        nodes = np.nonzero(depth == d)[0]
+        np.add.at(out, parent[nodes], out[nodes])
+    return out
 
 
 def _children_csr(parent: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
