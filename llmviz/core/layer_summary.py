@@ -42,7 +42,7 @@ class LayerSummary:
     unique_params: int
     per_use_params: int
     tied: tuple[tuple[str, str, int], ...]  # (shared parameter, first owner, weights)
-    not_called: int  # modules the forward never ran
+    not_run: tuple[str, ...]  # modules the forward never called (ModuleList containers, unused dropouts)
     notes: tuple[str, ...] = ()
 
     @property
@@ -145,11 +145,11 @@ def measure(loaded: "LoadedModel", ids: np.ndarray, tree: "ModuleTree", ctx: "Ta
     frame = _frame(tree, timer, forward_s)
     chart = _chart_rows(tree, frame, block_index(tree, info.num_layers))
     called = set(timer.order)
-    not_called = sum(1 for p in tree.paths if p not in called and (not root or p.startswith(root)))
+    not_run = tuple(p for p in tree.paths if p not in called and (p.startswith(root + ".") if root else p))
     return LayerSummary(
         trace_id=trace_id, model_title=info.title, num_tokens=len(ids), frame=frame, chart=chart,
         forward_s=forward_s, unique_params=tree.total, per_use_params=int(tree.per_use_params[0]),
-        tied=tuple(tree.tied_pairs()), not_called=not_called, notes=tuple(notes),
+        tied=tuple(tree.tied_pairs()), not_run=not_run, notes=tuple(notes),
     )
 
 

@@ -259,6 +259,8 @@ class ArchitectureView(DockView):
             pass
         elif part == "block":
             self._block_finished(outcome)
+        elif part == "families" and not outcome.ok:
+            self.families_title.setText(_note(outcome.message, error=True))  # the other tabs stay usable
         elif not outcome.ok:
             self.show_message(outcome.message)
         elif part == "summary":

@@ -178,8 +178,11 @@ class LayerSummaryView(DockView):
         self._refilter()
         self.table.fit_columns(330)
         notes = "".join(f"<br>{html.escape(n)}" for n in result.notes)
-        n = result.not_called
-        skipped = f" · {n} module{'s' if n != 1 else ''} did not run" if n else ""
+        n = len(result.not_run)
+        skipped = f" · {n} module{'s' if n != 1 else ''} did not run (hover for names)" if n else ""
+        self.header.setToolTip("Modules the forward pass never called (containers such as a ModuleList, or "
+                               "dropouts that the attention kernel replaces):\n" + "\n".join(result.not_run[:40])
+                               if n else "")
         self.header.setText(
             f"<b>{html.escape(result.model_title)}</b> on {result.num_tokens:,} tokens · forward with a hook on every "
             f"module: {result.forward_s * 1000:,.1f} ms (wall time; other programs on this computer add noise)"

@@ -110,3 +110,16 @@ def test_export_tables_and_a_failing_export(view, tmp_path):
     assert not view.export_csv("config", str(tmp_path / "nope" / "config.csv"))
     assert "Could not write" in view.config_title.text()
     assert view.message_text == ""
+
+
+def test_a_damaged_families_file_leaves_the_other_tabs_working(qtbot, host, tmp_path, monkeypatch):
+    (tmp_path / "architectures.json").write_text("{not json")
+    monkeypatch.setenv("LLMVIZ_RESOURCES", str(tmp_path))
+    v = ArchitectureView(host)
+    qtbot.addWidget(v)
+    with qtbot.waitSignal(host.sig_model_loaded, timeout=WAIT_MS) as loaded:
+        host.load(ModelSpec("bundled:minilm", device="cpu"))
+    with qtbot.waitSignal(v.sig_ready, timeout=WAIT_MS):
+        v.on_model_loaded(loaded.args[0])
+    assert "architecture families table" in v.families_title.text() and "damaged" in v.families_title.text()
+    assert v.message_text == "" and v.summary is not None and v.built is not None
