@@ -20,12 +20,12 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .attention_results import ROLLOUT_MAP_MAX_TOKENS
 from .results import AttentionCapture
 from .tasks import TaskContext
 
 ROW_BLOCK = 1024
 CHUNK_ELEMENTS = 1 << 23  # scores per slab (32 MB of float32)
-ROLLOUT_MAP_MAX_TOKENS = 2048  # rollout's T x T product costs T^3 per layer: beyond this only rows
 REDUCTIONS = ("max", "mean")
 SOURCES = ("head", "mean", "max")
 LN2 = math.log(2.0)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+ROLLOUT_MAP_MAX_TOKENS = 2048  # rollout's T x T product costs T^3 per layer; beyond it, single rows only
 SOURCE_TITLES = {"head": "head", "mean": "mean over heads", "max": "max over heads", "rollout": "attention rollout"}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .architecture import ArchitectureView
 from .attention import AttentionView
+from .attention_scratch import ScratchView
 from .base import DockView
 from .environment import EnvironmentView
 from .generation import GenerationView
@@ -22,6 +23,7 @@ VIEWS: list[type[DockView]] = [
     ArchitectureView,
     LayerSummaryView,
     AttentionView,
+    ScratchView,
     TimelineView,
     ScalingView,
     EnvironmentView,

@@ -1,0 +1,191 @@
+"""Attention explorer benchmark: the real app (offscreen) on the bundled SmolLM2.
+
+- switch: time from a head/layer selection change to the new image being set in the
+  head view, median of 20 switches to heads not seen before (no cache hits), T = 1024
+  and T = 4096;
+- grid: time from the trace arriving to all 270 thumbnails drawn, T = 256;
+- long: T = 8192: forward-with-capture time, time to show one (new) head, and the
+  process's peak RSS (ru_maxrss: the whole app, model and every dock included), beside
+  what a full eager attention tensor would need;
+- the longest GUI stall during all of it (10 ms heartbeat on the GUI thread).
+
+Run: python bench/attention.py [--only-attention]
+(--only-attention builds the window with the attention dock alone, to tell its own cost
+from that of the other docks, which also react to every text on the same worker thread.)
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+
+from _common import Heartbeat, result_line, table, wait_until
+
+os.environ["LLMVIZ_SETTINGS"] = os.path.join(tempfile.mkdtemp(prefix="llmviz-bench-"), "settings.ini")
+
+WORDS = ("the cat dog house river mountain teacher student small large quickly slowly red green old new "
+         "walks sees finds builds reads writes under over near behind because although while when "
+         "attention model layer token head query key value sentence story morning evening city forest").split()
+
+
+def long_text(sentences: int = 1500, seed: int = 0) -> str:
+    """A deterministic text of varied sentences (enough for 8192 SmolLM2 tokens)."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(sentences):
+        n = rng.randint(6, 14)
+        words = [rng.choice(WORDS) for _ in range(n)]
+        out.append(f"{i}. " + " ".join(words).capitalize() + ".")
+    return " ".join(out)
+
+
+def survive_pyside_refcount_bug() -> None:
+    """PySide6 6.12.0 on CPython 3.11 drops one reference to None on every void Qt call (setText,
+    processEvents, ...) and one to True on every Signal.emit(); after a few hundred thousand calls
+    the process aborts with 'Fatal Python error: none_dealloc'.  6.11.2 does not (measured), and
+    on Python >= 3.12 these objects are immortal.  Raise their counts so a long run can finish."""
+    import ctypes
+
+    from PySide6 import __version__ as pyside
+
+    if sys.version_info < (3, 12) and pyside.startswith("6.12."):
+        for obj in (None, True, False):
+            ctypes.c_ssize_t.from_address(id(obj)).value += 1 << 40
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # Linux: KiB
+
+
+def main() -> int:
+    import psutil
+    from PySide6.QtWidgets import QApplication
+
+    import llmviz.main_window as main_window
+    from llmviz.app import make_settings
+    from llmviz.core.specs import ModelSpec
+    from llmviz.main_window import MainWindow, application
+    from llmviz.workers.model_host import ModelHost
+
+    survive_pyside_refcount_bug()
+    only = "--only-attention" in sys.argv
+    if only:
+        main_window.VIEWS = [v for v in main_window.VIEWS if v.NAME == "attention"]
+    app = application()
+    host = ModelHost()
+    window = MainWindow(host, make_settings())
+    window.resize(1400, 900)
+    window.show()
+    view = window.views["attention"]
+    window.docks["attention"].show()
+    window.docks["attention"].raise_()
+    beat = Heartbeat()
+    beat.start()
+    jobs: dict[str, float] = {}  # worker seconds per job label, this phase
+    host.sig_finished.connect(lambda o: jobs.__setitem__(o.label, jobs.get(o.label, 0.0) + o.elapsed_s))
+    phases: list[tuple[str, object]] = []
+
+    def phase(name: str) -> None:
+        """Close a phase: its longest GUI stall, the process's RSS, the worker's busiest jobs."""
+        stall = beat.worst_ms
+        beat.worst = 0.0
+        busiest = sorted(jobs.items(), key=lambda kv: -kv[1])[:4]
+        phases.append((name, f"stall {stall:.0f} ms, RSS {psutil.Process().memory_info().rss / 1e9:.2f} GB, "
+                             "worker: " + ", ".join(f"{k} {v:.1f} s" for k, v in busiest)))
+        worst_stall[0] = max(worst_stall[0], stall)
+        jobs.clear()
+
+    worst_stall = [0.0]
+    window.load_model(ModelSpec("bundled:smollm2", device="cpu"))
+    wait_until(lambda: window.info is not None and not host.busy, 600)
+    phase("load")
+    text = long_text()
+    drawn: list[float] = []
+    view.head_panel.heatmap.sig_drawn.connect(lambda: drawn.append(time.perf_counter()))
+
+    arrived: list[float] = []
+    host.sig_trace.connect(lambda _trace: arrived.append(time.perf_counter()))
+
+    def run(tokens: int) -> float:
+        count = len(arrived)
+        started = time.perf_counter()
+        host.run_text(text, max_tokens=tokens)
+        wait_until(lambda: len(arrived) > count and view.is_ready() and not host.busy, 900)
+        assert window.trace is not None and window.trace.num_tokens == tokens
+        return time.perf_counter() - started
+
+    computed: list[float] = []
+
+    def switch_to(layer: int, head: int) -> float:
+        drawn.clear()
+        started = time.perf_counter()
+        view.set_selection(layer, head)
+        wait_until(lambda: bool(drawn) and view.is_ready(), 300)
+        computed.append(view.head_panel.shown.compute_s)
+        return drawn[0] - started
+
+    rows: list[tuple[str, object]] = []
+    figures: dict[str, float | int | str] = {}
+    view.tabs.setCurrentIndex(0)
+    for t in (1024, 4096):
+        run(t)
+        phase(f"run T={t}")
+        switch_to(0, 1)  # warm up (first import of the job module etc.)
+        computed.clear()
+        times = [switch_to(1 + i // 9, i % 9) for i in range(20)]
+        block = view.head_panel.shown.block
+        med = statistics.median(times) * 1000
+        figures[f"switch_ms_{t}"] = med
+        rows.append((f"switch T={t} (block {block}, median of 20)",
+                     f"{med:.1f} ms (min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f}; worker compute "
+                     f"median {statistics.median(computed) * 1000:.1f} ms)"))
+        phase(f"20 switches T={t}")
+
+    view.tabs.setCurrentIndex(1)  # the grid computes while its tab is shown
+    run(256)
+    wait_until(lambda: len(view.overviews) == window.info.num_layers and not host.busy, 300)
+    grid_s = time.perf_counter() - arrived[-1]
+    figures["grid_s_256"] = grid_s
+    rows.append(("grid of 270 heads, T=256, after the run", f"{grid_s:.2f} s"))
+    phase("grid T=256")
+    view.tabs.setCurrentIndex(0)
+
+    wall = run(8192)
+    phase("run T=8192")
+    trace = window.trace
+    forward = trace.timings.get("forward_s", float("nan"))
+    long_head = switch_to(15, 4)
+    phase("one head T=8192")
+    cap = trace.attention
+    eager_gb = cap.full_bytes() / 1e9
+    rss = peak_rss_gb()
+    beat.stop()
+    stall = worst_stall[0]
+    figures.update(app="attention-only" if only else "whole", long_tokens=trace.num_tokens, long_forward_s=forward, long_head_s=long_head, long_rss_gb=rss,
+                   eager_would_need_gb=eager_gb, gui_stall_ms=stall)
+    rows += [
+        ("long text tokens", trace.num_tokens),
+        ("forward with capture, T=8192", f"{forward:.1f} s (run to drawn {wall:.1f} s)"),
+        ("show one new head, T=8192", f"{long_head:.2f} s (block {view.head_panel.shown.block})"),
+        ("peak RSS of the whole app", f"{rss:.2f} GB"),
+        ("a full eager attention tensor", f"{eager_gb:.1f} GB"),
+        ("longest GUI stall (heartbeat)", f"{stall:.0f} ms"),
+    ]
+    table(phases, "Phases")
+    table(rows, "Attention explorer (bundled:smollm2, offscreen, " + ("attention dock only" if only else "whole app")
+          + "; CPU shared with other work)")
+    window.close()
+    host.shutdown()
+    QApplication.processEvents()
+    result_line("attention", figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

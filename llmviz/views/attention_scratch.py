@@ -1,0 +1,179 @@
+"""Attention from scratch: the notebook's SimpleAttention, one matrix at a time, then a real head.
+
+Toy: x, Q = xW_q, K = xW_k, V = xW_v, scores = QKᵀ/√d, softmax, output, for a chosen
+embedding size, sequence length and seed (real torch modules, built on the worker).
+Real head: the loaded model's own q and k of one head on the current text (after RoPE),
+the scaled scores, the mask, the softmax (exactly the Attention dock's map), V and the
+head's output.  Signed matrices use a diverging map centred on 0; masked scores (−∞)
+are light grey.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QButtonGroup, QGridLayout, QHBoxLayout, QLabel, QRadioButton, QScrollArea, QSpinBox, QVBoxLayout, QWidget,
+)
+
+from ..core.attention_results import Walkthrough, WalkStep
+from ..core.results import Trace
+from ..core.specs import ModelInfo
+from ..workers.model_host import JobOutcome
+from .base import DockView
+from .heatmap import HeatmapPlot
+
+TARGET = "llmviz.core.scratch"
+SIGNED_MAP = "CET-D1"  # blue-white-red, perceptually uniform
+PANEL_HEIGHT = 300
+
+
+def _spin(prefix: str, lo: int, hi: int, value: int, tip: str) -> QSpinBox:
+    box = QSpinBox()
+    box.setPrefix(prefix)
+    box.setRange(lo, hi)
+    box.setValue(value)
+    box.setKeyboardTracking(False)
+    box.setToolTip(tip)
+    return box
+
+
+class ScratchView(DockView):
+    NAME = "scratch"
+    TITLE = "Attention from scratch"
+    AREA = Qt.DockWidgetArea.RightDockWidgetArea
+    NEEDS_TRACE = False
+
+    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(host, parent)
+        self.toy_mode = QRadioButton("Toy SimpleAttention")
+        self.head_mode = QRadioButton("A real head of the loaded model")
+        self.toy_mode.setChecked(True)
+        group = QButtonGroup(self)
+        group.addButton(self.toy_mode)
+        group.addButton(self.head_mode)
+        self.embed_dim = _spin("embed dim ", 1, 128, 8, "d: the size of each token vector")
+        self.seq_len = _spin("tokens ", 1, 64, 6, "sequence length")
+        self.seed = _spin("seed ", 0, 99999, 0, "torch.manual_seed for the weights and the input")
+        self.layer = _spin("Layer ", 0, 0, 0, "the layer of the real head")
+        self.head = _spin("Head ", 0, 0, 0, "the real head")
+        self.title = QLabel(" ")
+        self.title.setWordWrap(True)
+        self.title.setStyleSheet("font-weight: bold")
+        self.note = QLabel(" ")
+        self.note.setWordWrap(True)
+        controls = QHBoxLayout()
+        for w in (self.toy_mode, self.embed_dim, self.seq_len, self.seed, self.head_mode, self.layer, self.head):
+            controls.addWidget(w)
+        controls.addStretch(1)
+        self.grid = QGridLayout()
+        panels = QWidget()
+        panels.setLayout(self.grid)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(panels)
+        layout = QVBoxLayout(self.content)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(controls)
+        layout.addWidget(self.title)
+        layout.addWidget(self.note)
+        layout.addWidget(scroll, 1)
+        self.plots: dict[str, HeatmapPlot] = {}
+        self.shown: Walkthrough | None = None
+        for box in (self.embed_dim, self.seq_len, self.seed):
+            box.valueChanged.connect(self._toy_changed)
+        for box in (self.layer, self.head):
+            box.valueChanged.connect(self._head_changed)
+        self.toy_mode.toggled.connect(self.request)
+
+    # -- requests ---------------------------------------------------------------------------
+    def _toy_changed(self, *_: object) -> None:
+        self.toy_mode.setChecked(True)
+        self.request()
+
+    def _head_changed(self, *_: object) -> None:
+        self.head_mode.setChecked(True)
+        self.request()
+
+    def request(self, *_: object) -> None:
+        self.mark_busy()
+        if self.toy_mode.isChecked():
+            self.host.call(f"{self.NAME}.walk", f"{TARGET}.toy_walkthrough", "Attention from scratch",
+                           embed_dim=self.embed_dim.value(), seq_len=self.seq_len.value(), seed=self.seed.value())
+            return
+        trace = self.trace
+        if trace is None or trace.is_empty or trace.attention is None:
+            self.note.setText("⚠ " + (trace.attention_note if trace is not None and trace.attention_note else
+                                       "Run some text through a model to walk through one of its heads."))
+            self.mark_ready()
+            return
+        self.host.call(f"{self.NAME}.walk", f"{TARGET}.head_walkthrough", "Walking through one head",
+                       trace_id=trace.id, layer=self.layer.value(), head=self.head.value())
+
+    # -- hooks ------------------------------------------------------------------------------
+    def model_changed(self, info: ModelInfo) -> None:
+        for box, count in ((self.layer, info.num_layers), (self.head, info.num_heads)):
+            box.blockSignals(True)
+            box.setRange(0, max(0, count - 1))
+            box.setSuffix(f" / {max(0, count - 1)}")
+            box.blockSignals(False)
+        if self.toy_mode.isChecked():
+            self.request()
+
+    def on_trace(self, trace: Trace) -> None:
+        """The toy needs no text; the real head follows the current trace."""
+        self.trace = trace
+        if self.head_mode.isChecked():
+            self.request()
+
+    def job_finished(self, outcome: JobOutcome) -> None:
+        if outcome.ok:
+            self.draw(outcome.value)
+        elif outcome.status == "failed":
+            self.note.setText(f"⚠ {outcome.message}")
+        self.show_content()
+        self.mark_ready()
+
+    # -- drawing ----------------------------------------------------------------------------
+    def _labels(self, walk: Walkthrough, kind: str, n: int) -> list[str]:
+        if kind == "dims":
+            return [f"d{i}" for i in range(n)]
+        if walk.kind == "head" and self.trace is not None and self.trace.id == walk.trace_id:
+            return self.trace.labels()[:n]
+        return [f"x{i}" for i in range(n)]
+
+    def _plot(self, step: WalkStep) -> HeatmapPlot:
+        plot = self.plots.get(step.name)
+        if plot is None:
+            plot = HeatmapPlot()
+            plot.setMinimumHeight(PANEL_HEIGHT)
+            self.plots[step.name] = plot
+        return plot
+
+    def draw(self, walk: Walkthrough) -> None:
+        self.shown = walk
+        while self.grid.count():
+            self.grid.takeAt(0).widget().setParent(None)
+        columns = 4 if walk.kind == "toy" else 3
+        for i, step in enumerate(walk.steps):
+            plot = self._plot(step)
+            m = step.matrix
+            rows = self._labels(walk, step.rows, m.shape[0])
+            cols = self._labels(walk, step.cols, m.shape[1])
+            finite = m[np.isfinite(m)]
+            if step.signed:
+                bound = float(np.abs(finite).max()) if finite.size else 1.0
+                levels, cmap = (-max(bound, 1e-6), max(bound, 1e-6)), SIGNED_MAP
+            else:
+                levels, cmap = (0.0, 1.0), "viridis"
+            plot.set_colormap(cmap)
+            plot.set_matrix(m, rows, cols, levels=levels, bar_label=step.name)
+            plot.item.setTitle(step.formula, size="11pt")
+            plot.item.setLabel("left", "token" if step.rows == "tokens" else "dimension")
+            plot.item.setLabel("bottom", "token (key)" if step.cols == "tokens" else "dimension")
+            self.grid.addWidget(plot, i // columns, i % columns)
+        self.title.setText(walk.title)
+        pipeline = ("x → Q, K, V → scores → softmax → weights → output" if walk.kind == "toy" else
+                    "q, k (the model's own, after RoPE) → scores → mask → softmax → weights (= the Attention "
+                    "dock's map) → weights · v = output")
+        self.note.setText(pipeline + (f"   ⚠ {walk.note}" if walk.note else "") + "   · hover a cell for its value")
