@@ -24,7 +24,7 @@ import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -188,6 +188,7 @@ class VariantCosts:
 
     key: str
     footprint_bytes: int  # model.get_memory_footprint(): parameters and buffers
+    constants_bytes: int  # quantization constants (absmax, SCB) that get_memory_footprint() misses
     linear_bytes: int  # the quantized linear layers incl. their scales (absmax, SCB)
     linear_fp32_bytes: int  # the same layers' weights in fp32
     rss_delta_bytes: int | None  # process RSS change while loading (None for the reference)
@@ -200,6 +201,11 @@ class VariantCosts:
     device: str
     quantized_modules: int
     module_class: str  # 'Linear8bitLt', 'Linear4bit', 'Linear' ...
+
+    @property
+    def memory_bytes(self) -> int:
+        """Everything the weights occupy: parameters, buffers and quantization constants."""
+        return self.footprint_bytes + self.constants_bytes
 
 
 @dataclass(frozen=True)
@@ -302,7 +308,9 @@ def comparison_frame(reports: Sequence[ModeReport], trace_id: int | None) -> pd.
             "precision": p.label + (" (reference)" if c.is_reference else ""),
             "bits": p.bits,
             "kind": "simulated" if p.simulated else ("bitsandbytes" if p.uses_bitsandbytes else "torch dtype"),
-            "memory_MB": mb(c.footprint_bytes),
+            "memory_MB": mb(c.memory_bytes),
+            "footprint_MB": mb(c.footprint_bytes),
+            "scales_MB": mb(c.constants_bytes),
             "linear_layers_MB": mb(c.linear_bytes),
             "rss_change_MB": mb(c.rss_delta_bytes),
             "cuda_change_MB": mb(c.cuda_delta_bytes),
@@ -578,7 +586,8 @@ def _why_not(p: Precision, ref: LoadedModel, ref_key: str | None, device: str, q
         problem = _probe_bitsandbytes(p.kind, p.quant_type, p.double_quant, device, _compute_dtype(ref))
         if problem:
             return problem, ""
-        note = f"Computes in {_compute_dtype(ref)}; the lm_head and embeddings stay unquantized."
+        note = (f"Computes in {_compute_dtype(ref)}; the embeddings and the output layer stay unquantized "
+                "(transformers' default).")
         if p.kind == "int8":
             note += " bitsandbytes casts the activations to float16 for the int8 matrix products."
     else:
@@ -654,29 +663,38 @@ def simulate_rounding(model: torch.nn.Module, bits: int, ctx: TaskContext | None
     return len(linears)
 
 
-def linear_bytes(model: torch.nn.Module, simulated: bool = False) -> tuple[int, int, int, str]:
-    """(bytes, fp32 bytes, count, class) of the quantized linear layers, scales and constants included."""
+class LinearBytes(NamedTuple):
+    """Storage of the layers a precision quantizes."""
+
+    total: int  # weights plus quantization constants (absmax, SCB, nested scales)
+    fp32: int  # the same weights in fp32
+    constants: int  # the quantization constants alone: get_memory_footprint() does not see them
+    count: int
+    module_class: str
+
+
+def linear_bytes(model: torch.nn.Module, simulated: bool = False) -> LinearBytes:
+    """What the quantized (or, for simulated precisions, rounded) linear layers store."""
     quantized = _bnb_layers(model)
     if simulated or not quantized:
         plain = [m for _, m in _convertible_linears(model)]
-        return (sum(m.weight.numel() * m.weight.element_size() for m in plain),
-                sum(m.weight.numel() * 4 for m in plain), len(plain), "Linear")
+        stored = sum(m.weight.numel() * m.weight.element_size() for m in plain)
+        return LinearBytes(stored, sum(m.weight.numel() * 4 for m in plain), 0, len(plain), "Linear")
     seen: set[int] = set()
-    total = fp32 = 0
+    weights = constants = fp32 = 0
     for m in quantized:
-        tensors = [m.weight]
         if type(m).__name__ == "Linear8bitLt":
-            tensors += [getattr(m.weight, "SCB", None), getattr(m.state, "SCB", None)]
+            extra = [getattr(m.weight, "SCB", None), getattr(m.state, "SCB", None)]
             fp32 += m.weight.numel() * 4
         else:
-            qs = m.weight.quant_state
-            tensors += _quant_state_tensors(qs)
-            fp32 += math.prod(qs.shape) * 4
-        for t in tensors:
+            extra = _quant_state_tensors(m.weight.quant_state)
+            fp32 += math.prod(m.weight.quant_state.shape) * 4
+        weights += m.weight.numel() * m.weight.element_size()
+        for t in extra:
             if t is not None and t.data_ptr() not in seen:
                 seen.add(t.data_ptr())
-                total += t.numel() * t.element_size()
-    return total, fp32, len(quantized), type(quantized[0]).__name__
+                constants += t.numel() * t.element_size()
+    return LinearBytes(weights + constants, fp32, constants, len(quantized), type(quantized[0]).__name__)
 
 
 def _bnb_layers(model: torch.nn.Module) -> list:
@@ -910,15 +928,15 @@ def _measure(session: Session, state: _State, p: Precision, loaded: LoadedModel,
     if keep:
         state.last_traces = {p.key: var_trace}
     head_diff = _head(p.key, trace.id, obs.trace, var_trace, layer, head)
-    total, fp32, count, cls = linear_bytes(loaded.model, simulated=p.simulated)
+    stored = linear_bytes(loaded.model, simulated=p.simulated)
     is_ref = entry is None
     costs = VariantCosts(
-        key=p.key, footprint_bytes=int(loaded.model.get_memory_footprint()), linear_bytes=total,
-        linear_fp32_bytes=fp32, rss_delta_bytes=None if is_ref else entry.rss_delta,
+        key=p.key, footprint_bytes=int(loaded.model.get_memory_footprint()), constants_bytes=stored.constants,
+        linear_bytes=stored.total, linear_fp32_bytes=stored.fp32, rss_delta_bytes=None if is_ref else entry.rss_delta,
         cuda_delta_bytes=None if is_ref else entry.cuda_delta, load_s=loaded.info.load_s if is_ref else entry.load_s,
         forward_s=forward_s, forward_tokens=n, from_cache=from_cache, is_reference=is_ref, device=loaded.info.device,
-        quantized_modules=count if (p.uses_bitsandbytes or p.simulated) else 0,
-        module_class=cls + (" (rounded, simulated)" if p.simulated else ""),
+        quantized_modules=stored.count if (p.uses_bitsandbytes or p.simulated) else 0,
+        module_class=stored.module_class + (" (rounded, simulated)" if p.simulated else ""),
     )
     return ModeReport(p.key, costs, comparison, head_diff, tuple(state.variants))
 

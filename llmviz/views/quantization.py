@@ -44,7 +44,8 @@ ANCHORS = {
     "int1-sim": (-0.05, 1.1),
 }
 HEADERS = {
-    "precision": "Precision", "bits": "Bits", "kind": "Kind", "memory_MB": "Memory MB", "linear_layers_MB":
+    "precision": "Precision", "bits": "Bits", "kind": "Kind", "memory_MB": "Memory MB",
+    "footprint_MB": "get_memory_footprint MB", "scales_MB": "Scales MB", "linear_layers_MB":
     "Linear layers MB", "rss_change_MB": "RSS Δ MB", "cuda_change_MB": "CUDA Δ MB", "load_s": "Load s",
     "forward_s": "Forward s", "tokens": "Tokens", "mean_kl": "Mean KL", "top1_agreement": "Top-1 agree",
     "top5_overlap": "Top-5 overlap", "perplexity": "Perplexity", "reference_perplexity": "Ref. perplexity",
@@ -63,7 +64,7 @@ def _fmt(spec: str):  # type: ignore[no-untyped-def]
 
 
 FORMATS = {
-    "memory_MB": _fmt(",.1f"), "linear_layers_MB": _fmt(",.1f"), "rss_change_MB": _fmt(",.0f"),
+    "memory_MB": _fmt(",.1f"), "footprint_MB": _fmt(",.1f"), "scales_MB": _fmt(",.2f"), "linear_layers_MB": _fmt(",.1f"), "rss_change_MB": _fmt(",.0f"),
     "cuda_change_MB": _fmt(",.0f"), "load_s": _fmt(".2f"), "forward_s": _fmt(".3f"), "tokens": _fmt(".0f"),
     "mean_kl": _fmt(".4g"), "top1_agreement": _fmt(".1%"), "top5_overlap": _fmt(".1%"), "perplexity": _fmt(".2f"),
     "reference_perplexity": _fmt(".2f"), "attention_max_abs_diff": _fmt(".3g"), "last_layer_rel_error": _fmt(".3g"),
@@ -317,7 +318,7 @@ class QuantizationView(DockView):
         self.memory_plot = self.charts.addPlot(row=0, col=0)
         self.kl_plot = self.charts.addPlot(row=0, col=1)
         self.top1_plot = self.charts.addPlot(row=0, col=2)
-        style_plot(self.memory_plot, "Memory", "weights and buffers (MB)", "bits per weight")
+        style_plot(self.memory_plot, "Memory", "weights, buffers, scales (MB)", "bits per weight")
         style_plot(self.kl_plot, "Mean KL vs reference", "nats (log scale)", "bits per weight")
         style_plot(self.top1_plot, "Top-1 agreement", "% of positions", "bits per weight")
         self.kl_plot.setLogMode(y=True)
@@ -590,8 +591,8 @@ class QuantizationView(DockView):
                 continue
             p = precision(key)
             x = math.log2(p.bits)
-            self._point(self.memory_plot, p, x, report.costs.footprint_bytes / 2**20)
-            top = max(top, report.costs.footprint_bytes / 2**20)
+            self._point(self.memory_plot, p, x, report.costs.memory_bytes / 2**20)
+            top = max(top, report.costs.memory_bytes / 2**20)
             q = report.comparison
             if q.trace_id != trace_id or not q.has_distributions:
                 continue

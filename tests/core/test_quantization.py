@@ -137,7 +137,8 @@ def test_tiny_bitsandbytes_variants_are_real(llama, mode, module, factor):
     c = report.costs
     assert c.module_class == module and not c.is_reference and c.load_s > 0 and c.forward_s > 0
     assert c.linear_fp32_bytes / c.linear_bytes == pytest.approx(factor, rel=0.2)
-    assert c.footprint_bytes < llama.loaded.model.get_memory_footprint()
+    assert c.constants_bytes > 0 and c.memory_bytes == c.footprint_bytes + c.constants_bytes
+    assert c.memory_bytes < llama.loaded.model.get_memory_footprint()
     assert 0 < report.comparison.mean_kl < 1 and report.comparison.kl.shape == (llama.trace.num_tokens,)
 
 
@@ -273,7 +274,10 @@ def test_smollm2_bitsandbytes_memory_and_quality(smol, mode, module, factor):
     # weights of the quantized layers (scales included) against the same layers in fp32
     assert c.linear_fp32_bytes == 30 * (576 * 576 * 2 + 576 * 192 * 2 + 576 * 1536 * 3) * 4
     assert c.linear_fp32_bytes / c.linear_bytes == pytest.approx(factor, rel=0.2)
-    assert c.footprint_bytes < 0.45 * smol.loaded.model.get_memory_footprint()
+    assert c.memory_bytes < 0.45 * smol.loaded.model.get_memory_footprint()
+    rows = 30 * (576 * 3 + 192 * 2 + 1536 * 2)
+    weights = c.linear_fp32_bytes // 4
+    assert c.constants_bytes >= (rows * 4 if mode == "int8" else weights // 64 * 4)  # SCB per row / absmax per block
     assert 0 < cmp.mean_kl < 2 and 0.3 < cmp.top1_rate <= 1 and math.isfinite(cmp.perplexity_variant)
     assert cmp.hidden_relative_error.shape == (31,)
 
