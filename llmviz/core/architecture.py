@@ -139,7 +139,8 @@ class ArchitectureSummary:
         ]
         for name, n in self.components:
             share = 100.0 * n / self.total_params if self.total_params else 0.0
-            out.append((f"  {name}", f"{n:,} ({share:.1f} %)", "parameters in this part of the network"))
+            percent = f"{share:.1f} %" if share >= 0.1 else "< 0.1 %"
+            out.append((f"  {name}", f"{n:,} ({percent})", "parameters in this part of the network"))
         for label, bits in PRECISIONS:
             out.append((f"Weights at {label}", human_bytes(self.weight_bytes(bits)),
                         f"{self.total_params:,} × {bits} bits; quantized checkpoints add a few % for scales"))
