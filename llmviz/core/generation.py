@@ -5,8 +5,9 @@ token through the model with its KV cache (a transformers `DynamicCache`, as
 `model.generate` uses) and picks the next.  The state lives in
 `session.extras["generation"]` between jobs, so the view can show every token as it
 arrives and stop at any time: what was generated stays.  Per step it reports the chosen
-token's probability, the entropy of the distribution, the latency, the top candidates and
-the attention row of the position that produced the token (the mean over heads, per layer).
+token's probability, the entropy of the distribution, the latency and the top candidates;
+it keeps the predicting position's queries, so `attention_row` can show, for any step
+clicked later, that position's attention (the mean over heads, per layer) from the cache.
 
 `generate` runs the same steps in a loop, for scripts and tests.
 """
@@ -72,7 +73,7 @@ class GenerationStep:
     top_ids: np.ndarray  # int64 [k]: the model's most likely tokens
     top_probs: np.ndarray  # float32 [k]
     top_pieces: tuple[str, ...]
-    attention: np.ndarray | None  # float32 [layers, context]: head-mean attention of the predicting position
+    attention: np.ndarray | None  # eager models only: float32 [layers, context] (others: ask `attention_row`)
     context_len: int  # tokens the model had seen when it predicted this token
     prompt_tokens: int
     finished: str = ""  # '', 'max_tokens', 'eos', 'context' or 'cancelled'
@@ -96,36 +97,55 @@ class _State:
     algorithm: str
     fed: int = 0  # tokens whose keys/values are in the cache
     finished: str = ""
-    extra: dict = field(default_factory=dict)
+    #: per step: (queries [layers, H, d] of the predicting position, scaling per layer, mask rows)
+    queries: list[tuple] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- attention rows
 
 
-class _RowRecorder:
-    """Keeps, per layer, the head-mean attention of the last query position (the one predicting)."""
+class _QueryRecorder:
+    """Keeps each layer's query at the last position (the one predicting) during a step.
+
+    Storing the query, not the attention row, keeps the step nearly as cheap as a plain
+    forward: the row is computed only when a step is clicked, from this query and the keys
+    already in the KV cache (`attention_row`).
+    """
 
     def __init__(self) -> None:
-        self.rows: list[np.ndarray] = []
+        self.queries: list[Any] = []  # per layer [H, d]
+        self.scaling: list[float] = []
+        self.masks: list[Any] = []  # per layer: the mask row of the last position, or None
 
     def record(self, module: Any, query: Any, key: Any, mask: Any, kwargs: dict) -> None:
         import torch
 
         if getattr(module, "is_cross_attention", False):
             return
-        q = query[0, :, -1:, :].float()  # [H, 1, d]
-        k = key[0].float()  # [KV, S, d]
-        if k.shape[0] != q.shape[0]:
-            k = k.repeat_interleave(q.shape[0] // k.shape[0], dim=0)
-        scaling = kwargs.get("scaling") or q.shape[-1] ** -0.5
-        scores = (q @ k.transpose(-1, -2))[:, 0] * scaling  # [H, S]
-        if isinstance(mask, torch.Tensor):
-            last = mask[0, :, -1, : scores.shape[-1]]
-            scores = scores.masked_fill(~last, float("-inf")) if last.dtype == torch.bool else scores + last.float()
-        self.rows.append(torch.softmax(scores, dim=-1).mean(dim=0).cpu().numpy())
+        self.queries.append(query[0, :, -1])
+        self.scaling.append(float(kwargs.get("scaling") or query.shape[-1] ** -0.5))
+        self.masks.append(mask[0, 0, -1].clone() if isinstance(mask, torch.Tensor) else None)
 
-    def matrix(self) -> np.ndarray | None:
-        return np.stack(self.rows).astype(np.float32) if self.rows else None
+
+@dataclass(frozen=True)
+class AttentionRow:
+    """Head-mean attention of the position that predicted step `step`, per layer."""
+
+    run_id: int
+    step: int
+    matrix: np.ndarray  # float32 [layers, context]
+
+
+def _row_from_query(q: Any, keys: Any, scaling: float, mask: Any) -> Any:
+    """softmax(q k^T * scaling) averaged over heads; grouped-query heads share their key head."""
+    import torch
+
+    heads, kv = q.shape[0], keys.shape[0]
+    scores = (q.float().reshape(kv, heads // kv, -1) @ keys.float().transpose(-1, -2)).reshape(heads, -1) * scaling
+    if mask is not None:
+        mask = mask[: scores.shape[-1]]
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask.float()
+    return torch.softmax(scores, dim=-1).mean(dim=0)
 
 
 # ---------------------------------------------------------------- prompt
@@ -165,7 +185,8 @@ def _drop_unfinished(state: _State) -> None:
 
 
 def _forward(loaded: Any, state: _State, new_ids: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Feed `new_ids` after the cached tokens; returns the last position's logits and attention rows."""
+    """Feed `new_ids` after the cached tokens; returns the last position's logits (and, for eager
+    models, the attention rows that come with the output)."""
     import torch
 
     from .capture import recording
@@ -181,21 +202,24 @@ def _forward(loaded: Any, state: _State, new_ids: list[int]) -> tuple[np.ndarray
         position_ids=torch.arange(start, start + len(new_ids), device=device).unsqueeze(0),
     )
     eager = loaded.info.capture == "weights"
-    want_rows = state.settings.record_attention
-    recorder = _RowRecorder()
-    if want_rows and eager:
+    want = state.settings.record_attention
+    recorder = _QueryRecorder()
+    if want and eager:
         kwargs["output_attentions"] = True
     with torch.inference_mode():
-        if want_rows and not eager:
+        if want and not eager:
             with recording(recorder):  # type: ignore[arg-type]
                 out = model(**kwargs)
+            if recorder.queries:
+                state.queries.append((torch.stack(recorder.queries), recorder.scaling, recorder.masks))
         else:
             out = model(**kwargs)
+        rows = None
+        if want and eager and getattr(out, "attentions", None):
+            rows = torch.stack([a[0, :, -1].float().mean(0) for a in out.attentions]).cpu().numpy()
+        logits = out.logits[0, -1].float().cpu().numpy()
     state.fed += len(new_ids)
-    rows = recorder.matrix()
-    if want_rows and eager and getattr(out, "attentions", None):
-        rows = np.stack([a[0, :, -1].float().mean(0).cpu().numpy() for a in out.attentions]).astype(np.float32)
-    return out.logits[0, -1].float().cpu().numpy(), rows
+    return logits, rows
 
 
 def _choose(state: _State, logits: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
@@ -230,7 +254,8 @@ def _step(loaded: Any, state: _State, ctx: "TaskContext", new_ids: list[int], pr
         state.finished = "context"
     if ctx.token.cancelled:  # the token is computed: keep it, and stop here
         state.finished = state.finished or "cancelled"
-    top = np.argsort(-model_p)[:TOP_K_SHOWN]
+    top = np.argpartition(-model_p, TOP_K_SHOWN)[:TOP_K_SHOWN]
+    top = top[np.argsort(-model_p[top], kind="stable")]
     tok = loaded.tokenizer
     notice = FINISH_NOTICES.get(state.finished, "").format(limit=state.limit or 0)
     return GenerationStep(
@@ -301,3 +326,21 @@ def generate(session: "Session", ctx: "TaskContext", text: str, **settings: Any)
     while not steps[-1].finished:
         steps.append(step(session, ctx, steps[-1].run_id))
     return steps
+
+
+def attention_row(session: "Session", ctx: "TaskContext", run_id: int, step: int) -> AttentionRow:
+    """Job: the attention row (mean over heads, per layer) of the position that predicted `step`."""
+    import torch
+
+    state = session.extras.get(EXTRAS_KEY)
+    if not isinstance(state, _State) or state.run_id != run_id:
+        raise LlmvizError("This generation is no longer available, so its attention cannot be shown.")
+    if not 0 <= step < len(state.queries):
+        raise LlmvizError("No attention was recorded for this step.")
+    queries, scaling, masks = state.queries[step]
+    context = len(state.prompt_ids) + step
+    with torch.inference_mode():
+        rows = [_row_from_query(queries[layer], state.cache.layers[layer].keys[0, :, :context], scaling[layer], masks[layer])
+                for layer in range(queries.shape[0])]
+        matrix = torch.stack(rows).cpu().numpy().astype(np.float32)
+    return AttentionRow(run_id, step, matrix)

@@ -52,6 +52,7 @@ class GenerationView(DockView):
         self.prompt_pieces: tuple[str, ...] = ()
         self.chat_run = False
         self.sampled_run = False
+        self.attention_step = -1
         self._arrivals: list[float] = []
         self._build()
 
@@ -147,7 +148,7 @@ class GenerationView(DockView):
         self.plot_items[0].setYRange(0, 1.02, padding=0)
         self.plots.scene().sigMouseClicked.connect(self._plot_clicked)
 
-        self.step_label = QLabel("Click a step in the plot to see its candidates and attention.")
+        self.step_label = QLabel("Click a step in the plot (during or after generation) to see its candidates and attention.")
         self.step_label.setWordWrap(True)
         self.step_label.setTextFormat(Qt.TextFormat.RichText)
         self.top_table = QTableWidget(0, 2)
@@ -223,7 +224,8 @@ class GenerationView(DockView):
             marker.hide()
         self.top_table.setRowCount(0)
         self.attention.clear()
-        self.step_label.setText("Click a step in the plot to see its candidates and attention.")
+        self.attention_step = -1
+        self.step_label.setText("Click a step in the plot (during or after generation) to see its candidates and attention.")
         self._update_buttons()
 
     # -- running -------------------------------------------------------------------------------------------
@@ -266,6 +268,9 @@ class GenerationView(DockView):
         self._next(len(self.steps) + self.max_new.value())
 
     def job_finished(self, outcome: JobOutcome) -> None:
+        if outcome.channel == f"{self.NAME}.attention":
+            self._attention_finished(outcome)
+            return
         if not self.running:
             return
         if not outcome.ok:
@@ -291,10 +296,22 @@ class GenerationView(DockView):
         if not more:
             self.running = False
             self.stop_requested = False
+            if self.selected < 0:
+                self.select_step(len(self.steps) - 1)  # the details of the last step, unless one was clicked
             notice = step.notice or "Stopped. What was generated so far is kept."
             self.status.setText(f"{self._progress_text()} · <b>{html.escape(notice)}</b>")
             self._update_buttons()
             self.mark_ready()
+
+    def _attention_finished(self, outcome: JobOutcome) -> None:
+        step = outcome.kwargs.get("step")
+        if outcome.kwargs.get("run_id") != self.run_id or step != self.selected:
+            return  # another step was clicked meanwhile, or another run started
+        if outcome.ok:
+            self.draw_attention(step, outcome.value.matrix)
+        elif outcome.status == "failed":
+            self.attention.clear()
+            self.step_label.setText(self.step_label.text() + f"<br><span style='color:#b00020'>{html.escape(outcome.message)}</span>")
 
     # -- drawing ---------------------------------------------------------------------------------------------
     def add_step(self, step: GenerationStep) -> None:
@@ -309,8 +326,6 @@ class GenerationView(DockView):
         self._show_text(self.prompt_text if self.chat_used else self.prompt_source, step.text)
         if self.running:
             self.status.setText(self._progress_text() + " · generating…")
-        if self.selected < 0 or self.selected == len(self.steps) - 2:
-            self.select_step(len(self.steps) - 1)  # follow the newest step unless the user picked another
 
     @property
     def chat_used(self) -> bool:
@@ -354,13 +369,18 @@ class GenerationView(DockView):
                 cell.setBackground(pg.mkColor("#ffe9a8"))
             self.top_table.setItem(r, 0, cell)
             self.top_table.setItem(r, 1, QTableWidgetItem(f"{float(p):.4f}"))
-        if step.attention is not None:
-            context = list(self.prompt_pieces) + [s.piece for s in self.steps[:index]]
-            context = context[: step.attention.shape[1]]
-            rows = [str(i) for i in range(step.attention.shape[0])]
-            self.attention.set_matrix(step.attention, rows, context, levels=(0.0, float(step.attention.max()) or 1.0))
-        else:
-            self.attention.clear()
+        if step.attention is not None:  # eager models deliver it with the step
+            self.draw_attention(index, step.attention)
+        elif self.run_id is not None:
+            self.host.call(f"{self.NAME}.attention", "llmviz.core.generation.attention_row", "Attention of a step",
+                           run_id=self.run_id, step=index)
+
+    def draw_attention(self, index: int, matrix: np.ndarray) -> None:
+        """Layers x context tokens: where the position that predicted step `index` looked."""
+        context = (list(self.prompt_pieces) + [s.piece for s in self.steps[:index]])[: matrix.shape[1]]
+        rows = [str(i) for i in range(matrix.shape[0])]
+        self.attention.set_matrix(matrix, rows, context, levels=(0.0, float(matrix.max()) or 1.0))
+        self.attention_step = index
 
     def _plot_clicked(self, event) -> None:  # type: ignore[no-untyped-def]
         if not self.steps or event.button() != Qt.MouseButton.LeftButton:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QTransform
 from PySide6.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget,
+    QComboBox, QDoubleSpinBox, QGraphicsItem, QGraphicsSimpleTextItem, QHBoxLayout, QLabel, QPushButton, QSpinBox,
+    QTabWidget, QVBoxLayout, QWidget,
 )
 
 from ..core.prediction import LogitLens, PositionLogits, entropy_bits, is_greedy, sampling_distribution, softmax
@@ -35,13 +36,64 @@ def short(label: str, n: int = CELL_CHARS) -> str:
     return label if len(label) <= n else label[: n - 1] + "…"
 
 
+class CellTexts:
+    """The word in each lens cell: a pool of plain Qt text items, reused between draws.
+
+    QGraphicsSimpleTextItem with ItemIgnoresTransformations keeps its pixel size at any zoom
+    and is painted by Qt itself; a redraw only touches items whose text, colour or place
+    changed (pyqtgraph's TextItem costs dozens of Qt calls per item per draw).
+    """
+
+    def __init__(self, viewbox: pg.ViewBox) -> None:
+        self.viewbox = viewbox
+        self.font = QFont("DejaVu Sans", 8)
+        self.metrics = QFontMetrics(self.font)
+        self.items: list[QGraphicsSimpleTextItem] = []
+        self.state: list[tuple] = []  # (text, dark, x, y, visible) last applied per item
+
+    def _item(self, i: int) -> QGraphicsSimpleTextItem:
+        while len(self.items) <= i:
+            item = QGraphicsSimpleTextItem()
+            item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+            item.setFont(self.font)
+            item.setZValue(20)
+            self.viewbox.addItem(item, ignoreBounds=True)
+            self.items.append(item)
+            self.state.append(("", None, None, None, True))
+        return self.items[i]
+
+    def show(self, cells: list[tuple[str, bool, float, float]]) -> None:
+        """cells: (text, on a dark background, x, y of the cell centre)."""
+        for i, (text, dark, x, y) in enumerate(cells):
+            item, (old_text, old_dark, ox, oy, shown) = self._item(i), self.state[i]
+            if text != old_text:
+                item.setText(text)
+                width = self.metrics.horizontalAdvance(text)
+                item.setTransform(QTransform.fromTranslate(-width / 2, -self.metrics.height() / 2))
+            if dark != old_dark:
+                item.setBrush(QColor("#ffffff" if dark else "#000000"))
+            if (x, y) != (ox, oy):
+                item.setPos(x, y)
+            if not shown:
+                item.setVisible(True)
+            self.state[i] = (text, dark, x, y, True)
+        for i in range(len(cells), len(self.items)):
+            if self.state[i][4]:
+                self.items[i].setVisible(False)
+                self.state[i] = self.state[i][:4] + (False,)
+
+    @property
+    def shown(self) -> list[str]:
+        return [s[0] for s in self.state if s[4]]
+
+
 class LensPlot(HeatmapPlot):
     """The layers x positions grid with each cell's top guess written in it; hover shows the top 5."""
 
     def __init__(self) -> None:
         super().__init__(colormap="viridis", bar_label="probability")
         self.lens: LogitLens | None = None
-        self.texts: list[pg.TextItem] = []
+        self.texts = CellTexts(self.item.getViewBox())
         self.row_layers: np.ndarray = np.zeros(0, int)
         self.value_name = "top-1 probability"
 
@@ -55,25 +107,9 @@ class LensPlot(HeatmapPlot):
         self.value_name = "probability of the actual next token" if by_actual else "top-1 probability"
         self.set_matrix(values[::-1], rows, cols, levels=(0.0, 1.0), col_index=lens.positions,
                         row_index=self.row_layers, bar_label=self.value_name)
-        self._write_cells()
-
-    def _write_cells(self) -> None:
-        for item in self.texts:
-            self.item.removeItem(item)
-        self.texts = []
-        lens = self.lens
-        if lens is None:
-            return
-        font = QFont("DejaVu Sans", 8)
         top = lens.top_probs[..., 0]
-        for r, layer in enumerate(self.row_layers):
-            for c in range(len(lens.positions)):
-                p = float(top[layer, c])
-                text = pg.TextItem(short(lens.top_labels[layer][c][0]), color="#000" if p > 0.55 else "#fff", anchor=(0.5, 0.5))
-                text.setFont(font)
-                text.setPos(c + 0.5, r + 0.5)
-                self.item.addItem(text)
-                self.texts.append(text)
+        self.texts.show([(short(lens.top_labels[layer][c][0]), float(top[layer, c]) <= 0.55, c + 0.5, r + 0.5)
+                         for r, layer in enumerate(self.row_layers) for c in range(len(lens.positions))])
 
     def describe(self, r: int, c: int) -> str:
         lens = self.lens
@@ -108,7 +144,8 @@ class PredictionView(DockView):
 
     # -- construction ------------------------------------------------------------------------------
     def _build_next_tab(self) -> QWidget:
-        self.chips, chips_area = TokenChips.scrolling(point_size=11)
+        self.chips, self.chips_area = TokenChips.scrolling(point_size=11)
+        chips_area = self.chips_area
         chips_area.setMaximumHeight(96)
         self.chips.sig_clicked.connect(self.select_position)
         self.temperature = QDoubleSpinBox()
@@ -229,12 +266,19 @@ class PredictionView(DockView):
         self.chips.set_tokens(labels, lambda i: f"position {i}: {labels[i]} (id {int(trace.tokens.ids[i])})",
                               special=trace.tokens.special)
         self.chips.set_selected(trace.num_tokens - 1)
+        QTimer.singleShot(0, self._show_selected_chip)  # after the chips are laid out at their width
         self.lens_start.blockSignals(True)
         self.lens_start.setRange(0, max(0, trace.num_tokens - 1))
         self.lens_start.setValue(max(0, trace.num_tokens - self.lens_count.value()))
         self.lens_start.blockSignals(False)
         self.request_next()
         self.request_lens()
+
+    def _show_selected_chip(self) -> None:
+        i = self.chips.selected
+        if 0 <= i < len(self.chips.rects):
+            centre = self.chips.rects[i].center()
+            self.chips_area.ensureVisible(int(centre.x()), int(centre.y()))
 
     def select_position(self, position: int) -> None:
         self.position = position

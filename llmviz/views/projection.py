@@ -147,23 +147,27 @@ class ProjectionView(DockView):
         self.item.setLabel("left", f"PC2 ({frac[1] * 100:.1f}% of variance)")
         self.summary.setText(f"{what} {unit}; colour = position (dark = first, yellow = last). "
                              f"Hover a point for its token.")
-        self.item.autoRange()
+        self.item.getViewBox().autoRange(padding=0.08)  # room for the labels right of the points
         self.show_content()
         self.mark_ready()
 
     def _draw_labels(self, coords: np.ndarray) -> None:
-        for item in self.text_items:
-            self.item.removeItem(item)
-        self.text_items = []
+        """Label every token, or every k-th of a long text; the items are kept and reused between draws."""
         t = coords.shape[0]
         step = max(1, int(np.ceil(t / MAX_LABELS)))
+        shown = list(range(0, t, step))
         font = QFont("DejaVu Sans", 9)
-        for i in range(0, t, step):
-            text = pg.TextItem(self._labels[i] if i < len(self._labels) else str(i), color="#202020", anchor=(0, 1))
-            text.setFont(font)
-            text.setPos(float(coords[i, 0]), float(coords[i, 1]))
-            self.item.addItem(text)
-            self.text_items.append(text)
+        while len(self.text_items) < len(shown):
+            item = pg.TextItem("", color="#202020", anchor=(0, 1))
+            item.setFont(font)
+            self.item.addItem(item, ignoreBounds=True)
+            self.text_items.append(item)
+        for item, i in zip(self.text_items, shown):
+            item.setText(self._labels[i] if i < len(self._labels) else str(i))
+            item.setPos(float(coords[i, 0]), float(coords[i, 1]))
+            item.setVisible(True)
+        for item in self.text_items[len(shown):]:
+            item.setVisible(False)
 
     def _tip(self, x: float, y: float, data: int) -> str:
         label = self._labels[int(data)] if 0 <= int(data) < len(self._labels) else ""

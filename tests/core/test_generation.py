@@ -131,16 +131,38 @@ def test_continue_after_the_requested_tokens(decoder):
 
 
 def test_attention_rows_equal_eager_attention(tiny_models):
-    session = _session(tiny_models["llama"])
+    session = _session(tiny_models["llama"])  # grouped-query attention: 4 heads share 2 key heads
     steps = gen.generate(session, TaskContext(), PROMPT, max_new_tokens=3, stop_at_eos=False)
     eager = AutoModelForCausalLM.from_pretrained(tiny_models["llama"], attn_implementation="eager")
     ids = session.loaded.tokenizer(PROMPT)["input_ids"] + [s.token_id for s in steps[:2]]
     with torch.inference_mode():
         attentions = eager(torch.tensor([ids]), output_attentions=True).attentions
-    expected = np.stack([a[0, :, -1].mean(0).numpy() for a in attentions])
-    assert steps[2].attention.shape == (3, len(ids))
-    np.testing.assert_allclose(steps[2].attention, expected, atol=1e-5)
-    np.testing.assert_allclose(steps[0].attention.sum(axis=1), 1.0, atol=1e-5)
+    for step in (0, 2):
+        n = len(ids) - 2 + step
+        expected = np.stack([a[0, :, n - 1, :n].mean(0).numpy() for a in attentions])
+        row = gen.attention_row(session, TaskContext(), steps[0].run_id, step)
+        assert row.matrix.shape == (3, n) and row.step == step
+        np.testing.assert_allclose(row.matrix, expected, atol=1e-5)
+    assert steps[2].attention is None  # computed on request, not during generation
+    with pytest.raises(LlmvizError, match="No attention"):
+        gen.attention_row(session, TaskContext(), steps[0].run_id, 3)
+    with pytest.raises(LlmvizError, match="no longer available"):
+        gen.attention_row(session, TaskContext(), steps[0].run_id + 1, 0)
+
+
+def test_eager_models_get_their_rows_with_each_step(tiny_models):
+    """Models that only give attention through output_attentions (capture 'weights')."""
+    import dataclasses
+
+    session = _session(tiny_models["llama"])
+    session.loaded.model = AutoModelForCausalLM.from_pretrained(tiny_models["llama"], attn_implementation="eager").eval()
+    session.loaded.info = dataclasses.replace(session.loaded.info, capture="weights")
+    steps = gen.generate(session, TaskContext(), PROMPT, max_new_tokens=2, stop_at_eos=False)
+    ids = session.loaded.tokenizer(PROMPT)["input_ids"] + [steps[0].token_id]
+    with torch.inference_mode():
+        attentions = session.loaded.model(torch.tensor([ids]), output_attentions=True).attentions
+    np.testing.assert_allclose(steps[1].attention, np.stack([a[0, :, -1].mean(0).numpy() for a in attentions]), atol=1e-5)
+    assert [s.token_id for s in steps] == _reference(session, PROMPT, 2)
 
 
 def test_chat_template_and_bad_input(smollm2_session, tiny_models, minilm_session):
@@ -164,4 +186,6 @@ def test_real_smollm2_greedy_equals_generate(smollm2_session):
     prompt = "The history of language models begins"
     steps = gen.generate(smollm2_session, TaskContext(), prompt, max_new_tokens=8, stop_at_eos=False)
     assert [s.token_id for s in steps] == _reference(smollm2_session, prompt, 8)
-    assert steps[0].attention.shape == (30, steps[0].prompt_tokens)
+    row = gen.attention_row(smollm2_session, TaskContext(), steps[0].run_id, 5)
+    assert row.matrix.shape == (30, steps[5].context_len)
+    np.testing.assert_allclose(row.matrix.sum(axis=1), 1.0, atol=1e-4)

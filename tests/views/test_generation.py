@@ -53,9 +53,13 @@ def test_streams_the_same_tokens_as_the_core(qtbot, host, view, tiny_models):
     np.testing.assert_allclose(lat, [s.latency_s * 1000 for s in view.steps])
     assert view.text.toPlainText() == PROMPT + expected[-1].text
     assert "Generated the requested number" in view.status.text() and "tokens/s" in view.status.text()
+    qtbot.waitUntil(lambda: view.attention_step == 9, timeout=TIMEOUT)  # the last step's, when done
     view.select_step(3)
     step = view.steps[3]
     assert view.top_table.rowCount() == 10 and view.top_table.item(0, 0).text() == step.top_pieces[0]
+    qtbot.waitUntil(lambda: view.attention_step == 3, timeout=TIMEOUT)
+    row = gen.attention_row(session, TaskContext(), expected[0].run_id, 3)
+    np.testing.assert_allclose(view.attention.matrix, row.matrix, atol=1e-5)
     assert view.attention.matrix.shape == (3, step.context_len)
     assert view.attention.col_labels[-1] == view.steps[2].piece and view.markers[0].value() == 3
     assert view.continue_button.isEnabled() and view.use_button.isEnabled()

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from llmviz.core.prediction import sampling_distribution, softmax
-from llmviz.views.prediction import PredictionView
+from llmviz.views.prediction import PredictionView, short
 
 from .tokens_support import load, run
 
@@ -68,7 +68,8 @@ def test_logit_lens_grid(qtbot, host, view, tiny_models, tmp_path):
     np.testing.assert_allclose(plot.matrix[0], lens.top_probs[-1, :, 0])  # the last layer is the top row
     np.testing.assert_allclose(plot.matrix[-1], lens.top_probs[0, :, 0])  # embeddings at the bottom
     assert plot.row_labels[0].startswith("last") and plot.row_labels[-1] == "0 embed"
-    assert len(plot.texts) == layers * trace.num_tokens
+    assert len(plot.texts.shown) == layers * trace.num_tokens
+    assert plot.texts.shown[1] == short(lens.top_labels[-1][1][0])  # top row = last layer, written in the cell
     described = plot.describe(0, 1)
     assert described.startswith(f"layer {layers - 1}, after") and lens.top_labels[-1][1][0] in described
     view.lens_colour.setCurrentIndex(1)  # colour by the probability of the token that really follows
