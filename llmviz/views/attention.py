@@ -100,9 +100,10 @@ class _MapPanel(QWidget):
         self.heatmap.sig_range_changed.connect(lambda *_: self._zoom.start())
 
     def max_cells(self) -> int:
-        """The map's pixel size: computing more cells than pixels would only be thrown away."""
-        pixels = max(self.heatmap.view_pixels())
-        return min(MAX_CELLS, max(MIN_CELLS, pixels)) if pixels >= MIN_CELLS else FALLBACK_CELLS
+        """The map's size in pixels along its shorter side: more cells than pixels are never seen
+        (they would only cost compute, transfer and paint); zooming in fetches them."""
+        pixels = min(self.heatmap.view_pixels())
+        return min(MAX_CELLS, max(MIN_CELLS, pixels)) if pixels >= MIN_CELLS // 2 else FALLBACK_CELLS
 
     def _zoomed(self) -> None:
         shown = self.shown
@@ -132,8 +133,12 @@ class _MapPanel(QWidget):
             self._zoom.start()  # the zoomed region of the previous map: fetch it for this one
 
     def draw_detail(self, result: AttentionMap) -> None:
-        r0, _, c0, _ = result.region
+        r0, r1, c0, c1 = result.region
         self.heatmap.set_detail(result.matrix, r0, c0, result.block)
+        base = self.summary.text().split(" · zoomed", 1)[0]
+        what = "exact values" if result.block == 1 else f"{result.reduce} over {result.block}×{result.block}"
+        pos = result.positions
+        self.summary.setText(f"{base} · zoomed to queries {pos[r0]}–{pos[r1 - 1]} × keys {pos[c0]}–{pos[c1 - 1]}: {what}")
 
     def show_bars(self) -> None:
         if not self.bars.isVisible():
@@ -267,7 +272,9 @@ class AttentionView(DockView):
         self.rollout_panel.sig_region.connect(self._request_rollout_detail)
         self.rollout_panel.heatmap.sig_clicked.connect(self._rollout_clicked)
         self.rollout_note = QLabel("Attention rollout (Abnar & Zuidema 2020): per layer, average the heads, add the "
-                                   "identity for the residual stream, renormalise rows, multiply through the layers.")
+                                   "identity for the residual stream, renormalise rows, multiply through the layers. "
+                                   "It usually piles onto the first token (an attention sink): tick <i>Hide first "
+                                   "token</i> and <i>Renormalise</i> to compare the others.")
         self.rollout_note.setWordWrap(True)
         tab = QWidget()
         layout = QVBoxLayout(tab)
@@ -543,12 +550,8 @@ class AttentionView(DockView):
     def _draw_rollout(self, result: AttentionMap) -> None:
         panel = self.rollout_panel
         panel.draw(result, self.labels(), "rollout weight")
-        text = (f"{self.trace.num_tokens:,} tokens · {panel.resolution_text(result)} · row q: how much each input "
-                f"token contributes to position q at the top · {result.compute_s * 1000:.0f} ms")
-        if result.positions[0] == 0 and result.block == 1 and float(np.nanmean(result.matrix[:, 0])) > 0.5:
-            text += ("<br>Most of the rollout sits on the first token (an attention sink): tick "
-                     "<i>Hide first token</i> and <i>Renormalise</i> to compare the other tokens.")
-        panel.summary.setText(text)
+        panel.summary.setText(f"{self.trace.num_tokens:,} tokens · {panel.resolution_text(result)} · row q: how much "
+                              f"each input token contributes to position q at the top · {result.compute_s * 1000:.0f} ms")
 
     # -- results ---------------------------------------------------------------------------
     def job_finished(self, outcome: JobOutcome) -> None:

@@ -110,7 +110,7 @@ def thin_ticks(labels: Sequence[str], lo: float, hi: float, pixels: float,
         return []
     first, last = max(0, int(math.floor(lo))), min(n - 1, int(math.ceil(hi)))
     visible = max(1, last - first + 1)
-    longest = max((len(labels[i]) for i in range(first, last + 1)), default=1) if visible <= 4096 else MAX_LABEL_CHARS
+    longest = max((len(labels[i]) for i in range(first, last + 1)), default=1) if visible <= 256 else MAX_LABEL_CHARS
     step = max(1, math.ceil(visible * per_label_px(longest) / pixels))
     start = first - first % step
     cut = lambda s: s if len(s) <= MAX_LABEL_CHARS else s[:MAX_LABEL_CHARS - 1] + "…"  # noqa: E731
@@ -155,6 +155,7 @@ class HeatmapPlot(QWidget):
             axis.label.setFont(QFont("DejaVu Sans", TICK_FONT_PT + 1))
         self.bar.axis.setStyle(tickFont=font)
         self.bar.axis.setWidth(None)  # room for the label (pyqtgraph fixes it at 45 px)
+        self.bar.axis.enableAutoSIPrefix(False)
         self.bar.axis.label.setFont(QFont("DejaVu Sans", TICK_FONT_PT + 1))
         self.readout = QLabel(" ")
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

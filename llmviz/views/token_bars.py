@@ -65,8 +65,10 @@ class TokenBars(pg.PlotWidget):
             self.marker.setValue(marker + 0.5)
         self.item.setTitle(title, size=f"{TICK_FONT_PT + 1}pt")
         top = float(shown.max()) if n else 1.0
+        nonzero = np.flatnonzero(shown)
+        reach = max(int(nonzero[-1]) if nonzero.size else 0, marker or 0) + 1  # causal rows end at the query
         self.item.setLimits(xMin=-0.5, xMax=n + 0.5)
-        self.item.setXRange(0, max(1, n), padding=0.01)
+        self.item.setXRange(0, max(1, reach), padding=0.01)
         self.item.setYRange(0, top if top > 0 else 1.0, padding=0.05)
         self._update_ticks()
 
