@@ -26,6 +26,7 @@ from .capture import CAPTURE_IMPL
 from .errors import Cancelled, ModelLoadError
 from .progress_bridge import transformers_progress
 from .specs import DEVICES, DTYPES, ModelInfo, ModelSpec
+from .structure import represented_numel
 from .tasks import TaskContext
 
 transformers.utils.logging.set_verbosity_error()
@@ -309,7 +310,7 @@ def _make_info(spec, model, config, is_decoder, is_enc_dec, capture, load_s, rss
     hidden = int(_first(text, "hidden_size", "n_embd", "d_model", default=0))
     device, device_map = _device_summary(model)
     dtype = str(getattr(model, "dtype", "")).replace("torch.", "")
-    quant = _quantization_of(model, config)
+    quant = _quantization_of(model, getattr(model, "config", config))  # the loaded config knows its quantization
     notes = []
     if spec.kind == "bundled" and spec.source == bundled.SMOLLM2.source:
         notes.append("Weights are Q4_1 GGUF values dequantized to fp32, not the original bf16.")
@@ -330,7 +331,7 @@ def _make_info(spec, model, config, is_decoder, is_enc_dec, capture, load_s, rss
         model_type=str(getattr(config, "model_type", "")),
         is_decoder=is_decoder,
         is_encoder_decoder=is_enc_dec,
-        num_parameters=int(sum(p.numel() for p in model.parameters())),
+        num_parameters=int(sum(represented_numel(p) for p in model.parameters())),  # 4-bit: weights represented
         num_layers=int(_first(text, "num_hidden_layers", "n_layer", "num_layers", default=0)),
         num_heads=heads,
         num_kv_heads=int(_first(text, "num_key_value_heads", "num_kv_heads", default=heads)),

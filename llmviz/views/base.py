@@ -123,7 +123,7 @@ class DockView(QWidget):
     def on_trace(self, trace: Trace) -> None:
         self.trace = trace
         self.mark_busy()
-        if trace.is_empty:
+        if trace.is_empty and self.NEEDS_TRACE:
             self.show_message("Type some text above to see this view." if not trace.text.strip() else
                               "This text has no tokens for this model.")
             self.mark_ready()

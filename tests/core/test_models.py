@@ -110,3 +110,15 @@ def test_failed_load_keeps_the_previous_model(tiny_models):
         session.load(ModelSpec(str(tiny_models["llama"] / "nope")))
     assert session.loaded is before
     assert session.run("still works").num_tokens > 0
+
+
+def test_bitsandbytes_4bit_load_is_described_truthfully(tiny_models):
+    """A 4-bit model reports the weights it represents (not its packed storage) and its precision."""
+    from transformers import BitsAndBytesConfig
+
+    reference = load_model(ModelSpec(str(tiny_models["llama"]), device="cpu"))
+    nf4 = load_model(ModelSpec(str(tiny_models["llama"]), device="cpu"),
+                     quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4"))
+    assert nf4.info.quantization == "nf4"
+    assert nf4.info.num_parameters == reference.info.num_parameters
+    assert sum(p.numel() for p in nf4.model.parameters()) < nf4.info.num_parameters  # packed storage is smaller
