@@ -75,12 +75,12 @@ def toy_walkthrough(session: Session | None, ctx: TaskContext, embed_dim: int = 
         output = weights @ v
     d = embed_dim
     steps = (
-        WalkStep("x", f"x ~ N(0, 1)   [{seq_len} × {d}]", _np(x[0]), "tokens", "dims", True),
+        WalkStep("x", f"x: random input [{seq_len} × {d}]", _np(x[0]), "tokens", "dims", True),
         WalkStep("Q", "Q = x W_q + b_q", _np(q), "tokens", "dims", True),
         WalkStep("K", "K = x W_k + b_k", _np(k), "tokens", "dims", True),
         WalkStep("V", "V = x W_v + b_v", _np(v), "tokens", "dims", True),
         WalkStep("scores", f"scores = Q Kᵀ / √{d}", _np(scores), "tokens", "tokens", True),
-        WalkStep("weights", "weights = softmax(scores) (each row sums to 1)", _np(weights), "tokens", "tokens", False),
+        WalkStep("weights", "weights = softmax(scores)", _np(weights), "tokens", "tokens", False),
         WalkStep("output", "output = weights V", _np(output), "tokens", "dims", True),
     )
     return Walkthrough("toy", f"SimpleAttention(embed_dim={d}), sequence length {seq_len}, seed {seed}", steps)
@@ -170,30 +170,30 @@ def head_walkthrough(session: Session, ctx: TaskContext, trace_id: int, layer: i
     if bias is not None:
         masked, mask_text = scores + torch.from_numpy(bias[head if bias.shape[0] > 1 else 0]), "scores + position bias"
     elif mask is not None:
-        masked, mask_text = scores.masked_fill(~torch.from_numpy(mask), float("-inf")), "scores, −∞ where the mask forbids"
+        masked, mask_text = scores.masked_fill(~torch.from_numpy(mask), float("-inf")), "mask: −∞ where not allowed"
     elif cap.causal[layer]:
         later = torch.triu(torch.ones(t, t, dtype=torch.bool), diagonal=1)
-        masked, mask_text = scores.masked_fill(later, float("-inf")), "causal mask: −∞ above the diagonal (no peeking ahead)"
+        masked, mask_text = scores.masked_fill(later, float("-inf")), "causal mask: −∞ above the diagonal"
     else:
-        masked, mask_text = scores, "no mask: an encoder attends both ways"
+        masked, mask_text = scores, "no mask (attends both ways)"
     weights = torch.softmax(masked, dim=-1)
-    gqa = f" (key/value head {kv}, shared by {cap.num_heads // max(1, cap.num_kv_heads)} query heads)" \
+    gqa = f" (KV head {kv}, shared by {cap.num_heads // max(1, cap.num_kv_heads)})" \
         if cap.num_kv_heads != cap.num_heads else ""
     steps = [
-        WalkStep("Q", f"q = x W_q, after RoPE where the model uses it   [{t} × {d}]", _np(q), "tokens", "dims", True),
-        WalkStep("K", f"k = x W_k{gqa}", _np(k), "tokens", "dims", True),
+        WalkStep("Q", f"q: the model's query [{t} × {d}]", _np(q), "tokens", "dims", True),
+        WalkStep("K", f"k: key{gqa}", _np(k), "tokens", "dims", True),
         WalkStep("scores", f"scores = q kᵀ × {s:.4g}" + (" (= 1/√d)" if abs(s - d ** -0.5) < 1e-6 else ""),
                  _np(scores), "tokens", "tokens", True),
         WalkStep("masked", mask_text, _np(masked), "tokens", "tokens", True),
-        WalkStep("weights", "weights = softmax(masked scores): the head view's map", _np(weights), "tokens", "tokens", False),
+        WalkStep("weights", "weights = softmax: the head view's map", _np(weights), "tokens", "tokens", False),
     ]
     note = ""
     ctx.progress("Walking through one head: values", 0.5)
     values = head_values(session, trace.tokens.ids, layer)
     if values is not None:
         v = values[0][kv]
-        steps.insert(2, WalkStep("V", f"v = x W_v{gqa}", _np(v), "tokens", "dims", True))
-        steps.append(WalkStep("output", "output = weights v (this head's share of the layer output)",
+        steps.insert(2, WalkStep("V", f"v: value{gqa}", _np(v), "tokens", "dims", True))
+        steps.append(WalkStep("output", "output = weights v",
                               _np(weights @ v), "tokens", "dims", True))
     else:
         note = "This model's values could not be recorded, so V and the output are not shown."

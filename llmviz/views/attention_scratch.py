@@ -174,6 +174,6 @@ class ScratchView(DockView):
             self.grid.addWidget(plot, i // columns, i % columns)
         self.title.setText(walk.title)
         pipeline = ("x → Q, K, V → scores → softmax → weights → output" if walk.kind == "toy" else
-                    "q, k (the model's own, after RoPE) → scores → mask → softmax → weights (= the Attention "
-                    "dock's map) → weights · v = output")
+                    "q, k (the model's own, after RoPE where it uses RoPE) → scores → mask → softmax → weights "
+                    "(= the Attention dock's map) → weights · v = output (this head's share of the layer output)")
         self.note.setText(pipeline + (f"   ⚠ {walk.note}" if walk.note else "") + "   · hover a cell for its value")
