@@ -310,8 +310,10 @@ def step(session: "Session", ctx: "TaskContext", run_id: int, max_new_tokens: in
     if not isinstance(state, _State) or state.run_id != run_id:
         raise LlmvizError("This generation is no longer available (the model changed or a new one started). Press Generate again.")
     ctx.check()
-    if max_new_tokens is not None:  # "Continue": this many in all
+    if max_new_tokens is not None:  # "Continue": this many in all, even after an end-of-sequence or a stop
         state.settings = GenerationSettings(**{**state.settings.__dict__, "max_new_tokens": max_new_tokens})
+    elif state.finished:
+        raise LlmvizError(f"This generation has finished ({state.finished}); ask for more tokens to continue.")
     if state.finished == "context":
         raise LlmvizError(FINISH_NOTICES["context"].format(limit=state.limit or 0))
     if len(state.generated) >= state.settings.max_new_tokens:

@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QColor, QGuiApplication, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel,
     QPushButton, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QTextEdit, QVBoxLayout, QWidget,
@@ -27,6 +27,9 @@ from ..workers.model_host import JobOutcome
 from ..widgets.plot_export import ask_image_path, export_plot
 from .base import DockView
 from .heatmap import HeatmapPlot
+
+PIPELINE = 2  # step jobs kept queued on the worker
+PLOT_INTERVAL_MS = 100
 
 SERIES = (
     ("prob", "p(chosen)", "#1f5fa8"),
@@ -53,6 +56,11 @@ class GenerationView(DockView):
         self.chat_run = False
         self.sampled_run = False
         self.attention_step = -1
+        self.target = 0  # tokens this run should reach
+        self._jobs: set[int] = set()  # ids of step jobs submitted and not yet back
+        self._lane = 0
+        self._shown = ("", "")  # (prompt, generated) in the text box
+        self._generated_format = QTextCharFormat()
         self._arrivals: list[float] = []
         self._build()
 
@@ -147,6 +155,10 @@ class GenerationView(DockView):
             self.markers.append(marker)
         self.plot_items[0].setYRange(0, 1.02, padding=0)
         self.plots.scene().sigMouseClicked.connect(self._plot_clicked)
+        self._plot_timer = QTimer(self)
+        self._plot_timer.setSingleShot(True)
+        self._plot_timer.setInterval(PLOT_INTERVAL_MS)
+        self._plot_timer.timeout.connect(self._redraw_plot)
 
         self.step_label = QLabel("Click a step in the plot (during or after generation) to see its candidates and attention.")
         self.step_label.setWordWrap(True)
@@ -241,19 +253,25 @@ class GenerationView(DockView):
         self.prompt_source = self.trace.text
         self.chat_run = self.chat.isChecked()
         self.sampled_run = bool(self.mode.currentData())
+        self.target = self.max_new.value()
         self.running = True
         self.status.setText("Reading the prompt…")
         self._update_buttons()
         self.mark_busy()
-        self.host.call(f"{self.NAME}.step", "llmviz.core.generation.start", "Generating",
-                       text=self.prompt_source, **self.settings())
+        self._submit("llmviz.core.generation.start", text=self.prompt_source, **self.settings())
 
-    def _next(self, max_new_tokens: int | None = None) -> None:
-        self.host.call(f"{self.NAME}.step", "llmviz.core.generation.step", "Generating",
-                       run_id=self.run_id, max_new_tokens=max_new_tokens)
+    def _submit(self, target: str, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        """Queue a step on the lane not in use: two lanes keep one step waiting behind the running one,
+        so the worker never waits for the GUI to draw (a newer job on one channel would cancel the older)."""
+        self._lane ^= 1
+        self._jobs.add(self.host.call(f"{self.NAME}.step{self._lane}", target, "Generating", **kwargs))
+
+    def _top_up(self) -> None:
+        while len(self._jobs) < PIPELINE and len(self.steps) + len(self._jobs) < self.target:
+            self._submit("llmviz.core.generation.step", run_id=self.run_id, max_new_tokens=None)
 
     def stop(self) -> None:
-        """Stop after the step in flight (it is kept, so the text matches the model's state)."""
+        """Stop after the steps in flight (they are kept, so the text matches the model's state)."""
         if self.running:
             self.stop_requested = True
             self.status.setText("Stopping after this token…")
@@ -262,46 +280,53 @@ class GenerationView(DockView):
         if self.run_id is None or self.running or not self.steps:
             return
         self.running, self.stop_requested = True, False
+        self.target = len(self.steps) + self.max_new.value()
         self._arrivals = []
         self._update_buttons()
         self.mark_busy()
-        self._next(len(self.steps) + self.max_new.value())
+        self._submit("llmviz.core.generation.step", run_id=self.run_id, max_new_tokens=self.target)
+        self._top_up()
 
     def job_finished(self, outcome: JobOutcome) -> None:
         if outcome.channel == f"{self.NAME}.attention":
             self._attention_finished(outcome)
             return
+        if outcome.id not in self._jobs:
+            return  # from an earlier run
+        self._jobs.discard(outcome.id)
         if not self.running:
-            return
+            return  # a step queued behind the last one: nothing to show
         if not outcome.ok:
-            self.running = False
             if outcome.status == "failed":
-                self.status.setText(f"<span style='color:#b00020'>{html.escape(outcome.message)}</span>"
-                                    + (" What was generated so far is kept." if self.steps else ""))
+                self._finish(f"<span style='color:#b00020'>{html.escape(outcome.message)}</span>"
+                             + (" What was generated so far is kept." if self.steps else ""))
             else:
-                self.status.setText("Stopped. What was generated so far is kept.")
-            self._update_buttons()
-            self.mark_ready()
+                self._finish("<b>Stopped. What was generated so far is kept.</b>")
             return
         step: GenerationStep = outcome.value
         if self.run_id is None:
             self.run_id = step.run_id
-        if step.run_id != self.run_id:
+        if step.run_id != self.run_id or step.step != len(self.steps):
             return
-        more = not step.finished and not self.stop_requested
-        if more:
-            self._next()  # keep the worker busy while this step is drawn
+        if not step.finished and not self.stop_requested:
+            self._top_up()  # before drawing: keep the worker busy
         self._arrivals.append(time.perf_counter())
         self.add_step(step)
-        if not more:
-            self.running = False
-            self.stop_requested = False
-            if self.selected < 0:
-                self.select_step(len(self.steps) - 1)  # the details of the last step, unless one was clicked
-            notice = step.notice or "Stopped. What was generated so far is kept."
-            self.status.setText(f"{self._progress_text()} · <b>{html.escape(notice)}</b>")
-            self._update_buttons()
-            self.mark_ready()
+        if step.finished:
+            self._finish(f"{self._progress_text()} · <b>{html.escape(step.notice)}</b>")
+        elif self.stop_requested and not self._jobs:
+            self._finish(f"{self._progress_text()} · <b>Stopped. What was generated so far is kept.</b>")
+
+    def _finish(self, message: str) -> None:
+        self._jobs.clear()  # whatever is still queued is not shown (the worker refuses to go past the end)
+        self.running = False
+        self.stop_requested = False
+        self._redraw_plot()
+        if self.steps and self.selected < 0:
+            self.select_step(len(self.steps) - 1)  # the details of the last step, unless one was clicked
+        self.status.setText(message)
+        self._update_buttons()
+        self.mark_ready()
 
     def _attention_finished(self, outcome: JobOutcome) -> None:
         step = outcome.kwargs.get("step")
@@ -318,14 +343,19 @@ class GenerationView(DockView):
         if step.step == 0:
             self.prompt_text, self.prompt_pieces = step.prompt_text, step.prompt_pieces
         self.steps.append(step)
+        self._show_text(self.prompt_text if self.chat_used else self.prompt_source, step.text)
+        if not self._plot_timer.isActive():
+            self._plot_timer.start()  # the plot follows at PLOT_INTERVAL_MS: drawing every token would slow the worker
+        if self.running:
+            self.status.setText(self._progress_text() + " · generating…")
+
+    def _redraw_plot(self) -> None:
+        self._plot_timer.stop()
         x = np.arange(len(self.steps))
         series = {"prob": [s.prob for s in self.steps], "entropy_bits": [s.entropy_bits for s in self.steps],
                   "latency_ms": [s.latency_s * 1000 for s in self.steps]}
         for key, values in series.items():
-            self.curves[key].setData(x, np.asarray(values))
-        self._show_text(self.prompt_text if self.chat_used else self.prompt_source, step.text)
-        if self.running:
-            self.status.setText(self._progress_text() + " · generating…")
+            self.curves[key].setData(x, np.asarray(values, dtype=float))
 
     @property
     def chat_used(self) -> bool:
@@ -341,9 +371,21 @@ class GenerationView(DockView):
         return f"{n:,} token{'s' if n != 1 else ''} generated after a {prompt:,}-token prompt{rate}"
 
     def _show_text(self, prompt: str, generated: str) -> None:
-        esc = lambda s: html.escape(s).replace("\n", "<br>")  # noqa: E731
-        self.text.setHtml(f"<div style='font-size:12pt'><span style='color:#888'>{esc(prompt)}</span>"
-                          f"<span style='color:#000; background:#eaf2fb'>{esc(generated)}</span></div>")
+        """Append what is new; rewrite only when the decoded text changed behind its end (a multi-byte character completed)."""
+        if prompt == self._shown[0] and generated.startswith(self._shown[1]) and self._shown[0]:
+            cursor = self.text.textCursor()
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            cursor.insertText(generated[len(self._shown[1]):], self._generated_format)
+        else:
+            esc = lambda s: html.escape(s).replace("\n", "<br>")  # noqa: E731
+            self.text.setHtml(f"<div style='font-size:12pt'><span style='color:#888'>{esc(prompt)}</span>"
+                              f"<span style='color:#000; background:#eaf2fb'>{esc(generated)}</span></div>")
+            cursor = self.text.textCursor()
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            self._generated_format = cursor.charFormat()
+            self._generated_format.setForeground(QColor("#000000"))
+            self._generated_format.setBackground(QColor("#eaf2fb"))
+        self._shown = (prompt, generated)
         bar = self.text.verticalScrollBar()
         bar.setValue(bar.maximum())
 

@@ -99,7 +99,10 @@ def test_cancel_during_a_step_keeps_its_token_and_the_state(tiny_models):
     assert second.finished == "cancelled" and "kept" in second.notice
     with pytest.raises(Cancelled):
         gen.step(session, ctx, first.run_id)  # a cancelled context does no more work
-    rest = [gen.step(session, TaskContext(), first.run_id) for _ in range(4)]  # continuing carries on exactly
+    with pytest.raises(LlmvizError, match="finished"):
+        gen.step(session, TaskContext(), first.run_id)  # a queued step does not run past a stop
+    rest = [gen.step(session, TaskContext(), first.run_id, max_new_tokens=6)]  # "Continue" carries on exactly
+    rest += [gen.step(session, TaskContext(), first.run_id) for _ in range(3)]
     assert [s.token_id for s in [first, second, *rest]] == reference
     assert rest[-1].finished == "max_tokens"
 
