@@ -184,10 +184,13 @@ class SimilarityView(DockView):
         self.heatmap.set_matrix(sim.matrix, labels, labels, levels=LEVELS, block=sim.block, keep_view=True)
         self.shown = sim
         n = sim.matrix.shape[0]
-        off = sim.matrix[~np.eye(n, dtype=bool)] if n > 1 else np.zeros(1)
         how = "exact values" if sim.block == 1 else f"each cell is the mean over {sim.block} x {sim.block} token pairs"
+        if trace.num_tokens < 2:
+            self.summary.setText("One token: it is only compared with itself.")
+            return
+        off = sim.matrix[~np.eye(n, dtype=bool)].mean() if n > 1 else float(sim.matrix[0, 0])
         self.summary.setText(f"{trace.num_tokens:,} tokens · mean similarity between different tokens "
-                             f"{float(off.mean()):.3f} · {how}")
+                             f"{float(off):.3f} · {how}")
 
     def _draw_cross(self, trace: Trace, layer: int, centered: bool) -> None:
         comp = self.comparison
