@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
 from ..core.generation import GenerationStep
 from ..core.results import Trace
 from ..core.specs import ModelInfo
-from ..workers.model_host import JobOutcome
 from ..widgets.plot_export import ask_image_path, export_plot
+from ..workers.model_host import JobOutcome
 from .base import DockView
 from .heatmap import HeatmapPlot
 

@@ -20,9 +20,9 @@ from PySide6.QtWidgets import (
 from ..core.prediction import LogitLens, PositionLogits, entropy_bits, is_greedy, sampling_distribution, softmax
 from ..core.results import Trace
 from ..core.specs import ModelInfo
-from ..workers.model_host import JobOutcome
 from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot
 from ..widgets.token_chips import TokenChips
+from ..workers.model_host import JobOutcome
 from .base import DockView
 from .heatmap import HeatmapPlot
 

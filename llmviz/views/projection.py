@@ -11,8 +11,8 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushBu
 from ..core.embeddings import Projection, layer_name
 from ..core.results import Trace
 from ..core.specs import ModelInfo
-from ..workers.model_host import JobOutcome
 from ..widgets.plot_export import ask_image_path, export_plot
+from ..workers.model_host import JobOutcome
 from .base import DockView
 
 MAX_LABELS = 80  # token labels drawn on the plot; every point has a hover read-out

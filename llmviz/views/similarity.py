@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
 from ..core.embeddings import SimilarityMap, TextComparison, cosine_map, dominant_token, layer_name
 from ..core.results import Trace
 from ..core.specs import ModelInfo
-from ..workers.model_host import JobOutcome
 from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot
+from ..workers.model_host import JobOutcome
 from .base import DockView
 from .heatmap import HeatmapPlot
 

@@ -13,9 +13,9 @@ from PySide6.QtWidgets import (
 from ..core.results import visible
 from ..core.specs import ModelInfo
 from ..core.tokenizers import CHOICES, GPT2, MODEL, Tokenization, TokenizerComparison, char_name, token_rows
+from ..widgets.token_chips import TokenChips
 from ..workers.model_host import JobOutcome
 from .base import DockView
-from ..widgets.token_chips import TokenChips
 
 
 class TokenizerPanel(QWidget):
