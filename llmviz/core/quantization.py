@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import gc
 import importlib.util
 import logging
 import math
@@ -727,7 +726,8 @@ def _load_variant(ref: LoadedModel, p: Precision, ctx: TaskContext) -> _Variant:
     spec = dataclasses.replace(ref.spec, device="cuda" if device == "cuda" else "cpu", dtype=dtype)
     config = _bnb_config(p, _compute_dtype(ref)) if p.uses_bitsandbytes else None
     cuda = device == "cuda"
-    gc.collect()
+    # No gc.collect() here: on this worker thread it can finalize Qt objects the GUI thread dropped
+    # while the GUI thread runs (a segfault seen in the view tests); load_model collects anyway.
     rss0 = psutil.Process().memory_info().rss
     cuda0 = torch.cuda.memory_allocated() if cuda else 0
     started = time.perf_counter()
@@ -738,7 +738,6 @@ def _load_variant(ref: LoadedModel, p: Precision, ctx: TaskContext) -> _Variant:
     if p.simulated:
         simulate_rounding(loaded.model, p.bits, ctx)
     load_s = time.perf_counter() - started
-    gc.collect()
     if cuda:
         torch.cuda.synchronize()
     rss_delta = psutil.Process().memory_info().rss - rss0
@@ -758,7 +757,6 @@ def _make_room(state: _State, key: str, need: int, room: int) -> None:
         _, old = state.variants.popitem(last=False)
         state.last_traces.pop(old.key, None)
         del old
-        gc.collect()
 
 
 def _variant(session: Session, state: _State, p: Precision, ctx: TaskContext,
@@ -782,7 +780,6 @@ def _variant(session: Session, state: _State, p: Precision, ctx: TaskContext,
     try:
         entry = _load_variant(ref, p, ctx)
     except (MemoryError, _oom_type()) as exc:
-        gc.collect()
         raise QuantizationMemoryError(
             f"Ran out of memory while loading {p.label} ({type(exc).__name__}). The reference model stays "
             "loaded; choose a lower precision or free memory.") from exc
@@ -969,7 +966,6 @@ def visit(session: Session, ctx: TaskContext, mode: str, trace_id: int, layer: i
         if entry is not None:
             state.variants.pop(p.key, None)
         state.last_traces.clear()
-        gc.collect()
         raise QuantizationMemoryError(
             f"Ran out of memory while running {p.label} on this text ({type(exc).__name__}); the variant was "
             "dropped and the reference model stays loaded. Try a shorter text.") from exc

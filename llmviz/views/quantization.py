@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import (
-    QDial, QFileDialog, QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSpinBox, QSplitter, QStyle,
+    QDial, QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSpinBox, QSplitter, QStyle,
     QStyleOptionSlider, QTabWidget, QToolTip, QVBoxLayout, QWidget,
 )
 
@@ -39,7 +39,7 @@ SYMBOLS = {"dtype": "o", "int8": "s", "4bit": "t", "simulated": "o"}
 #: Where each chart label sits relative to its point (pyqtgraph TextItem anchors), so that
 #: positions sharing a bit width (BF16/FP16, the four 4-bit modes) do not overprint.
 ANCHORS = {
-    "fp32": (1.1, 0.5), "bf16": (1.1, 0.5), "fp16": (-0.1, 0.5), "int8": (-0.1, 0.5), "nf4": (-0.08, 1.0),
+    "fp32": (1.1, 0.5), "bf16": (0.5, 1.15), "fp16": (0.5, -0.15), "int8": (-0.1, 0.5), "nf4": (-0.08, 1.0),
     "nf4-dq": (-0.08, 0.0), "fp4": (1.08, 1.0), "fp4-dq": (1.08, 0.0), "int2-sim": (-0.05, -0.1),
     "int1-sim": (-0.05, 1.1),
 }
@@ -105,6 +105,19 @@ def _plain_label(p: Precision) -> str:
 
 def _probability(value: Any) -> str:
     return "—" if value is None or math.isnan(value) else (f"{value:.3f}" if value >= 0.001 else f"{value:.1e}")
+
+
+def _decades(plot: pg.PlotItem, values: list[float]) -> None:
+    """A log-scale y range from a whole decade to a whole decade, labelled at the decades only.
+
+    pyqtgraph 0.14 labels every minor log tick (0.2, 0.3, ... overprint); explicit ticks avoid that.
+    """
+    lo = math.floor(math.log10(min(values)))
+    hi = max(math.ceil(math.log10(max(values)) + 0.05), lo + 1)
+    plot.setYRange(lo, hi, padding=0.04)
+    majors = [(float(d), f"{10.0 ** d:g}" if -4 <= d <= 4 else f"1e{d}") for d in range(lo, hi + 1)]
+    minors = [(d + math.log10(k), "") for d in range(lo, hi) for k in range(2, 10)]
+    plot.getAxis("left").setTicks([majors, minors])
 
 
 def _number(x: float) -> str:
@@ -201,6 +214,29 @@ class PrecisionDial(QDial):
         return super().event(event)
 
 
+class _Mark:
+    """One precision's point and label in one chart; shown, moved or hidden, never re-created."""
+
+    def __init__(self, plot: pg.PlotItem, p: Precision, log: bool) -> None:
+        color = COLORS[p.key]
+        self.x, self.log = math.log2(p.bits), log
+        self.point = plot.plot([], [], pen=None, symbol=SYMBOLS[p.kind], symbolSize=13,
+                               symbolBrush=None if p.simulated else pg.mkBrush(color), symbolPen=pg.mkPen(color, width=2))
+        self.label = pg.TextItem(p.short, color=color, anchor=ANCHORS[p.key])
+        self.label.setFont(QFont("DejaVu Sans", 10))
+        plot.addItem(self.label)
+        self.show_at(None)
+
+    def show_at(self, y: float | None) -> None:
+        """Put the point at height `y` (data units), or hide it when None."""
+        visible = y is not None
+        if visible:
+            self.point.setData([self.x], [y])
+            self.label.setPos(self.x, math.log10(y) if self.log else y)
+        self.point.setVisible(visible)
+        self.label.setVisible(visible)
+
+
 class _TopKModel(DataFrameModel):
     """The top-k lists side by side; flipped tokens are tinted."""
 
@@ -275,10 +311,6 @@ class QuantizationView(DockView):
         self.size_table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.size_table.setFixedHeight(6 * 22 + 32)
         self.size_table.setToolTip("The notebook's table: parameters × bits ÷ 8, whatever the format really stores.")
-        self.export_table_button = QPushButton("Export table (CSV)…")
-        self.export_table_button.clicked.connect(lambda: self._ask_export("table"))
-        self.export_chart_button = QPushButton("Export charts (PNG/SVG)…")
-        self.export_chart_button.clicked.connect(lambda: self._ask_export("charts"))
         layout = QVBoxLayout(panel)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.dial)
@@ -289,10 +321,6 @@ class QuantizationView(DockView):
         layout.addStretch(1)
         layout.addWidget(self.size_title)
         layout.addWidget(self.size_table)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.export_table_button)
-        buttons.addWidget(self.export_chart_button)
-        layout.addLayout(buttons)
         scroll = QScrollArea()  # short docks scroll instead of squeezing the dial into the text
         scroll.setWidget(panel)
         scroll.setWidgetResizable(True)
@@ -318,28 +346,53 @@ class QuantizationView(DockView):
         self.memory_plot = self.charts.addPlot(row=0, col=0)
         self.kl_plot = self.charts.addPlot(row=0, col=1)
         self.top1_plot = self.charts.addPlot(row=0, col=2)
-        style_plot(self.memory_plot, "Memory", "weights, buffers, scales (MB)", "bits per weight")
+        style_plot(self.memory_plot, "Memory", "MB (weights + scales)", "bits per weight")
         style_plot(self.kl_plot, "Mean KL vs reference", "nats (log scale)", "bits per weight")
         style_plot(self.top1_plot, "Top-1 agreement", "% of positions", "bits per weight")
         self.kl_plot.setLogMode(y=True)
+        for column, stretch in enumerate((13, 10, 10)):  # the memory plot's wider axis gets its room back
+            self.charts.ci.layout.setColumnStretchFactor(column, stretch)
         self.top1_plot.setYRange(-8, 108, padding=0)
         for plot in (self.memory_plot, self.kl_plot, self.top1_plot):
             plot.getAxis("left").enableAutoSIPrefix(False)
             plot.getAxis("bottom").setTicks([[(math.log2(b), str(b)) for b in (1, 2, 4, 8, 16, 32)]])
-            plot.setXRange(-0.4, 5.4, padding=0)
+            plot.setXRange(-1.0, 6.0, padding=0)  # room for the point labels at both ends
             plot.setMenuEnabled(False)
+        self.theory = self.memory_plot.plot([], [], pen=pg.mkPen("#888", width=2, style=Qt.PenStyle.DashLine))
+        plots = {"memory": (self.memory_plot, False), "kl": (self.kl_plot, True), "top1": (self.top1_plot, False)}
+        self.marks = {(name, p.key): _Mark(plot, p, log) for name, (plot, log) in plots.items() for p in PRECISIONS}
+        self.hints = []
+        for plot, y in ((self.kl_plot, 0.0), (self.top1_plot, 50.0)):
+            hint = pg.TextItem("", color="#666", anchor=(0.5, 0.5))
+            hint.setFont(QFont("DejaVu Sans", 10))
+            hint.setPos(2.5, y)
+            plot.addItem(hint)
+            self.hints.append(hint)
         self.charts.addLabel(
             "<span style='color:#888'>- - -</span> notebook: parameters × bits ÷ 8 &nbsp; ● measured &nbsp; "
             "○ simulated (stored in fp32)", row=1, col=0, colspan=3, size="10pt")
-        self.kl_hint = "Turn the dial: every precision you visit adds its point."
         self.table_model = DataFrameModel(list(HEADERS), headers=HEADERS, formatters=FORMATS,
                                           tooltip=self._row_tooltip)
         self.table = FrameTable(self.table_model)
         _keep_source_order(self.table, sortable=True)
-        self.table.setToolTip("Measured on this machine. Quality columns are for the current text only.")
+        self.export_table_button = QPushButton("Export table (CSV)…")
+        self.export_table_button.clicked.connect(lambda: self._ask_export("table"))
+        self.export_chart_button = QPushButton("Export charts (PNG/SVG)…")
+        self.export_chart_button.clicked.connect(lambda: self._ask_export("charts"))
+        table_panel = QWidget()
+        table_layout = QVBoxLayout(table_panel)
+        table_layout.setContentsMargins(0, 0, 0, 0)
+        table_layout.addWidget(self.table, 1)
+        buttons = QHBoxLayout()
+        note = QLabel("Measured here; quality columns are for the current text.")
+        note.setStyleSheet("color: #555;")
+        buttons.addWidget(note, 1)
+        buttons.addWidget(self.export_table_button)
+        buttons.addWidget(self.export_chart_button)
+        table_layout.addLayout(buttons)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.charts)
-        splitter.addWidget(self.table)
+        splitter.addWidget(table_panel)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
         return splitter
@@ -354,13 +407,18 @@ class QuantizationView(DockView):
         self.kl_position.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
         self.kl_position.scene().sigMouseClicked.connect(self._on_kl_click)
         self.position_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#0b5cad", width=2))
+        self.kl_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=pg.mkBrush("#7aa6d6"), pen=None)
+        self.flip_marks = pg.ScatterPlotItem(symbol="x", size=11, pen=pg.mkPen("#c0142a", width=2), brush=None)
+        for item in (self.kl_bars, self.flip_marks, self.position_line):
+            self.kl_position.addItem(item)
         self.drift = pg.PlotWidget()
         style_plot(self.drift.getPlotItem(), "Hidden-state drift per layer", "‖h − h_ref‖ / ‖h_ref‖ (log)",
                    "layer (0 = embeddings)")
         self.drift.setLogMode(y=True)
         self.drift.setMenuEnabled(False)
-        self.drift_legend = self.drift.getPlotItem().addLegend(offset=(6, 6), labelTextSize="9pt", colCount=2,
-                                                               brush=pg.mkBrush(255, 255, 255, 210))
+        self.drift_curves = {p.key: self.drift.plot([], []) for p in PRECISIONS}
+        self.drift_legend = QLabel()
+        self.drift_legend.setWordWrap(True)
         self.position = QSpinBox()
         self.position.setPrefix("Position ")
         self.position.valueChanged.connect(lambda _v: self._draw_topk())
@@ -380,16 +438,24 @@ class QuantizationView(DockView):
         self.heatmap.bar.axis.enableAutoSIPrefix(False)
         self.heatmap.item.setLabel("left", "query token")
         self.heatmap.item.setLabel("bottom", "key token")
-        grid = QGridLayout()
-        grid.addWidget(self.kl_position, 0, 0)
+        self.predictions = QWidget()  # KL per position and the top-k lists: hidden for models without an LM head
+        predictions = QHBoxLayout(self.predictions)
+        predictions.setContentsMargins(0, 0, 0, 0)
+        predictions.addWidget(self.kl_position, 1)
         topk_box = QVBoxLayout()
         row = QHBoxLayout()
         row.addWidget(self.position)
         row.addWidget(self.position_text, 1)
         topk_box.addLayout(row)
         topk_box.addWidget(self.topk, 1)
-        grid.addLayout(topk_box, 0, 1)
-        grid.addWidget(self.drift, 1, 0)
+        predictions.addLayout(topk_box, 1)
+        lower = QWidget()
+        lower_layout = QHBoxLayout(lower)
+        lower_layout.setContentsMargins(0, 0, 0, 0)
+        drift_box = QVBoxLayout()
+        drift_box.addWidget(self.drift, 1)
+        drift_box.addWidget(self.drift_legend)
+        lower_layout.addLayout(drift_box, 1)
         head_box = QVBoxLayout()
         row = QHBoxLayout()
         row.addWidget(self.layer)
@@ -397,12 +463,16 @@ class QuantizationView(DockView):
         row.addWidget(self.head_text, 1)
         head_box.addLayout(row)
         head_box.addWidget(self.heatmap, 1)
-        grid.addLayout(head_box, 1, 1)
+        lower_layout.addLayout(head_box, 1)
+        self.detail_splitter = QSplitter(Qt.Orientation.Vertical)  # equal halves whatever the table's size hint
+        self.detail_splitter.addWidget(self.predictions)
+        self.detail_splitter.addWidget(lower)
+        self.detail_splitter.setSizes([1000, 1000])
         panel = QWidget()
         layout = QVBoxLayout(panel)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.detail_title)
-        layout.addLayout(grid, 1)
+        layout.addWidget(self.detail_splitter, 1)
         return panel
 
     # -- window hooks -----------------------------------------------------------------------
@@ -411,6 +481,9 @@ class QuantizationView(DockView):
         self.state, self.shown, self.head_shown, self._visiting = None, None, None, None
         self.reports.clear()
         self.banner.dismiss()
+        self.kl_bars.setOpts(x=[], height=[])
+        self.flip_marks.setData([], [])
+        self._draw_drift()
         self.dial.set_positions([], [], [])
         for box, count in ((self.layer, info.num_layers), (self.head, info.num_heads)):
             box.blockSignals(True)
@@ -577,49 +650,38 @@ class QuantizationView(DockView):
         return comparison_frame(self.current_reports(), self.trace.id if self.trace else None)
 
     def _draw_overview(self) -> None:
-        for plot in (self.memory_plot, self.kl_plot, self.top1_plot):
-            plot.clear()
+        """Update the persistent chart items (never clear and re-add: discarded Qt items left to Python's
+        cyclic GC may be collected on the worker thread, which crashes Qt)."""
         if self.state is not None:
             bits = np.array([1, 2, 4, 8, 16, 32], float)
-            self.memory_plot.addItem(pg.PlotDataItem(np.log2(bits), self.state.num_parameters * bits / 8 / 2**20,
-                                                     pen=pg.mkPen("#888", width=2, style=Qt.PenStyle.DashLine)))
+            self.theory.setData(np.log2(bits), self.state.num_parameters * bits / 8 / 2**20)
         trace_id = self.trace.id if self.trace else None
         top = self.state.num_parameters * 4 / 2**20 if self.state else 1.0
-        for key in (p.key for p in PRECISIONS):
-            report = self.reports.get(key)
-            if report is None:
-                continue
-            p = precision(key)
-            x = math.log2(p.bits)
-            self._point(self.memory_plot, p, x, report.costs.memory_bytes / 2**20)
-            top = max(top, report.costs.memory_bytes / 2**20)
-            q = report.comparison
-            if q.trace_id != trace_id or not q.has_distributions:
-                continue
-            if q.mean_kl > 0 and math.isfinite(q.mean_kl):
-                self._point(self.kl_plot, p, x, q.mean_kl, log=True)
-            if math.isfinite(q.top1_rate):
-                self._point(self.top1_plot, p, x, q.top1_rate * 100)
+        kl_values = []
+        for p in PRECISIONS:
+            report = self.reports.get(p.key)
+            q = report.comparison if report else None
+            current = q is not None and q.trace_id == trace_id and q.has_distributions
+            memory = report.costs.memory_bytes / 2**20 if report else None
+            kl = q.mean_kl if current and q.mean_kl > 0 and math.isfinite(q.mean_kl) else None
+            top1 = q.top1_rate * 100 if current and math.isfinite(q.top1_rate) else None
+            self.marks[("memory", p.key)].show_at(memory)
+            self.marks[("kl", p.key)].show_at(kl)
+            self.marks[("top1", p.key)].show_at(top1)
+            top = max(top, memory or 0.0)
+            kl_values += [kl] if kl is not None else []
         self.memory_plot.setYRange(0, top * 1.12, padding=0)
-        if not self.kl_plot.listDataItems():
-            hint = pg.TextItem(self.kl_hint, color="#666", anchor=(0.5, 0.5))
-            hint.setPos(2.5, 0.0)
-            self.kl_plot.addItem(hint)
+        _decades(self.kl_plot, kl_values or [1e-3, 10.0])  # an empty log axis is labelled at whole decades
+        encoder = bool(self.reports) and not any(r.comparison.has_distributions for r in self.reports.values())
+        for hint in self.hints:
+            hint.setText("No next-token predictions:\nthis model has no\nlanguage-model head." if encoder
+                         else "Turn the dial:\nevery precision you visit\nadds its point here.")
+            hint.setVisible(not kl_values)
         frame = self.frame()
         self.table_model.set_frame(frame)
         self.table.fit_columns(160)
         no_cuda = bool(frame.empty or frame["cuda_change_MB"].isna().all())
         self.table.setColumnHidden(list(HEADERS).index("cuda_change_MB"), no_cuda)
-
-    def _point(self, plot: pg.PlotItem, p: Precision, x: float, y: float, log: bool = False) -> None:
-        color = COLORS[p.key]
-        brush = None if p.simulated else pg.mkBrush(color)
-        plot.addItem(pg.PlotDataItem([x], [y], pen=None, symbol=SYMBOLS[p.kind], symbolSize=13,
-                                     symbolBrush=brush, symbolPen=pg.mkPen(color, width=2)))
-        text = pg.TextItem(p.short, color=color, anchor=ANCHORS[p.key])
-        text.setFont(QFont("DejaVu Sans", 10))
-        text.setPos(x, math.log10(y) if log else y)
-        plot.addItem(text)
 
     def _row_tooltip(self, row: Any) -> str:
         return {
@@ -644,6 +706,7 @@ class QuantizationView(DockView):
             summary = "this model has no language-model head, so only hidden states and attention are compared"
         sim = " <b style='color:#a15c00'>(SIMULATED)</b>" if p.simulated else ""
         self.detail_title.setText(f"<b>{_plain_label(p)}</b>{sim} against the reference {ref}{prefix}: {summary}")
+        self.predictions.setVisible(q.has_distributions)
         self._draw_kl_positions()
         self._draw_drift()
         self.position.blockSignals(True)
@@ -655,39 +718,39 @@ class QuantizationView(DockView):
         self._draw_head()
 
     def _draw_kl_positions(self) -> None:
-        plot = self.kl_position.getPlotItem()
-        plot.clear()
         q = self.shown.comparison if self.shown else None
         if q is None or not q.has_distributions:
             return
-        x = np.arange(q.num_tokens)
-        plot.addItem(pg.BarGraphItem(x=x, height=q.kl, width=0.8, brush=pg.mkBrush("#7aa6d6"), pen=None))
+        self.kl_bars.setOpts(x=np.arange(q.num_tokens), height=q.kl, width=0.8)
         flips = q.flips
-        if flips.size:
-            plot.addItem(pg.ScatterPlotItem(flips, q.kl[flips], symbol="x", size=11, pen=pg.mkPen("#c0142a", width=2),
-                                            brush=None))
-        plot.addItem(self.position_line)
+        self.flip_marks.setData(flips, q.kl[flips])
         self.position_line.setValue(self.position.value())
 
     def _draw_drift(self) -> None:
-        plot = self.drift.getPlotItem()
-        plot.clear()
-        self.drift_legend.clear()
         trace_id = self.trace.id if self.trace else None
-        for key in (p.key for p in PRECISIONS):
-            report = self.reports.get(key)
-            if report is None or report.comparison.trace_id != trace_id:
+        drawn: list[float] = []
+        legend = []
+        for p in PRECISIONS:
+            curve = self.drift_curves[p.key]
+            report = self.reports.get(p.key)
+            err = report.comparison.hidden_relative_error if report else np.zeros(0)
+            layers = np.flatnonzero(err > 0)  # the reference (all 0) and unquantized embeddings are off a log scale
+            if report is None or report.comparison.trace_id != trace_id or not layers.size:
+                curve.setVisible(False)
                 continue
-            err = report.comparison.hidden_relative_error
-            if not err.size or not np.any(err > 0):
-                continue
-            layers = np.flatnonzero(err > 0)
-            shown = self.shown is not None and key == self.shown.key
-            pen = pg.mkPen(COLORS[key], width=3 if shown else 1.2,
-                           style=Qt.PenStyle.DashLine if precision(key).simulated else Qt.PenStyle.SolidLine)
-            item = pg.PlotDataItem(layers, err[layers], pen=pen)
-            plot.addItem(item)
-            self.drift_legend.addItem(item, precision(key).short)
+            shown = self.shown is not None and p.key == self.shown.key
+            curve.setPen(pg.mkPen(COLORS[p.key], width=3.5 if shown else 1.5,
+                                  style=Qt.PenStyle.DashLine if p.simulated else Qt.PenStyle.SolidLine))
+            curve.setData(layers, err[layers])
+            curve.setVisible(True)
+            drawn += err[layers].tolist()
+            weight = "bold" if shown else "normal"
+            legend.append(f"<span style='color:{COLORS[p.key]}; font-weight:{weight}'>"
+                          f"{'- -' if p.simulated else '—'} {p.short}</span>")
+        self.drift_legend.setText(" &nbsp; ".join(legend))
+        plot = self.drift.getPlotItem()
+        if drawn:
+            _decades(plot, drawn)
         step = max(1, math.ceil((self.info.num_layers + 1) / 10)) if self.info else 1
         plot.getAxis("bottom").setTickSpacing(step, step)
 

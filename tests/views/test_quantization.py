@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 
 import numpy as np
@@ -52,6 +53,13 @@ def variant_jobs(host) -> list[str]:
     return started
 
 
+@pytest.fixture(autouse=True)
+def collect_on_the_gui_thread():
+    """Collect each test's discarded widgets here, so no later worker-thread gc.collect() deletes Qt objects."""
+    yield
+    gc.collect()
+
+
 @pytest.fixture
 def llama_view(qtbot, host, tiny_models):
     return open_model(qtbot, host, tiny_models["llama"])
@@ -70,7 +78,7 @@ def test_reference_first_then_visits_fill_charts_and_table(qtbot, host, llama_vi
     assert frame.loc[1, "memory_MB"] < frame.loc[0, "memory_MB"] == frame.loc[2, "memory_MB"]
     assert frame.loc[0, "mean_kl"] < 1e-7 < frame.loc[1, "mean_kl"] < frame.loc[2, "mean_kl"]
     # one point per visited precision in the memory and top-1 charts; the KL chart (log) has no 0
-    points = lambda plot: [i for i in plot.listDataItems() if i.opts.get("symbol")]  # noqa: E731
+    points = lambda plot: [i for i in plot.listDataItems() if i.opts.get("symbol") and i.isVisible()]  # noqa: E731
     assert len(points(view.memory_plot)) == 3 and len(points(view.top1_plot)) == 3
     kl_points = {round(float(i.xData[0]), 3): float(i.yData[0]) for i in points(view.kl_plot)}
     assert kl_points.keys() == {2.0, 1.0}  # log2 of 4 and 2 bits
@@ -99,10 +107,11 @@ def test_detail_shows_flips_topk_drift_and_head_difference(qtbot, host, llama_vi
     flipped_row = view.topk_model.data(view.topk_model.index(0, 3), Qt.ItemDataRole.BackgroundRole)
     assert (flipped_row is not None) == (not q.top1_agree[t - 1])
     # drift: one curve per measured variant, the current one included
-    curves = view.drift.getPlotItem().listDataItems()
+    curves = [c for c in view.drift.getPlotItem().listDataItems() if c.isVisible()]
     assert len(curves) == 1  # the reference's drift is 0 everywhere: nothing to draw on a log scale
     err = q.hidden_relative_error
     assert np.allclose(curves[0].yData, err[err > 0]) and err[0] == 0  # embeddings are not quantized
+    assert "INT1 sim" in view.drift_legend.text()
     # attention: reference minus variant, symmetric levels
     head = view.head_shown
     image = view.heatmap.image.image
