@@ -48,6 +48,9 @@ class DockView(QWidget):
     AREA: ClassVar[Qt.DockWidgetArea] = Qt.DockWidgetArea.RightDockWidgetArea
     #: Views that only depend on the model (not on the text) are ready once the model is shown.
     NEEDS_TRACE: ClassVar[bool] = True
+    #: Hidden views (closed docks, background tabs) draw a new text only when shown: one worker
+    #: thread serves every view, and work for views nobody sees would delay the visible ones.
+    LAZY: ClassVar[bool] = True
 
     sig_ready = Signal()
     """Emitted when the view has drawn the current model/trace (or a message about it)."""
@@ -58,6 +61,7 @@ class DockView(QWidget):
         self.info: ModelInfo | None = None
         self.trace: Trace | None = None
         self._ready = False
+        self._pending_trace = False
         self._busy_at: float | None = None
         self.last_draw_s: float | None = None  # busy->ready of the latest drawing
         self._stack = QStackedLayout()
@@ -124,11 +128,23 @@ class DockView(QWidget):
         self.trace = trace
         self.mark_busy()
         if trace.is_empty and self.NEEDS_TRACE:
+            self._pending_trace = False
             self.show_message("Type some text above to see this view." if not trace.text.strip() else
                               "This text has no tokens for this model.")
             self.mark_ready()
             return
+        if self.LAZY and not self.isVisible():
+            self._pending_trace = True  # drawn in showEvent
+            return
+        self._pending_trace = False
         self.trace_changed(trace)
+
+    def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt naming
+        super().showEvent(event)
+        if self._pending_trace and self.trace is not None:
+            self._pending_trace = False
+            self.mark_busy()
+            self.trace_changed(self.trace)
 
     def model_changed(self, info: ModelInfo) -> None:
         """Override: react to a new model.  Views with NEEDS_TRACE=False must call mark_ready()."""

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget,
 )
@@ -88,7 +87,6 @@ class LayerSummaryView(DockView):
         super().__init__(host, parent)
         self.result: LayerSummary | None = None
         self.table: FrameTable | None = None
-        self._deferred = False
         self.header = QLabel()
         self.header.setWordWrap(True)
         self.header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -135,23 +133,12 @@ class LayerSummaryView(DockView):
 
     # ------------------------------------------------------------------ requests
     def trace_changed(self, trace: Trace) -> None:
-        if not self.isVisible():
-            self._deferred = True  # measured when the dock is shown: it costs a forward pass
-            self.show_message("The layer summary is measured when this dock is shown.")
-            self.mark_ready()
-            return
-        self.request()
-
-    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt naming
-        super().showEvent(event)
-        if self._deferred and self.trace is not None and not self.trace.is_empty:
-            self.request()
+        self.request()  # costs a forward pass: DockView.LAZY defers it while the dock is hidden
 
     def request(self) -> None:
         trace = self.trace
         if trace is None or trace.is_empty:
             return
-        self._deferred = False
         self.mark_busy()
         self.show_message(f"Measuring every module on {trace.num_tokens:,} tokens…")
         self.host.call(f"{self.NAME}.measure", "llmviz.core.structure_jobs.layer_summary",

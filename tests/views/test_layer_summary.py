@@ -72,9 +72,9 @@ def test_filters(loaded, qtbot):
 def test_hidden_dock_measures_when_shown(loaded, qtbot):
     view, trace = loaded
     view.hide()
-    with qtbot.waitSignal(view.sig_ready, timeout=WAIT_MS):
-        view.on_trace(trace)
-    assert view.result is None and "when this dock is shown" in view.message_text
+    view.on_trace(trace)  # hidden: DockView.LAZY defers the measurement (a forward pass)
+    qtbot.wait(300)
+    assert view.result is None and not view.is_ready() and not view.host.busy
     with qtbot.waitSignal(view.sig_ready, timeout=WAIT_MS):
         view.show()
     assert view.result is not None and view.result.trace_id == trace.id and view.message_text == ""
