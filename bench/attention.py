@@ -45,20 +45,6 @@ def long_text(sentences: int = 1500, seed: int = 0) -> str:
     return " ".join(out)
 
 
-def survive_pyside_refcount_bug() -> None:
-    """PySide6 6.12.0 on CPython 3.11 drops one reference to None on every void Qt call (setText,
-    processEvents, ...) and one to True on every Signal.emit(); after a few hundred thousand calls
-    the process aborts with 'Fatal Python error: none_dealloc'.  6.11.2 does not (measured), and
-    on Python >= 3.12 these objects are immortal.  Raise their counts so a long run can finish."""
-    import ctypes
-
-    from PySide6 import __version__ as pyside
-
-    if sys.version_info < (3, 12) and pyside.startswith("6.12."):
-        for obj in (None, True, False):
-            ctypes.c_ssize_t.from_address(id(obj)).value += 1 << 40
-
-
 def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # Linux: KiB
 
@@ -73,11 +59,10 @@ def main() -> int:
     from llmviz.main_window import MainWindow, application
     from llmviz.workers.model_host import ModelHost
 
-    survive_pyside_refcount_bug()
     only = "--only-attention" in sys.argv
     if only:
         main_window.VIEWS = [v for v in main_window.VIEWS if v.NAME == "attention"]
-    app = application()
+    application()
     host = ModelHost()
     window = MainWindow(host, make_settings())
     window.resize(1400, 900)

@@ -17,38 +17,6 @@ import time
 from _common import Heartbeat, result_line, table, wait_until
 
 
-def none_refs_dropped_per_void_call() -> float:
-    """PySide6 6.12.0 on Python 3.11 drops a reference to None on every call of a void Qt method.
-
-    Returns how many are dropped per call (0 where PySide6 is fine).  When some are, this
-    benchmark adds 10^9 references to None (ctypes) so that it can finish and report its
-    timings; the app itself has no such guard and crashes after enough Qt calls.
-    """
-    import ctypes
-    import sys
-
-    from PySide6.QtWidgets import QGraphicsRectItem
-
-    item = QGraphicsRectItem(0, 0, 1, 1)
-    before = sys.getrefcount(None)
-    for _ in range(100):
-        item.setVisible(True)
-    dropped = (before - sys.getrefcount(None)) / 100
-    if dropped > 0 and sys.version_info < (3, 12):
-        ctypes.c_ssize_t.from_address(id(None)).value += 10**9
-    return dropped
-
-
-def none_refs(fn, repeat: int = 3) -> float:  # type: ignore[no-untyped-def]
-    """References to None that `fn` drops, per call."""
-    import sys
-
-    before = sys.getrefcount(None)
-    for _ in range(repeat):
-        fn()
-    return (before - sys.getrefcount(None)) / repeat
-
-
 def timed_ms(fn, repeat: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     """Median and worst milliseconds of `repeat` calls."""
     times = []
@@ -71,7 +39,6 @@ def main() -> None:
     from llmviz.views.timeline import TimelineView
     from llmviz.workers.model_host import ModelHost
 
-    dropped = none_refs_dropped_per_void_call()
     host = ModelHost()
     csv_ms, _ = timed_ms(load_timeline, 20)
 
@@ -81,9 +48,6 @@ def main() -> None:
     wait_until(lambda: timeline.timeline is not None)
     app.processEvents()
     redraw_ms, redraw_worst = timed_ms(timeline.redraw, 20)
-    redraw_refs = none_refs(timeline.redraw)
-    vb = timeline.item.getViewBox()
-    pan_refs = none_refs(lambda: (vb.translateBy(x=86400 * 10), app.processEvents()), 10)
 
     scaling = ScalingView(host)
     scaling.resize(1200, 700)
@@ -132,10 +96,6 @@ def main() -> None:
     host.shutdown(10_000)
 
     table([
-        ("PySide6 None refs dropped per void Qt call", f"{dropped:g}" + (" (BUG: pin PySide6 < 6.12 on Python 3.11; "
-                                                                          "refcount topped up so this run can finish)"
-                                                                          if dropped else "")),
-        ("  ... per timeline redraw / pan step", f"{redraw_refs:,.0f} / {pan_refs:,.0f}"),
         ("timeline.csv read + checked (median)", f"{csv_ms:.1f} ms"),
         ("timeline redraw (median / worst)", f"{redraw_ms:.1f} / {redraw_worst:.1f} ms"),
         ("scaling slider step (median / worst)", f"{step_ms:.2f} / {step_worst:.2f} ms"),
@@ -150,7 +110,7 @@ def main() -> None:
     result_line("timeline_env", {
         "csv_load_ms": csv_ms, "timeline_redraw_ms": redraw_ms, "scaling_step_ms": step_ms,
         "env_tick_ms": tick_full_ms, "runlog_draw_ms": runlog_ms, "load_run_worst_stall_ms": worst_stall,
-        "transfer_ms": run.transfer_s * 1000, "none_refs_per_void_call": dropped,
+        "transfer_ms": run.transfer_s * 1000,
     })
 
 

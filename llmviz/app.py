@@ -64,14 +64,14 @@ class ScreenshotDriver(QObject):
             return
         if all(v.is_ready() for v in self.targets()):
             self._capture_pending = True
-            QTimer.singleShot(250, self.capture)  # let pending paints land
+            QTimer.singleShot(400, self.capture)  # let pending paints land and the progress bar hide
 
     def capture(self) -> None:
+        QApplication.processEvents()  # deliver what is queued first: it may start more work
         if not all(v.is_ready() for v in self.targets()) or self.window.host.busy:
             self._capture_pending = False
             return
         widget: QWidget = self.window.docks[self.dock] if self.dock else self.window
-        QApplication.processEvents()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not widget.grab().save(str(self.path)):
             self.fail(f"could not write {self.path}")
@@ -100,7 +100,7 @@ def run_app(args: argparse.Namespace, text: str | None) -> int:
     started = time.perf_counter()
     app = application()
     host = ModelHost()
-    window = MainWindow(host, make_settings())
+    window = MainWindow(host, make_settings(), persist_layout=not args.screenshot)
     spec = ModelSpec(args.model, args.device, args.dtype, args.trust_remote_code)
     if args.size:
         window.resize(*args.size)

@@ -40,10 +40,12 @@ class MainWindow(QMainWindow):
     sig_idle = Signal()
     """Emitted when no job is queued or running."""
 
-    def __init__(self, host: ModelHost, settings: QSettings, parent: QWidget | None = None) -> None:
+    def __init__(self, host: ModelHost, settings: QSettings, parent: QWidget | None = None,
+                 persist_layout: bool = True) -> None:
         super().__init__(parent)
         self.host = host
         self.settings = settings
+        self.persist_layout = persist_layout  # False for --screenshot: a shot uses the default layout
         self.info: ModelInfo | None = None
         self.loaded_spec: ModelSpec | None = None
         self.requested_spec: ModelSpec | None = None
@@ -97,6 +99,9 @@ class MainWindow(QMainWindow):
         self._memory_timer.start(1000)
         self._update_memory()
         self.restore_layout()
+        if persist_layout:
+            for source in self.settings.value("models/recent", []) or []:
+                self.model_bar.remember(ModelSpec(str(source)))
 
     # -- construction ------------------------------------------------------------------------
     def _add_view(self, view_cls: type[DockView]) -> None:
@@ -112,7 +117,8 @@ class MainWindow(QMainWindow):
         self.docks[view_cls.NAME] = dock
 
     def _arrange_default(self) -> None:
-        """Tabify docks sharing an area, so every view is one click away; left gets a third of the width."""
+        """Tabify docks sharing an area (in VIEWS order, the first raised): structure on the left
+        for the full height, the analysis views on the right, tokens and context at the bottom."""
         by_area: dict[Qt.DockWidgetArea, list[QDockWidget]] = {}
         for name, dock in self.docks.items():
             by_area.setdefault(self.views[name].AREA, []).append(dock)
@@ -120,10 +126,14 @@ class MainWindow(QMainWindow):
             for other in docks[1:]:
                 self.tabifyDockWidget(docks[0], other)
             docks[0].raise_()
-        left = by_area.get(Qt.DockWidgetArea.LeftDockWidgetArea, [])
-        right = by_area.get(Qt.DockWidgetArea.RightDockWidgetArea, [])
+        first = {area: docks[0] for area, docks in by_area.items()}
+        left = first.get(Qt.DockWidgetArea.LeftDockWidgetArea)
+        right = first.get(Qt.DockWidgetArea.RightDockWidgetArea)
+        bottom = first.get(Qt.DockWidgetArea.BottomDockWidgetArea)
         if left and right:
-            self.resizeDocks([left[0], right[0]], [420, 900], Qt.Orientation.Horizontal)
+            self.resizeDocks([left, right], [400, 1000], Qt.Orientation.Horizontal)
+        if right and bottom:
+            self.resizeDocks([right, bottom], [640, 300], Qt.Orientation.Vertical)
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -142,6 +152,10 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.cancel_button)
         bar.addPermanentWidget(self.memory_label)
         self._set_progress_visible(False)
+        self._idle_timer = QTimer(self)
+        self._idle_timer.setSingleShot(True)
+        self._idle_timer.setInterval(300)
+        self._idle_timer.timeout.connect(lambda: self._set_progress_visible(self.host.busy))
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -172,16 +186,23 @@ class MainWindow(QMainWindow):
 
     # -- layout persistence --------------------------------------------------------------------
     def restore_layout(self) -> None:
+        """Restore the saved geometry and docks, unless the set of docks changed since (a new
+        version's docks would otherwise land wherever the old state leaves them)."""
+        if not self.persist_layout:
+            return
         geometry = self.settings.value("window/geometry")
-        state = self.settings.value("window/state")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
-        if isinstance(state, QByteArray):
+        state = self.settings.value("window/state")
+        if isinstance(state, QByteArray) and self.settings.value("window/docks") == ",".join(self.docks):
             self.restoreState(state, LAYOUT_VERSION)
 
     def save_layout(self) -> None:
+        if not self.persist_layout:
+            return
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
+        self.settings.setValue("window/docks", ",".join(self.docks))
         self.settings.setValue("models/recent", self.model_bar.recent()[-10:])
         self.settings.sync()
 
@@ -221,7 +242,7 @@ class MainWindow(QMainWindow):
         self.text_input.set_text(text, emit=True)
 
     def cancel(self) -> None:
-        self.host.cancel()
+        self.host.cancel_all()
 
     # -- host signals (GUI thread) -------------------------------------------------------------
     def _on_model_loaded(self, info: ModelInfo) -> None:
@@ -301,8 +322,11 @@ class MainWindow(QMainWindow):
             self.progress.setValue(int(p.fraction * 1000))
 
     def _on_busy(self, busy: bool) -> None:
-        self._set_progress_visible(busy)
-        if not busy:
+        if busy:
+            self._idle_timer.stop()
+            self._set_progress_visible(True)
+        else:
+            self._idle_timer.start()  # jobs that follow one another (generation steps) don't flicker the bar
             self.sig_idle.emit()
 
     def _set_progress_visible(self, visible: bool) -> None:

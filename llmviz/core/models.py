@@ -26,6 +26,7 @@ from .capture import CAPTURE_IMPL
 from .errors import Cancelled, ModelLoadError
 from .progress_bridge import transformers_progress
 from .specs import DEVICES, DTYPES, ModelInfo, ModelSpec
+from .memory import release_freed_memory
 from .structure import represented_numel
 from .tasks import TaskContext
 
@@ -357,6 +358,7 @@ def free(loaded: LoadedModel | None) -> None:
         return
     del loaded.model
     collect_garbage()
+    release_freed_memory()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 

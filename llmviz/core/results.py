@@ -136,18 +136,3 @@ class Trace:
 
     def labels(self) -> list[str]:
         return self.tokens.labels(self.text)
-
-
-@dataclass(frozen=True)
-class HeadMap:
-    """One head's attention map (or an aggregate), as drawn by a view."""
-
-    trace_id: int
-    layer: int
-    head: int  # -1 for an aggregate over heads
-    matrix: np.ndarray  # float32 [rows, cols]
-    row_index: np.ndarray  # int [rows]: the token position each row stands for (block start)
-    col_index: np.ndarray  # int [cols]
-    block: int = 1  # tokens per displayed cell (1 = exact values)
-    reduce: str = "exact"  # 'exact', 'max' or 'mean' over blocks
-    label: str = ""

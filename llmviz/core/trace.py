@@ -20,6 +20,7 @@ from .errors import InputError
 from .models import LoadedModel
 from .results import AttentionCapture, TokenTable, Trace, next_trace_id
 from .tasks import TaskContext
+from .memory import release_freed_memory
 
 
 def token_limit(loaded: LoadedModel) -> int | None:
@@ -135,16 +136,21 @@ def run_trace(loaded: LoadedModel, text: str, ctx: TaskContext | None = None, ma
     timings["forward_s"] = time.perf_counter() - t1
     ctx.progress("Collecting results", None)
     t2 = time.perf_counter()
-    hidden_list = out.hidden_states
+    # Copy layer by layer into one float32 array, dropping each tensor as it is copied, so a
+    # long text never holds two copies of every hidden state (585 MB each at T = 8192).
+    hidden_list = list(out.hidden_states)
+    out.hidden_states = None
     hidden = np.empty((len(hidden_list), t, hidden_list[0].shape[-1]), dtype=np.float32)
-    for i, h in enumerate(hidden_list):
-        hidden[i] = h[0].to("cpu", torch.float32).numpy()
+    for i in range(len(hidden_list)):
+        hidden[i] = hidden_list[i][0].to("cpu", torch.float32).numpy()
+        hidden_list[i] = None
     last_logits = None
     logits = getattr(out, "logits", None)
     if logits is not None:
         last_logits = logits[0, -1].to("cpu", torch.float32).numpy().copy()
     attention, note = _attention_from(out, recorder, info, eager)
     del out, hidden_list
+    release_freed_memory()
     timings["capture_s"] = time.perf_counter() - t2
     timings["total_s"] = time.perf_counter() - t0
     return Trace(

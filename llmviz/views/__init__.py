@@ -18,21 +18,22 @@ from .similarity import SimilarityView
 from .timeline import TimelineView
 from .tokens import TokensView
 
+# Order = tab order within each dock area (the first of each area is raised by default).
 VIEWS: list[type[DockView]] = [
     ModelTreeView,
     ArchitectureView,
     LayerSummaryView,
     AttentionView,
     ScratchView,
-    TimelineView,
-    ScalingView,
-    EnvironmentView,
-    TokensView,
     SimilarityView,
     ProjectionView,
     PredictionView,
     GenerationView,
     QuantizationView,
+    TokensView,
+    TimelineView,
+    ScalingView,
+    EnvironmentView,
 ]
 
 

@@ -59,7 +59,7 @@ def _note(text: str, error: bool = False) -> str:
 class ArchitectureView(DockView):
     NAME = "architecture"
     TITLE = "Architecture"
-    AREA = Qt.DockWidgetArea.RightDockWidgetArea
+    AREA = Qt.DockWidgetArea.LeftDockWidgetArea
     NEEDS_TRACE = False
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]

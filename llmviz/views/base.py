@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QLabel, QStackedLayout, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QStackedLayout, QVBoxLayout, QWidget
 
 from ..core.results import Trace
 from ..core.specs import ModelInfo
@@ -38,6 +38,21 @@ class DrawTimes(QObject):
 
 
 draw_times = DrawTimes()
+
+
+class _Content(QWidget):
+    """A view's content inside its scroll area.
+
+    QScrollArea sizes a widget with height-for-width (any word-wrapped label) at its layout's
+    *preferred* height, which made docks scroll whenever they were shorter than that; without
+    it the content shrinks to its minimum height before scrolling.
+    """
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt naming
+        return False
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - QScrollArea asks the layout's anyway
+        return -1
 
 
 class DockView(QWidget):
@@ -65,13 +80,19 @@ class DockView(QWidget):
         self._busy_at: float | None = None
         self.last_draw_s: float | None = None  # busy->ready of the latest drawing
         self._stack = QStackedLayout()
-        self._content = QWidget()
+        self._content = _Content()
         self._message = QLabel()
         self._message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._message.setWordWrap(True)
         self._message.setObjectName("viewMessage")
         self._message.setStyleSheet("QLabel#viewMessage { color: palette(placeholder-text); font-size: 13pt; padding: 24px; }")
-        self._stack.addWidget(self._content)
+        # A dock narrower than its controls scrolls instead of forcing the window wider
+        # (a projector's 1280 px must fit every layout).
+        self._scroll = QScrollArea()
+        self._scroll.setWidget(self._content)
+        self._scroll.setWidgetResizable(True)
+        self._scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self._stack.addWidget(self._scroll)
         self._stack.addWidget(self._message)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
@@ -92,7 +113,7 @@ class DockView(QWidget):
         self._stack.setCurrentWidget(self._message)
 
     def show_content(self) -> None:
-        self._stack.setCurrentWidget(self._content)
+        self._stack.setCurrentWidget(self._scroll)
 
     @property
     def message_text(self) -> str:

@@ -45,6 +45,7 @@ class GenerationView(DockView):
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(host, parent)
+        host.sig_cancel_requested.connect(self.stop)  # Esc between two steps must not be missed
         self.steps: list[GenerationStep] = []
         self.run_id: int | None = None
         self.running = False

@@ -81,7 +81,7 @@ def bar_ticks(paths: list[str], is_block: np.ndarray, times: np.ndarray) -> list
 class LayerSummaryView(DockView):
     NAME = "layer-summary"
     TITLE = "Layer summary"
-    AREA = Qt.DockWidgetArea.RightDockWidgetArea
+    AREA = Qt.DockWidgetArea.LeftDockWidgetArea
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(host, parent)

@@ -88,7 +88,7 @@ def _flops(value: float) -> str:
 class ScalingView(DockView):
     NAME = "scaling"
     TITLE = "Scaling laws"
-    AREA = Qt.DockWidgetArea.RightDockWidgetArea
+    AREA = Qt.DockWidgetArea.BottomDockWidgetArea
     NEEDS_TRACE = False
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]

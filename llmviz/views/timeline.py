@@ -67,7 +67,7 @@ def _date_text(when: Any, precision: str) -> str:
 class TimelineView(DockView):
     NAME = "timeline"
     TITLE = "Timeline"
-    AREA = Qt.DockWidgetArea.RightDockWidgetArea
+    AREA = Qt.DockWidgetArea.BottomDockWidgetArea
     NEEDS_TRACE = False
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]

@@ -81,7 +81,7 @@ class TokenizerPanel(QWidget):
 class TokensView(DockView):
     NAME = "tokens"
     TITLE = "Tokens"
-    AREA = Qt.DockWidgetArea.RightDockWidgetArea
+    AREA = Qt.DockWidgetArea.BottomDockWidgetArea
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(host, parent)

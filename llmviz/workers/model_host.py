@@ -135,6 +135,7 @@ class ModelHost(QObject):
     sig_model_loaded = Signal(object)  # ModelInfo
     sig_trace = Signal(object)  # Trace
     sig_busy = Signal(bool)
+    sig_cancel_requested = Signal()  # the user pressed Cancel: views that resubmit jobs (generation) stop
     _sig_submit = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -180,8 +181,8 @@ class ModelHost(QObject):
         return self.submit(Job(channel, target, kwargs, label))
 
     def load(self, spec: Any) -> int:
-        """Load a model; pending text runs are cancelled (their results would be for the old model)."""
-        self.cancel(TRACE)
+        """Load a model; every pending job is cancelled first (its result would be for the old model)."""
+        self.cancel()
         return self.submit(Job(LOAD, "llmviz.core.jobs.load", {"spec": spec}, f"Loading {spec.source}"))
 
     def run_text(self, text: str, max_tokens: int | None = None) -> int:
@@ -192,6 +193,11 @@ class ModelHost(QObject):
         for chan, token in self._tokens.values():
             if channel is None or chan == channel:
                 token.cancel()
+
+    def cancel_all(self) -> None:
+        """The user's Cancel (Esc): stop everything, and tell views that chain jobs to stop too."""
+        self.cancel()
+        self.sig_cancel_requested.emit()
 
     def is_current(self, outcome: JobOutcome) -> bool:
         return self._latest.get(outcome.channel) == outcome.id

@@ -9,8 +9,6 @@ import torch
 
 from llmviz.core import attention_jobs, scratch
 from llmviz.core.errors import InputError, LlmvizError
-from llmviz.core.session import Session
-from llmviz.core.specs import ModelSpec
 from llmviz.core.tasks import TaskContext
 
 TEXT = "The quick brown fox jumps over the lazy dog."

@@ -105,7 +105,7 @@ def test_window_cancel_stops_generation(qtbot, host, view, tiny_models):
     def add_and_cancel(step):  # type: ignore[no-untyped-def]
         original(step)
         if len(view.steps) == 2:
-            host.cancel()  # Esc / the status bar's Cancel while the next step is in flight
+            host.cancel_all()  # Esc / the status bar's Cancel while the next step is in flight
 
     view.add_step = add_and_cancel  # type: ignore[method-assign]
     view.generate_button.click()

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from llmviz.core.specs import ModelSpec
-from llmviz.workers.model_host import LOAD, TRACE, Job, ModelHost
+from llmviz.workers.model_host import LOAD, Job, ModelHost
 
 
 def record_thread(session, ctx):  # a job target (called on the worker)
