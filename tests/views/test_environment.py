@@ -23,6 +23,7 @@ def views(qtbot, host):
         host.sig_trace.connect(v.on_trace)
     env.resize(1200, 750)
     env.show()
+    other.show()  # hidden views draw only when shown (DockView.LAZY)
     yield env, other
     env.on_close()
 
