@@ -52,7 +52,6 @@ def main() -> int:
               "run this on a machine with an NVIDIA GPU and a CUDA build of torch.", file=sys.stderr)
         return 2
     import bitsandbytes as bnb
-
     from quantization import figures, load_reference, measure, print_table
 
     from llmviz.core import quantization as q

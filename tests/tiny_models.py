@@ -13,7 +13,13 @@ from pathlib import Path
 def build_tiny_models(root: Path) -> dict[str, Path]:
     import torch
     from transformers import (
-        AutoTokenizer, BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, GPT2Tokenizer, LlamaConfig,
+        AutoTokenizer,
+        BertConfig,
+        BertModel,
+        GPT2Config,
+        GPT2LMHeadModel,
+        GPT2Tokenizer,
+        LlamaConfig,
         LlamaForCausalLM,
     )
 

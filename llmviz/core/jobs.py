@@ -7,7 +7,6 @@ dataclass of numpy arrays or plain values.
 
 from __future__ import annotations
 
-
 from .session import Session
 from .specs import ModelInfo, ModelSpec
 from .tasks import TaskContext

@@ -24,9 +24,9 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelF
 from . import bundled
 from .capture import CAPTURE_IMPL
 from .errors import Cancelled, ModelLoadError
+from .memory import release_freed_memory
 from .progress_bridge import transformers_progress
 from .specs import DEVICES, DTYPES, ModelInfo, ModelSpec
-from .memory import release_freed_memory
 from .structure import represented_numel
 from .tasks import TaskContext
 

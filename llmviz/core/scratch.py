@@ -19,7 +19,7 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from .attention_jobs import clamp_selection
-from .attention_results import Walkthrough, WalkStep
+from .attention_results import WalkStep, Walkthrough
 from .errors import InputError, LlmvizError
 from .session import Session
 from .tasks import TaskContext

@@ -20,7 +20,6 @@ from .session import Session
 from .structure import ModuleTree, WeightHistogram, module_tree
 from .tasks import TaskContext
 
-
 HIST_CHUNK = 1 << 22
 
 

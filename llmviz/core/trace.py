@@ -17,10 +17,10 @@ import torch
 
 from .capture import Recorder, recording
 from .errors import InputError
+from .memory import release_freed_memory
 from .models import LoadedModel
 from .results import AttentionCapture, TokenTable, Trace, next_trace_id
 from .tasks import TaskContext
-from .memory import release_freed_memory
 
 
 def token_limit(loaded: LoadedModel) -> int | None:

@@ -22,8 +22,19 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSpinBox,
-    QSplitter, QTabWidget, QVBoxLayout, QWidget,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from ..core.architecture import PRECISIONS, ArchitectureSummary, FamiliesComparison, human_bytes
@@ -361,8 +372,9 @@ class ArchitectureView(DockView):
 
     # ------------------------------------------------------------------ drawing: block builder
     def set_block(self, built: BuiltBlock) -> None:
-        from ..widgets.highlight_table import highlight_table
         import pandas as pd
+
+        from ..widgets.highlight_table import highlight_table
 
         self.built = built
         s = built.spec
@@ -399,8 +411,9 @@ class ArchitectureView(DockView):
         self._set_comparison(built)
 
     def _set_comparison(self, built: BuiltBlock) -> None:
-        from ..widgets.highlight_table import highlight_table
         import pandas as pd
+
+        from ..widgets.highlight_table import highlight_table
 
         cmp = built.comparison
         if cmp is None:

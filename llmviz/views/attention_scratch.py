@@ -13,10 +13,18 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QButtonGroup, QGridLayout, QHBoxLayout, QLabel, QRadioButton, QScrollArea, QSpinBox, QVBoxLayout, QWidget,
+    QButtonGroup,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QRadioButton,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
 )
 
-from ..core.attention_results import Walkthrough, WalkStep
+from ..core.attention_results import WalkStep, Walkthrough
 from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..workers.model_host import JobOutcome

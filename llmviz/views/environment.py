@@ -29,14 +29,26 @@ from typing import TYPE_CHECKING
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
-    QCheckBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSplitter, QStackedWidget, QTableWidget,
-    QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget,
+    QCheckBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from ..core.environment import BackgroundSampler, CudaMemory, EnvironmentSnapshot, RunRecord, cuda_memory, process_rss
 from ..core.specs import ModelInfo
+from ..widgets.plot_export import export_plot
+from ..widgets.plot_style import style_plot
 from ..workers.model_host import LOAD, TRACE, JobOutcome
-from ..widgets.plot_style import export_graphics, style_plot
 from .base import DockView, DrawTime, draw_times
 
 if TYPE_CHECKING:
@@ -537,10 +549,10 @@ class EnvironmentView(DockView):
 
     def export_image(self, path: str) -> None:
         """The run-log chart, PNG or SVG by extension."""
-        export_graphics(self.gantt_item, path)
+        export_plot(self.gantt_item, path)
 
     def export_memory_image(self, path: str) -> None:
-        export_graphics(self.rss_plot.getPlotItem(), path)
+        export_plot(self.rss_plot.getPlotItem(), path)
 
     def on_close(self) -> None:
         self.timer.stop()

@@ -23,6 +23,8 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QLabel, QToolTip, QVBoxLayout, QWidget
 
+from ..widgets.plot_export import export_plot
+
 pg.setConfigOptions(imageAxisOrder="row-major", background="w", foreground="k", antialias=True)
 
 LABEL_PX = 17  # vertical pixels a row label needs
@@ -68,35 +70,6 @@ def format_value(v: float) -> str:
     if math.isinf(v):
         return "−∞ (masked)" if v < 0 else "+∞"
     return f"{v:.4f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.3e}"
-
-
-def export_plot(item: pg.GraphicsItem, path: str) -> None:
-    """PNG through pyqtgraph's ImageExporter; SVG through Qt's QSvgGenerator.
-
-    pyqtgraph 0.14's SVGExporter cannot parse the paths Qt 6.11/6.12 writes (it splits
-    'M0,0 L9,0 Z' on spaces and expects x,y pairs), so it fails on every plot here;
-    rendering the scene into QSvgGenerator gives the same vector drawing.
-    """
-    if not path.lower().endswith(".svg"):
-        from pyqtgraph.exporters import ImageExporter
-
-        ImageExporter(item).export(path)
-        return
-    from PySide6.QtCore import QRectF, QSize
-    from PySide6.QtGui import QPainter
-    from PySide6.QtSvg import QSvgGenerator
-
-    source = item.sceneBoundingRect()
-    generator = QSvgGenerator()
-    generator.setFileName(path)
-    generator.setSize(QSize(int(source.width()), int(source.height())))
-    generator.setViewBox(QRectF(0, 0, source.width(), source.height()))
-    generator.setTitle("llmviz")
-    painter = QPainter(generator)
-    try:
-        item.scene().render(painter, QRectF(0, 0, source.width(), source.height()), source)
-    finally:
-        painter.end()
 
 
 def thin_ticks(labels: Sequence[str], lo: float, hi: float, pixels: float,

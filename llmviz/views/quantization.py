@@ -15,18 +15,39 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import (
-    QDial, QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSpinBox, QSplitter, QStyle,
-    QStyleOptionSlider, QTabWidget, QToolTip, QVBoxLayout, QWidget,
+    QDial,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QStyle,
+    QStyleOptionSlider,
+    QTabWidget,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
 )
 
 from ..core.quantization import (
-    PRECISIONS, DialState, HeadDiff, ModeReport, Precision, comparison_frame, precision, theoretical_frame,
+    PRECISIONS,
+    DialState,
+    HeadDiff,
+    ModeReport,
+    Precision,
+    comparison_frame,
+    precision,
+    theoretical_frame,
 )
 from ..core.results import Trace, visible
 from ..core.specs import ModelInfo
 from ..widgets.frame_table import DataFrameModel, FrameTable
 from ..widgets.message_bar import MessageBar
-from ..widgets.plot_style import export_graphics, style_plot
+from ..widgets.plot_export import export_plot
+from ..widgets.plot_style import style_plot
 from ..workers.model_host import JobOutcome
 from .base import DockView
 from .heatmap import HeatmapPlot
@@ -827,7 +848,7 @@ class QuantizationView(DockView):
         if path.lower().endswith(".svg"):
             _render_svg(self.charts, path)
         else:
-            export_graphics(self.charts.ci, path)
+            export_plot(self.charts.ci, path)
 
     def _ask_export(self, what: str) -> None:
         if what == "table":

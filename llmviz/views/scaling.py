@@ -19,13 +19,22 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import (
-    QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QSplitter, QToolTip, QVBoxLayout,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSplitter,
+    QToolTip,
+    QVBoxLayout,
     QWidget,
 )
 
 from ..core.scaling import CHINCHILLA, CITATIONS, KAPLAN, PF_DAY, log_grid, training_compute
 from ..core.specs import ModelInfo
-from ..widgets.plot_style import CountAxis, export_graphics, human_count, style_plot
+from ..widgets.plot_export import export_plot
+from ..widgets.plot_style import CountAxis, human_count, style_plot
 from .base import DockView
 
 if TYPE_CHECKING:
@@ -388,4 +397,4 @@ class ScalingView(DockView):
 
     def export_image(self, path: str) -> None:
         """All four plots, PNG or SVG by extension."""
-        export_graphics(self.graphics.ci, path)
+        export_plot(self.graphics.ci, path)

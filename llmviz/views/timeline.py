@@ -22,11 +22,20 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QFont, QFontMetricsF
 from PySide6.QtWidgets import (
-    QCheckBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QTabWidget, QToolTip, QVBoxLayout, QWidget,
+    QCheckBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTabWidget,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
 )
 
 from ..core.specs import ModelInfo
-from ..widgets.plot_style import CountAxis, export_graphics, human_count, style_plot
+from ..widgets.plot_export import export_plot
+from ..widgets.plot_style import CountAxis, human_count, style_plot
 from .base import DockView
 
 if TYPE_CHECKING:
@@ -536,4 +545,4 @@ class TimelineView(DockView):
 
     def export_image(self, path: str) -> None:
         """The chart as PNG (1800 px wide) or SVG, by extension."""
-        export_graphics(self.item, path)
+        export_plot(self.item, path)

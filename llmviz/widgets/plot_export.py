@@ -1,41 +1,52 @@
 """Saving plots as PNG or SVG from the views, and asking where.
 
-SVG goes through Qt's own QSvgGenerator (the plot's view rendered as vectors): pyqtgraph
-0.14's SVGExporter fails on the path data Qt 6.12 writes (pyqtgraph issue #3485).
-PNG uses pyqtgraph's ImageExporter.
+One exporter for every view (see export_plot for why SVG bypasses pyqtgraph's).
 """
 
 from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
-from PySide6.QtGui import QPainter
+from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 
-def export_plot(item: pg.GraphicsObject, path: str) -> None:
-    """PNG or SVG by extension; `item` is a PlotItem or a GraphicsLayout (several plots)."""
-    if path.lower().endswith(".svg"):
-        _export_svg(item, path)
+SLIDE_WIDTH = 1800  # PNG exports are sized for slides and printed handouts
+
+
+def export_plot(item: pg.GraphicsObject, path: str, width: int | None = SLIDE_WIDTH) -> None:
+    """PNG or SVG by extension; `item` is a PlotItem or a GraphicsLayout (several plots).
+
+    PNG goes through pyqtgraph's ImageExporter, `width` pixels wide (None: as on screen).  SVG goes through Qt's QSvgGenerator: pyqtgraph 0.14's SVGExporter cannot
+    parse the paths Qt 6.11/6.12 writes (it splits 'M0,0 L9,0 Z' on spaces and expects
+    x,y pairs), so it fails on every plot here; rendering the scene region into a
+    QSvgGenerator gives the same vector drawing.  Raises OSError when the file cannot
+    be written.
+    """
+    if not path.lower().endswith(".svg"):
+        from pyqtgraph.exporters import ImageExporter
+
+        exporter = ImageExporter(item)
+        if width:
+            exporter.parameters()["width"] = width
+        if exporter.export(path) is False:
+            raise OSError(f"could not write {path}")
         return
-    from pyqtgraph.exporters import ImageExporter
-
-    ImageExporter(item).export(path)
-
-
-def _export_svg(item: pg.GraphicsObject, path: str) -> None:
     from PySide6.QtSvg import QSvgGenerator
 
-    view = item.scene().views()[0]
-    source = view.mapFromScene(item.sceneBoundingRect()).boundingRect()
+    source = item.sceneBoundingRect()
+    target = QRectF(0, 0, source.width(), source.height())
     generator = QSvgGenerator()
     generator.setFileName(path)
-    generator.setSize(source.size())
-    generator.setViewBox(QRectF(0, 0, source.width(), source.height()))
-    generator.setTitle("llmviz plot")
-    painter = QPainter(generator)
+    generator.setSize(source.size().toSize())
+    generator.setViewBox(target)
+    generator.setTitle("llmviz")
+    painter = QPainter()
+    if not painter.begin(generator):
+        raise OSError(f"could not write {path}")
     try:
-        view.render(painter, QRectF(0, 0, source.width(), source.height()), source)
+        painter.fillRect(target, QColor("white"))
+        item.scene().render(painter, target, source)
     finally:
         painter.end()
 

@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from llmviz.core.block_builder import (
-    BlockSpec, build_and_run, compare_with_loaded, component_formulas, formula_per_block, formula_total,
+    BlockSpec,
+    build_and_run,
+    compare_with_loaded,
+    component_formulas,
+    formula_per_block,
+    formula_total,
 )
 from llmviz.core.errors import InputError
 from llmviz.core.session import Session

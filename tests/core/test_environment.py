@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from llmviz.core.environment import (
-    BackgroundSampler, RunRecord, cuda_memory, environment_report, process_rss, run_log_frame, snapshot,
+    BackgroundSampler,
+    RunRecord,
+    cuda_memory,
+    environment_report,
+    process_rss,
+    run_log_frame,
+    snapshot,
     weight_placement,
 )
 from llmviz.core.session import Session

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from llmviz.core.scaling import (
-    CHINCHILLA, CITATIONS, KAPLAN, PF_DAY, ChinchillaFit, curves_frame, log_grid, training_compute,
+    CHINCHILLA,
+    CITATIONS,
+    KAPLAN,
+    PF_DAY,
+    ChinchillaFit,
+    curves_frame,
+    log_grid,
+    training_compute,
 )
 
 

@@ -12,7 +12,14 @@ import pytest
 from llmviz.core.paths import resource
 from llmviz.core.specs import ModelSpec
 from llmviz.core.timeline import (
-    COLUMNS, export_csv, load_timeline, match_model, parse_count, parse_date, parse_timeline, place_loaded_model,
+    COLUMNS,
+    export_csv,
+    load_timeline,
+    match_model,
+    parse_count,
+    parse_date,
+    parse_timeline,
+    place_loaded_model,
 )
 
 HEADER = ",".join(COLUMNS)

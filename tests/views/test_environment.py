@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import pyqtgraph as pg
 import pytest
 import torch
 from PySide6.QtCore import qVersion
-
-import pyqtgraph as pg
 
 from llmviz.core.specs import ModelSpec
 from llmviz.views.environment import EnvironmentView
