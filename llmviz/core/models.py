@@ -79,7 +79,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _resolve(spec: ModelSpec, ctx: TaskContext) -> tuple[str, dict[str, Any]]:
+def resolve_source(spec: ModelSpec, ctx: TaskContext) -> tuple[str, dict[str, Any]]:
     """Return (what to pass to from_pretrained, extra kwargs) for the spec's kind."""
     kind = spec.kind
     if kind == "bundled":
@@ -119,7 +119,7 @@ def _resolve(spec: ModelSpec, ctx: TaskContext) -> tuple[str, dict[str, Any]]:
     return spec.source, {}
 
 
-def _explain_hub_error(spec: ModelSpec, exc: Exception, kwargs: dict[str, Any]) -> str:
+def explain_hub_error(spec: ModelSpec, exc: Exception, kwargs: dict[str, Any]) -> str:
     from huggingface_hub import constants
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
@@ -235,7 +235,7 @@ def load_model(spec: ModelSpec, ctx: TaskContext | None = None, quantization_con
     started = time.perf_counter()
     rss_before = psutil.Process().memory_info().rss
     ctx.progress(f"Locating {spec.source}", None)
-    location, extra = _resolve(spec, ctx)
+    location, extra = resolve_source(spec, ctx)
     device = resolve_device(spec.device)
     dtype = resolve_dtype(spec.dtype, device)
     hub_kwargs = {k: v for k, v in extra.items() if not k.startswith("_")}
@@ -298,7 +298,7 @@ def _explain_load_error(spec: ModelSpec, exc: Exception, extra: dict[str, Any]) 
     if spec.kind == "gguf" or extra.get("gguf_file"):
         return f"Could not read the GGUF file {spec.source} (truncated or damaged?): {text.splitlines()[0] if text else type(exc).__name__}"
     if spec.kind == "hub" and isinstance(exc, OSError):
-        return _explain_hub_error(spec, exc, extra)
+        return explain_hub_error(spec, exc, extra)
     if isinstance(exc, OSError) and spec.kind == "folder":
         return f"Could not load the folder {spec.source}: {text.splitlines()[0] if text else type(exc).__name__}"
     first = text.splitlines()[0] if text else ""

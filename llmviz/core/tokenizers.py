@@ -226,7 +226,7 @@ def _load_any(source: str, ctx: "TaskContext | None") -> Any:
     from transformers import AutoTokenizer
 
     from .errors import ModelLoadError
-    from .models import _explain_hub_error, _resolve
+    from .models import explain_hub_error, resolve_source
     from .specs import ModelSpec
     from .tasks import TaskContext
 
@@ -235,14 +235,14 @@ def _load_any(source: str, ctx: "TaskContext | None") -> Any:
         raise InputError("Type a tokenizer: a Hugging Face id (like bert-base-cased), a folder or a bundled model.")
     spec = ModelSpec(source)
     try:
-        location, extra = _resolve(spec, ctx or TaskContext())
+        location, extra = resolve_source(spec, ctx or TaskContext())
     except ModelLoadError as exc:
         raise LlmvizError(f"Could not load the tokenizer: {exc}") from None
     kwargs = {k: v for k, v in extra.items() if not k.startswith("_")}
     try:
         return AutoTokenizer.from_pretrained(location, **kwargs)
     except OSError as exc:
-        why = _explain_hub_error(spec, exc, extra) if spec.kind == "hub" else str(exc).splitlines()[0]
+        why = explain_hub_error(spec, exc, extra) if spec.kind == "hub" else str(exc).splitlines()[0]
         raise LlmvizError(f"Could not load the tokenizer {source!r}. {why}") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise LlmvizError(f"Could not load the tokenizer {source!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None

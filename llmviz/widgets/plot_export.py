@@ -10,7 +10,6 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QFileDialog, QWidget
 
-
 SLIDE_WIDTH = 1800  # PNG exports are sized for slides and printed handouts
 
 
