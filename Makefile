@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 ARGS ?=
 
-.PHONY: install run test bench package clean
+.PHONY: install run test bench package package-test clean
 
 install:
 	scripts/install.sh
@@ -14,11 +14,15 @@ test: install
 	$(PY) -m pytest -q $(ARGS)
 
 bench: install
-	for b in bench/*.py; do $(PY) $$b || exit 1; done
+	for b in startup attention tokens structure timeline_env quantization; do $(PY) bench/$$b.py || exit 1; done
 
 package: install
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[package]"
 	$(PY) scripts/package.py
+
+package-test: package
+	LLMVIZ_PACKAGED_APP=dist/llmviz/llmviz $(PY) -m pytest -q tests/test_packaging.py
+	$(PY) bench/packaged.py
 
 clean:
 	rm -rf build dist .pytest_cache

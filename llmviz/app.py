@@ -40,6 +40,7 @@ class ScreenshotDriver(QObject):
         window.sig_idle.connect(self.check)
         for view in window.views.values():
             view.sig_ready.connect(self.check)
+        window.sig_view_created.connect(lambda view: view.sig_ready.connect(self.check))
         self._timeout = QTimer(self)
         self._timeout.setSingleShot(True)
         self._timeout.timeout.connect(lambda: self.fail(f"timed out after {timeout_s:.0f} s waiting for the views"))
@@ -48,10 +49,11 @@ class ScreenshotDriver(QObject):
             d = window.docks[dock]
             d.show()
             d.raise_()
+            window.view(dock)
 
     def targets(self) -> list:
         if self.dock:
-            return [self.window.views[self.dock]]
+            return [self.window.view(self.dock)]
         return [v for name, v in self.window.views.items() if self.window.docks[name].isVisible() and v.isVisible()]
 
     def _on_finished(self, outcome: JobOutcome) -> None:

@@ -48,6 +48,8 @@ class MainWindow(QMainWindow):
 
     sig_idle = Signal()
     """Emitted when no job is queued or running."""
+    sig_view_created = Signal(object)
+    """A dock's view was built (on the dock's first showing)."""
 
     def __init__(self, host: ModelHost, settings: QSettings, parent: QWidget | None = None,
                  persist_layout: bool = True) -> None:
@@ -88,7 +90,8 @@ class MainWindow(QMainWindow):
         self.top_bar.addWidget(top)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.top_bar)
 
-        self.views: dict[str, DockView] = {}
+        self.views: dict[str, DockView] = {}  # the views built so far (see view())
+        self.view_classes: dict[str, type[DockView]] = {}
         self.docks: dict[str, QDockWidget] = {}
         for view_cls in VIEWS:
             self._add_view(view_cls)
@@ -114,23 +117,38 @@ class MainWindow(QMainWindow):
 
     # -- construction ------------------------------------------------------------------------
     def _add_view(self, view_cls: type[DockView]) -> None:
-        view = view_cls(self.host)
+        """A dock for the view; the view itself is built the first time its dock is shown
+        (most docks start as background tabs, and building them all cost start-up seconds)."""
         dock = QDockWidget(view_cls.TITLE, self)
         dock.setObjectName(view_cls.NAME)
-        dock.setWidget(view)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        dock.visibilityChanged.connect(lambda visible, name=view_cls.NAME: visible and self.view(name))
         self.addDockWidget(view_cls.AREA, dock)
-        self.views[view_cls.NAME] = view
+        self.view_classes[view_cls.NAME] = view_cls
         self.docks[view_cls.NAME] = dock
+
+    def view(self, name: str) -> DockView:
+        """The view of dock `name`, built now if it was not yet, and brought up to date."""
+        view = self.views.get(name)
+        if view is None:
+            view = self.view_classes[name](self.host)
+            self.views[name] = view
+            self.docks[name].setWidget(view)
+            self.sig_view_created.emit(view)
+            if self.info is not None:
+                view.on_model_loaded(self.info)
+                if self.trace is not None:
+                    view.on_trace(self.trace)
+        return view
 
     def _arrange_default(self) -> None:
         """Tabify docks sharing an area (in VIEWS order, the first raised): structure on the left
         for the full height, the analysis views on the right, tokens and context at the bottom."""
         by_area: dict[Qt.DockWidgetArea, list[QDockWidget]] = {}
         for name, dock in self.docks.items():
-            by_area.setdefault(self.views[name].AREA, []).append(dock)
+            by_area.setdefault(self.view_classes[name].AREA, []).append(dock)
         for docks in by_area.values():
             for other in docks[1:]:
                 self.tabifyDockWidget(docks[0], other)
@@ -264,9 +282,9 @@ class MainWindow(QMainWindow):
         self.model_label.setToolTip(info.summary() + ("\n" + "\n".join(info.notes) if info.notes else ""))
         if info.notes:
             self.message_bar.show_message(" ".join(info.notes), "info")
+        self.run_text()  # queued first: the text's trace is what most views wait for
         for view in self.views.values():
             view.on_model_loaded(info)
-        self.run_text()
         if self.env_report is None:
             self.host.call("window.environment", "llmviz.core.jobs.environment", "Reading versions")
 

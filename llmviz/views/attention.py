@@ -15,8 +15,9 @@ Grid and statistics are computed layer by layer only while their tab is shown.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeyEvent
 from PySide6.QtWidgets import (
@@ -43,6 +44,9 @@ from .base import DockView
 from .head_grid import HeadGrid
 from .heatmap import HeatmapPlot
 from .token_bars import TokenBars
+
+if TYPE_CHECKING:  # pandas is imported when a table or CSV is made, not at start-up
+    import pandas as pd
 
 JOBS = "llmviz.core.attention_jobs"
 GRID_CELLS = 48  # thumbnail resolution (cells a side)
@@ -658,6 +662,7 @@ class AttentionView(DockView):
 
     def statistics_frame(self) -> pd.DataFrame:
         """Per-head statistics as a table."""
+        import pandas as pd
         rows = [{"layer": layer, "head": h, "entropy_bits": float(ov.entropy[h]), "mean_distance_tokens": float(ov.distance[h]),
                  "first_token_share": float(ov.first[h])}
                 for layer, ov in sorted(self.overviews.items()) for h in range(ov.entropy.size)]

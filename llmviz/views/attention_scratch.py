@@ -128,11 +128,12 @@ class ScratchView(DockView):
         if self.toy_mode.isChecked():
             self.request()
 
-    def on_trace(self, trace: Trace) -> None:
-        """The toy needs no text; the real head follows the current trace."""
-        self.trace = trace
+    def trace_changed(self, trace: Trace) -> None:
+        """The toy needs no text (NEEDS_TRACE = False); the real head follows the current trace."""
         if self.head_mode.isChecked():
             self.request()
+        else:
+            self.mark_ready()
 
     def job_finished(self, outcome: JobOutcome) -> None:
         if outcome.ok:

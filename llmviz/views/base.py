@@ -63,8 +63,9 @@ class DockView(QWidget):
     AREA: ClassVar[Qt.DockWidgetArea] = Qt.DockWidgetArea.RightDockWidgetArea
     #: Views that only depend on the model (not on the text) are ready once the model is shown.
     NEEDS_TRACE: ClassVar[bool] = True
-    #: Hidden views (closed docks, background tabs) draw a new text only when shown: one worker
-    #: thread serves every view, and work for views nobody sees would delay the visible ones.
+    #: Hidden views (closed docks, background tabs) react to a new model or text only when shown:
+    #: one worker thread serves every view, and work for views nobody sees would delay the
+    #: visible ones (a background tab's jobs once held the first heatmap back by a minute).
     LAZY: ClassVar[bool] = True
 
     sig_ready = Signal()
@@ -76,6 +77,7 @@ class DockView(QWidget):
         self.info: ModelInfo | None = None
         self.trace: Trace | None = None
         self._ready = False
+        self._pending_model = False
         self._pending_trace = False
         self._busy_at: float | None = None
         self.last_draw_s: float | None = None  # busy->ready of the latest drawing
@@ -142,7 +144,12 @@ class DockView(QWidget):
         """A new model is loaded (its trace follows when there is text)."""
         self.info = info
         self.trace = None
+        self._pending_trace = False
         self.mark_busy()
+        if self.LAZY and not self.isVisible():
+            self._pending_model = True  # model_changed runs in showEvent
+            return
+        self._pending_model = False
         self.model_changed(info)
 
     def on_trace(self, trace: Trace) -> None:
@@ -162,6 +169,10 @@ class DockView(QWidget):
 
     def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt naming
         super().showEvent(event)
+        if self._pending_model and self.info is not None:
+            self._pending_model = False
+            self.mark_busy()
+            self.model_changed(self.info)
         if self._pending_trace and self.trace is not None:
             self._pending_trace = False
             self.mark_busy()

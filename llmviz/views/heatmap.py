@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
-import pandas as pd
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QLabel, QToolTip, QVBoxLayout, QWidget
 
 from ..widgets.plot_export import export_plot
+
+if TYPE_CHECKING:  # pandas is imported when a table or CSV is made, not at start-up
+    import pandas as pd
 
 pg.setConfigOptions(imageAxisOrder="row-major", background="w", foreground="k", antialias=True)
 
@@ -380,6 +382,7 @@ class HeatmapPlot(QWidget):
     # -- export ------------------------------------------------------------------------------
     def frame(self, detail: bool = False) -> pd.DataFrame:
         """The shown matrix (or the zoomed detail) as a DataFrame labelled 'position:token' (or ranges)."""
+        import pandas as pd
         layer = self._detail if detail and self._detail is not None else self._base
 
         def names(labels: list[str], index: np.ndarray, start: int, count: int, block: int) -> list[str]:

@@ -7,8 +7,9 @@ update the bars live.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QTransform
@@ -34,6 +35,9 @@ from ..widgets.token_chips import TokenChips
 from ..workers.model_host import JobOutcome
 from .base import DockView
 from .heatmap import HeatmapPlot
+
+if TYPE_CHECKING:  # pandas is imported when a table or CSV is made, not at start-up
+    import pandas as pd
 
 MODEL_BRUSH = pg.mkBrush(170, 170, 170, 200)
 SAMPLE_BRUSH = pg.mkBrush(31, 95, 168, 230)
@@ -381,6 +385,7 @@ class PredictionView(DockView):
     # -- export ---------------------------------------------------------------------------------------------
     def lens_frame(self) -> pd.DataFrame:
         """Every cell's top-k guesses in long form: layer, position, input token, rank, candidate, probability."""
+        import pandas as pd
         lens, trace = self.lens_result, self.trace
         if lens is None or trace is None:
             return pd.DataFrame()

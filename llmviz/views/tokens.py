@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
@@ -23,6 +23,9 @@ from ..core.tokenizers import CHOICES, GPT2, MODEL, Tokenization, TokenizerCompa
 from ..widgets.token_chips import TokenChips
 from ..workers.model_host import JobOutcome
 from .base import DockView
+
+if TYPE_CHECKING:  # pandas is imported when a table or CSV is made, not at start-up
+    import pandas as pd
 
 
 class TokenizerPanel(QWidget):
@@ -174,6 +177,7 @@ class TokensView(DockView):
 
     # -- export ------------------------------------------------------------------------------
     def tokens_frame(self) -> pd.DataFrame:
+        import pandas as pd
         result = self.shown
         if result is None:
             return pd.DataFrame()

@@ -7,18 +7,22 @@ while sorting still uses the raw values (numbers sort as numbers, NaN last).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
-import pandas as pd
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
+
+if TYPE_CHECKING:  # pandas is imported when a table or CSV is made, not at start-up
+    import pandas as pd
 
 Index = QModelIndex | QPersistentModelIndex
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 def _missing(value: Any) -> bool:
+    import pandas as pd
+
     if isinstance(value, np.datetime64):
         return bool(np.isnat(value))
     return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
@@ -35,6 +39,8 @@ class DataFrameModel(QAbstractTableModel):
                  formatters: Mapping[str, Callable[[Any], str]] | None = None,
                  tooltip: Callable[[pd.Series], str] | None = None,
                  sort_by: Mapping[str, str] | None = None) -> None:
+        import pandas as pd
+
         super().__init__()
         self.frame = pd.DataFrame(columns=columns)
         self.columns = columns
@@ -47,6 +53,8 @@ class DataFrameModel(QAbstractTableModel):
 
     def set_frame(self, frame: pd.DataFrame) -> None:
         """Show `frame`; its columns are kept as numpy arrays because Qt asks for cells one at a time."""
+        import pandas as pd
+
         self.beginResetModel()
         self.frame = frame.reset_index(drop=True)
         needed = set(self.columns) | set(self.sort_by.values())
@@ -76,6 +84,8 @@ class DataFrameModel(QAbstractTableModel):
         return "" if _missing(value) else str(value)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        import pandas as pd
+
         if not index.isValid():
             return None
         row, column = index.row(), self.columns[index.column()]

@@ -344,7 +344,7 @@ def test_real_app_with_minilm(window, qtbot):
     view = window.views["attention"]
     qtbot.waitUntil(lambda: window.trace is not None and view.is_ready() and not window.host.busy, timeout=WAIT)
     np.testing.assert_allclose(view.head_panel.heatmap.matrix, A.head_map(window.trace.attention, 0, 0), atol=1e-6)
-    assert "scratch" in window.views and window.docks["scratch"].objectName() == "scratch"
+    assert "scratch" in window.view_classes and window.docks["scratch"].objectName() == "scratch"
     view.tabs.setCurrentIndex(TAB_GRID)
     qtbot.waitUntil(lambda: len(view.overviews) == 6, timeout=WAIT)
     assert view.grid.group_gap == 0 and not view.grid.layers_across  # 6 layers x 12 heads: heads run across

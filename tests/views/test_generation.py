@@ -146,7 +146,7 @@ def test_use_as_input_and_copy(qtbot, window, tiny_models):
     window.set_text(PROMPT)
     with qtbot.waitSignal(window.host.sig_trace, timeout=TIMEOUT):
         window.load_model(ModelSpec(str(tiny_models["llama"]), device="cpu"))
-    view = window.views["generation"]
+    view = window.view("generation")
     qtbot.waitUntil(lambda: view.trace is not None and not window.host.busy, timeout=TIMEOUT)
     generate(qtbot, view, max_new=5)
     full = PROMPT + view.steps[-1].text

@@ -22,7 +22,8 @@ def test_docks_are_registered_with_stable_names(window):
     assert len(names) == len(set(names))
     for name in names:
         dock = window.findChild(QDockWidget, name)
-        assert dock is not None and dock.widget() is window.views[name]
+        view = window.view(name)  # built on first use
+        assert dock is not None and dock.widget() is view
         assert name == name.lower() and " " not in name
     view_menu = [a.objectName() for a in window.menuBar().actions()[1].menu().actions()]
     assert all(f"view-{n}" in view_menu for n in names)
@@ -120,3 +121,17 @@ def test_closing_during_a_run_exits_quickly(qtbot, window, tiny_models):
     window.close()
     assert time.perf_counter() - started < 2.0
     assert not window.host.thread_running()
+
+
+def test_a_bad_first_model_shows_a_dialog_and_opens_the_default(qtbot, window, tiny_models):
+    """`python -m llmviz --model typo` (or the packaged app): a dialog, then the default model."""
+    from PySide6.QtWidgets import QMessageBox
+
+    window.fallback_spec = ModelSpec(str(tiny_models["llama"]), device="cpu")
+    with qtbot.waitSignal(window.host.sig_model_loaded, timeout=60_000) as blocker:
+        window.load_model(ModelSpec(str(tiny_models["llama"].parent / "typo"), device="cpu"))
+    assert blocker.args[0].source == str(tiny_models["llama"])
+    dialog = window.findChild(QMessageBox, "loadFailedDialog")
+    assert dialog is not None and dialog.isVisible()
+    assert "No such folder" in dialog.text() and "Opening" in dialog.text()
+    dialog.close()
