@@ -289,8 +289,8 @@ class PredictionView(DockView):
 
     def _show_selected_chip(self) -> None:
         i = self.chips.selected
-        if 0 <= i < len(self.chips.rects):
-            centre = self.chips.rects[i].center()
+        if 0 <= i < len(self.chips.labels):
+            centre = self.chips.chip_rect(i).center()
             self.chips_area.ensureVisible(int(centre.x()), int(centre.y()))
 
     def select_position(self, position: int) -> None:

@@ -138,15 +138,25 @@ class TokensView(DockView):
     def trace_changed(self, trace) -> None:  # type: ignore[no-untyped-def]
         self.request()
 
+    def compared_text(self) -> str:
+        """The text the model saw: when it was truncated to the context, only that part is compared
+        (a pasted book would otherwise be tokenized twice more and laid out as tens of thousands of chips)."""
+        trace = self.trace
+        if trace is None:
+            return ""
+        if trace.truncated_from and len(trace.tokens) and int(trace.tokens.ends.max()) > 0:
+            return trace.text[: int(trace.tokens.ends.max())]
+        return trace.text
+
     def request(self) -> None:
         if self.trace is None or self.trace.is_empty:
             return
         self.mark_busy()
         self.host.call(f"{self.NAME}.compare", "llmviz.core.tokenizers.compare", "Comparing tokenizers",
-                       text=self.trace.text, second=self.second_source() or GPT2, first=MODEL)
+                       text=self.compared_text(), second=self.second_source() or GPT2, first=MODEL)
 
     def job_finished(self, outcome: JobOutcome) -> None:
-        if self.trace is None or outcome.kwargs.get("text") != self.trace.text:
+        if self.trace is None or outcome.kwargs.get("text") != self.compared_text():
             return
         if not outcome.ok:
             if outcome.status == "failed":

@@ -45,7 +45,9 @@ class TokenChips(QWidget):
         self.special = np.zeros(0, dtype=bool)
         self.selected = -1
         self._widths: list[int] = []
-        self.rects: list[QRectF] = []
+        self._x: list[float] = []  # chip geometry as plain floats: a relayout of thousands of chips
+        self._y: list[float] = []  # (every resize) must not create thousands of Qt objects
+        self._w: list[float] = []
         self._row_tops: list[float] = []  # y of each wrapped row
         self._row_first: list[int] = []  # first chip index in each row
         self._laid_out_width = -1
@@ -84,24 +86,36 @@ class TokenChips(QWidget):
 
     def _relayout(self) -> None:
         width = max(50, self.width())
-        if width == self._laid_out_width and len(self.rects) == len(self.labels):
+        if width == self._laid_out_width and len(self._x) == len(self.labels):
             return
         self._laid_out_width = width
         h = self._chip_height()
         x, y = float(GAP), float(GAP)
-        self.rects, self._row_tops, self._row_first = [], [], []
+        xs, ys, ws, row_tops, row_first = [], [], [], [], []
+        limit = width - GAP
         for i, w in enumerate(self._widths):
-            if x + w > width - GAP and x > GAP:
+            if x + w > limit and x > GAP:
                 x, y = float(GAP), y + h + GAP
-            if not self._row_tops or self._row_tops[-1] != y:
-                self._row_tops.append(y)
-                self._row_first.append(i)
-            self.rects.append(QRectF(x, y, min(w, width - 2 * GAP), h))
+            if not row_tops or row_tops[-1] != y:
+                row_tops.append(y)
+                row_first.append(i)
+            xs.append(x)
+            ys.append(y)
+            ws.append(min(w, width - 2 * GAP))
             x += w + GAP
+        self._x, self._y, self._w, self._row_tops, self._row_first = xs, ys, ws, row_tops, row_first
         total = int(y + h + GAP) if self.labels else 0
         self.setMinimumHeight(total)
         self.updateGeometry()
         self.update()
+
+    def chip_rect(self, i: int) -> QRectF:
+        """Chip i's box."""
+        return QRectF(self._x[i], self._y[i], self._w[i], self._chip_height())
+
+    @property
+    def rects(self) -> list[QRectF]:
+        return [self.chip_rect(i) for i in range(len(self._x))]
 
     def sizeHint(self) -> QSize:
         return QSize(400, max(self._chip_height() + 2 * GAP, self.minimumHeight()))
@@ -115,25 +129,26 @@ class TokenChips(QWidget):
         row = bisect.bisect_right(self._row_tops, y) - 1
         if row < 0:
             return -1
-        end = self._row_first[row + 1] if row + 1 < len(self._row_first) else len(self.rects)
+        end = self._row_first[row + 1] if row + 1 < len(self._row_first) else len(self._x)
+        h = self._chip_height()
         for i in range(self._row_first[row], end):
-            if self.rects[i].contains(x, y):
+            if self._x[i] <= x <= self._x[i] + self._w[i] and self._y[i] <= y <= self._y[i] + h:
                 return i
         return -1
 
     # -- painting and interaction --------------------------------------------------------------
     def paintEvent(self, event) -> None:  # type: ignore[no-untyped-def]
-        if not self.rects:
+        if not self._x:
             return
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         clip = event.rect()
         first_row = max(0, bisect.bisect_right(self._row_tops, clip.top() - self._chip_height()) - 1)
         start = self._row_first[first_row] if self._row_first else 0
-        for i in range(start, len(self.rects)):
-            rect = self.rects[i]
-            if rect.top() > clip.bottom():
+        for i in range(start, len(self._x)):
+            if self._y[i] > clip.bottom():
                 break
+            rect = self.chip_rect(i)
             if self.special[i]:
                 fill, frame, font = SPECIAL, QColor("#9a9a9a"), self._italic
             elif self.flags[i]:

@@ -107,3 +107,11 @@ def test_chips_wrap_and_find_tokens(qtbot):
     with qtbot.waitSignal(chips.sig_clicked) as blocker:
         qtbot.mouseClick(chips, Qt.MouseButton.LeftButton, pos=QPoint(int(centre.x()), int(centre.y())))
     assert blocker.args == [25] and chips.selected == 25
+
+
+def test_a_truncated_text_compares_only_what_the_model_saw(qtbot, host, view, tiny_models):
+    load(qtbot, host, [view], str(tiny_models["llama"]))  # 64 positions
+    trace = run(qtbot, host, view, " ".join(f"word{i}" for i in range(400)))
+    assert trace.truncated_from is not None and trace.num_tokens == 64
+    assert len(view.first_panel.chips.labels) == 64  # not the whole pasted text
+    assert view.shown.text == trace.text[: int(trace.tokens.ends.max())]
