@@ -11,6 +11,7 @@ No torch or transformers at module level: the tokens view imports the result typ
 from __future__ import annotations
 
 import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,7 @@ CHOICES: tuple[tuple[str, str], ...] = (
     (BERT, "BERT WordPiece, uncased (bundled MiniLM)"),
     (MODEL, "The loaded model's tokenizer"),
 )
-EXTRAS_KEY = "tokenizers"
+_COMPARISON_TOKENIZERS: "OrderedDict[str, tuple[Any, str]]" = OrderedDict()
 
 
 # ---------------------------------------------------------------- results
@@ -196,14 +197,20 @@ def algorithm_of(tokenizer: Any) -> str:
 
 
 def load_tokenizer(session: "Session", source: str, ctx: "TaskContext | None" = None) -> tuple[Any, str]:
-    """(tokenizer, display name) for a choice key, a bundled model, a folder or a hub id; cached per session."""
+    """(tokenizer, display name) for a choice key, a bundled model, a folder or a hub id.
+
+    Tokenizers other than the loaded model's do not change with the model, so they are kept
+    for the whole run (a few, least recently used dropped): building GPT-2's BPE holds the
+    GIL for ~150 ms, which froze the window on every model load while it was per model.
+    """
     from .bundled import MINILM, gpt2_tokenizer_folder, model_folder
 
     if source == MODEL:
         loaded = session.require_model()
         return loaded.tokenizer, f"{loaded.info.title} tokenizer"
-    cache: dict[str, tuple[Any, str]] = session.extras.setdefault(EXTRAS_KEY, {})
+    cache = _COMPARISON_TOKENIZERS
     if source in cache:
+        cache.move_to_end(source)
         return cache[source]
     if ctx is not None:
         ctx.progress(f"Loading the tokenizer {source}", None)
@@ -218,6 +225,8 @@ def load_tokenizer(session: "Session", source: str, ctx: "TaskContext | None" = 
     else:
         found = (_load_any(source, ctx), source)
     cache[source] = found
+    while len(cache) > 4:
+        cache.popitem(last=False)
     return found
 
 
