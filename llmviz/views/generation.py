@@ -43,7 +43,15 @@ from .base import DockView
 from .heatmap import HeatmapPlot
 
 PIPELINE = 2  # step jobs kept queued on the worker
-PLOT_INTERVAL_MS = 100
+PLOT_INTERVAL_MS = 250  # 4 Hz: painting holds the GIL the worker's decoding needs
+
+def _nice_ceiling(value: float) -> float:
+    """1, 2 or 5 times a power of ten, at least `value`."""
+    if value <= 0:
+        return 1.0
+    power = 10 ** np.floor(np.log10(value))
+    return float(next(m * power for m in (1, 2, 5, 10) if m * power >= value))
+
 
 SERIES = (
     ("prob", "p(chosen)", "#1f5fa8"),
@@ -162,7 +170,8 @@ class GenerationView(DockView):
                 item.setLabel("bottom", "step (generated token)")
             if row:
                 item.setXLink(self.plot_items[0])
-            curve = item.plot([], [], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=5, symbolBrush=colour, symbolPen=None)
+            curve = item.plot([], [], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=5, symbolBrush=colour,
+                              symbolPen=None, antialias=False)
             marker = pg.InfiniteLine(angle=90, pen=pg.mkPen("#d0202a", width=1.5, style=Qt.PenStyle.DashLine))
             marker.hide()
             item.addItem(marker)
@@ -365,12 +374,22 @@ class GenerationView(DockView):
             self.status.setText(self._progress_text() + " · generating…")
 
     def _redraw_plot(self) -> None:
+        """Update the curves.  The axes keep their ranges (the x axis spans the whole run, the y
+        axes grow in steps), so a redraw repaints points, not every axis and tick label."""
         self._plot_timer.stop()
         x = np.arange(len(self.steps))
         series = {"prob": [s.prob for s in self.steps], "entropy_bits": [s.entropy_bits for s in self.steps],
                   "latency_ms": [s.latency_s * 1000 for s in self.steps]}
-        for key, values in series.items():
-            self.curves[key].setData(x, np.asarray(values, dtype=float))
+        right = max(self.target, len(self.steps), 1) - 0.5
+        for (key, values), item in zip(series.items(), self.plot_items):
+            data = np.asarray(values, dtype=float)
+            self.curves[key].setData(x, data)
+            view = item.getViewBox()
+            (x0, x1), (_y0, y1) = view.viewRange()
+            if abs(x1 - right) > 0.5 or x0 > -0.5:
+                item.setXRange(-0.5, right, padding=0.02)
+            if key != "prob" and data.size and np.isfinite(data).any() and float(np.nanmax(data)) > y1:
+                item.setYRange(0, _nice_ceiling(float(np.nanmax(data)) * 1.15), padding=0)
 
     @property
     def chat_used(self) -> bool:
