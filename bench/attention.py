@@ -164,7 +164,7 @@ def main() -> int:
     ]
     table(phases, "Phases")
     table(rows, "Attention explorer (bundled:smollm2, offscreen, " + ("attention dock only" if only else "whole app")
-          + "; CPU shared with other work)")
+          + f"; {os.cpu_count()} CPUs)")
     window.close()
     host.shutdown()
     QApplication.processEvents()

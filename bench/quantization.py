@@ -6,7 +6,7 @@
 Each precision is loaded through the dial's own code (llmviz.core.quantization.visit) beside
 the fp32 reference and compared with it on the same 128 tokens.  Memory is get_memory_footprint()
 plus the quantization constants it does not count (absmax, SCB); the *_mem_ratio figures divide
-that by the reference's.  Load and forward times are wall clock (a shared CPU makes them noisy).
+that by the reference's.  Load and forward times are wall clock (on a small VM they vary by tens of percent between runs).
 INT2/INT1 are simulated (rounded weights stored in fp32), so their memory is the fp32 memory.
 """
 
@@ -107,7 +107,7 @@ def main() -> None:
     args = parser.parse_args()
     session = load_reference(args.model, "cpu", "float32", args.tokens)
     reports = measure(session, args.modes.split(","))
-    print(f"\nQuantization of {session.info.title} on this CPU, T = {args.tokens} (shared CPU: timings are noisy; "
+    print(f"\nQuantization of {session.info.title} on this CPU, T = {args.tokens} (timings vary between runs; "
           "INT2/INT1 are simulated and stored in fp32)")
     print_table(reports, session.trace.id)
     result_line("quantization", figures(reports))

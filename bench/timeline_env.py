@@ -11,6 +11,7 @@ Run: python bench/timeline_env.py
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -106,7 +107,7 @@ def main() -> None:
         ("longest GUI stall meanwhile (10 ms heartbeat)", f"{worst_stall:.0f} ms"),
         ("that run: forward / transfer / draw", f"{run.phases['forward'] * 1000:.0f} / {run.transfer_s * 1000:.1f} / "
                                                 f"{(run.draw_s or 0) * 1000:.0f} ms"),
-    ], "Timeline, scaling and environment docks (CPU shared with other work: noisy)")
+    ], f"Timeline, scaling and environment docks ({os.cpu_count()} CPUs)")
     result_line("timeline_env", {
         "csv_load_ms": csv_ms, "timeline_redraw_ms": redraw_ms, "scaling_step_ms": step_ms,
         "env_tick_ms": tick_full_ms, "runlog_draw_ms": runlog_ms, "load_run_worst_stall_ms": worst_stall,

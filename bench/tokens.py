@@ -13,12 +13,13 @@ Run: python bench/tokens.py
   (10 ms heartbeat) while the dock generated.  The table also shows the same steps run in
   one worker job without the GUI (the per-step job and drawing overhead is the difference)
   and the stall while model.generate ran (what the CPU load alone causes).
-Each generation figure is the best of two rounds (the CPU is shared; the best round is the
+Each generation figure is the best of two rounds (on a small VM timings vary; the best round is the
 least disturbed).
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -163,7 +164,7 @@ def main() -> int:
         ("GUI time per arriving step (median / worst)", f"{statistics.median(gui_ms):.1f} / {max(gui_ms):.1f} ms"),
         ("longest GUI stall while generating", ", ".join(f"{v:.1f}" for v in stalls) + " ms"),
         ("  ... while model.generate ran", ", ".join(f"{v:.1f}" for v in plain_stalls) + " ms"),
-    ], "Tokens, similarity and generation (SmolLM2-135M, CPU shared with other work)")
+    ], f"Tokens, similarity and generation (SmolLM2-135M, {os.cpu_count()} CPUs)")
     result_line("tokens", {
         "similarity_redraw_ms_512": statistics.median(redraws),
         "gen_tokens_per_s": gen_tps,
