@@ -30,7 +30,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -46,7 +45,7 @@ from PySide6.QtWidgets import (
 
 from ..core.environment import BackgroundSampler, CudaMemory, EnvironmentSnapshot, RunRecord, cuda_memory, process_rss
 from ..core.specs import ModelInfo
-from ..widgets.plot_export import export_plot
+from ..widgets.plot_export import export_plot, save_with_dialog
 from ..widgets.plot_style import style_plot
 from ..workers.model_host import LOAD, TRACE, JobOutcome
 from .base import DockView, DrawTime, draw_times
@@ -537,12 +536,7 @@ class EnvironmentView(DockView):
 
     # -- export and closing ----------------------------------------------------------------------------------
     def _ask_path(self, title: str, default: str, filters: str, save) -> None:  # type: ignore[no-untyped-def]
-        path, _ = QFileDialog.getSaveFileName(self, title, default, filters)
-        if path:
-            try:
-                save(path)
-            except OSError as exc:
-                self.run_summary.setText(f"Could not write {path}: {exc.strerror or exc}")
+        save_with_dialog(self, title, default, filters, save, self.run_summary.setText)
 
     def export_run_log(self, path: str) -> None:
         self.run_log_frame().to_csv(path, index=False)

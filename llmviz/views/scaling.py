@@ -19,7 +19,6 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import (
-    QFileDialog,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -33,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from ..core.scaling import CHINCHILLA, CITATIONS, KAPLAN, PF_DAY, log_grid, training_compute
 from ..core.specs import ModelInfo
-from ..widgets.plot_export import export_plot
+from ..widgets.plot_export import export_plot, save_with_dialog
 from ..widgets.plot_style import CountAxis, human_count, style_plot
 from .base import DockView
 
@@ -382,12 +381,7 @@ class ScalingView(DockView):
 
     # -- export ---------------------------------------------------------------------------------------------
     def _ask_path(self, title: str, default: str, filters: str, save) -> None:  # type: ignore[no-untyped-def]
-        path, _ = QFileDialog.getSaveFileName(self, title, default, filters)
-        if path:
-            try:
-                save(path)
-            except OSError as exc:
-                self.readout.setText(f"Could not write {html.escape(path)}: {html.escape(exc.strerror or str(exc))}")
+        save_with_dialog(self, title, default, filters, save, lambda message: self.readout.setText(html.escape(message)))
 
     def export_csv(self, path: str) -> None:
         """Every curve at the current slider values, as a long table."""

@@ -23,7 +23,6 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QFont, QFontMetricsF
 from PySide6.QtWidgets import (
     QCheckBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -34,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.specs import ModelInfo
-from ..widgets.plot_export import export_plot
+from ..widgets.plot_export import export_plot, save_with_dialog
 from ..widgets.plot_style import CountAxis, human_count, style_plot
 from .base import DockView
 
@@ -530,12 +529,7 @@ class TimelineView(DockView):
 
     # -- export -----------------------------------------------------------------------------------------
     def _ask_path(self, title: str, default: str, filters: str, save) -> None:  # type: ignore[no-untyped-def]
-        path, _ = QFileDialog.getSaveFileName(self, title, default, filters)
-        if path:
-            try:
-                save(path)
-            except OSError as exc:
-                self.readout.setText(f"Could not write {html.escape(path)}: {html.escape(exc.strerror or str(exc))}")
+        save_with_dialog(self, title, default, filters, save, lambda message: self.readout.setText(html.escape(message)))
 
     def export_csv(self, path: str) -> None:
         """The rows the filters show, in the data file's own format."""

@@ -5,6 +5,8 @@ One exporter for every view (see export_plot for why SVG bypasses pyqtgraph's).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor, QPainter
@@ -58,3 +60,14 @@ def ask_image_path(parent: QWidget, name: str) -> str:
 def ask_csv_path(parent: QWidget, name: str) -> str:
     path, _ = QFileDialog.getSaveFileName(parent, "Export CSV", f"{name}.csv", "CSV (*.csv)")
     return path
+
+
+def save_with_dialog(parent: QWidget, title: str, default: str, filters: str, save: Callable[[str], None],
+                     report: Callable[[str], None]) -> None:
+    """Ask where to save, then `save(path)`; a write error is reported in the view, not raised."""
+    path, _ = QFileDialog.getSaveFileName(parent, title, default, filters)
+    if path:
+        try:
+            save(path)
+        except OSError as exc:
+            report(f"Could not write {path}: {exc.strerror or exc}")
