@@ -145,7 +145,7 @@ class MainWindow(QMainWindow):
 
     def _arrange_default(self) -> None:
         """Tabify docks sharing an area (in VIEWS order, the first raised): structure on the left
-        for the full height, the analysis views on the right, tokens and context at the bottom."""
+        for the full height, the analysis and context views on the right, the tokens below them."""
         by_area: dict[Qt.DockWidgetArea, list[QDockWidget]] = {}
         for name, dock in self.docks.items():
             by_area.setdefault(self.view_classes[name].AREA, []).append(dock)

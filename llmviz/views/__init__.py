@@ -30,10 +30,10 @@ VIEWS: list[type[DockView]] = [
     PredictionView,
     GenerationView,
     QuantizationView,
-    TokensView,
     TimelineView,
     ScalingView,
     EnvironmentView,
+    TokensView,
 ]
 
 

@@ -94,7 +94,7 @@ def _table(rows: int, headers: list[str]) -> QTableWidget:
 class EnvironmentView(DockView):
     NAME = "environment"
     TITLE = "Environment"
-    AREA = Qt.DockWidgetArea.BottomDockWidgetArea
+    AREA = Qt.DockWidgetArea.RightDockWidgetArea
     NEEDS_TRACE = False
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]

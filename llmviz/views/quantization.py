@@ -407,6 +407,7 @@ class QuantizationView(DockView):
         buttons = QHBoxLayout()
         note = QLabel("Measured here; quality columns are for the current text.")
         note.setStyleSheet("color: #555;")
+        note.setWordWrap(True)  # lets the dock be narrower than the sentence
         buttons.addWidget(note, 1)
         buttons.addWidget(self.export_table_button)
         buttons.addWidget(self.export_chart_button)

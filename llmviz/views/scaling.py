@@ -59,12 +59,12 @@ class LogSlider(QWidget):
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(int(lo * STEPS_PER_DECADE), int(hi * STEPS_PER_DECADE))
         self.slider.setValue(int(round(math.log10(value) * STEPS_PER_DECADE)))
-        self.slider.setMinimumWidth(160)
+        self.slider.setMinimumWidth(90)
         self.caption = QLabel(caption)
         self.caption.setStyleSheet("font-size: 12pt;")
         self.value_label = QLabel()
         self.value_label.setStyleSheet("font-size: 12pt; font-weight: bold;")
-        self.value_label.setMinimumWidth(105)
+        self.value_label.setMinimumWidth(80)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.caption)
@@ -96,7 +96,7 @@ def _flops(value: float) -> str:
 class ScalingView(DockView):
     NAME = "scaling"
     TITLE = "Scaling laws"
-    AREA = Qt.DockWidgetArea.BottomDockWidgetArea
+    AREA = Qt.DockWidgetArea.RightDockWidgetArea
     NEEDS_TRACE = False
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]

@@ -75,7 +75,7 @@ def _date_text(when: Any, precision: str) -> str:
 class TimelineView(DockView):
     NAME = "timeline"
     TITLE = "Timeline"
-    AREA = Qt.DockWidgetArea.BottomDockWidgetArea
+    AREA = Qt.DockWidgetArea.RightDockWidgetArea
     NEEDS_TRACE = False
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
