@@ -117,6 +117,7 @@ def test_a_damaged_families_file_leaves_the_other_tabs_working(qtbot, host, tmp_
     monkeypatch.setenv("LLMVIZ_RESOURCES", str(tmp_path))
     v = ArchitectureView(host)
     qtbot.addWidget(v)
+    v.show()  # hidden views are lazy: they draw a new model only when shown
     with qtbot.waitSignal(host.sig_model_loaded, timeout=WAIT_MS) as loaded:
         host.load(ModelSpec("bundled:minilm", device="cpu"))
     with qtbot.waitSignal(v.sig_ready, timeout=WAIT_MS):
