@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class LlmvizError(Exception):
     """An error with a message written for the user (no traceback needed)."""
@@ -21,3 +23,23 @@ class InputError(LlmvizError):
 
 class Cancelled(Exception):
     """Raised inside a task when its cancel token is set."""
+
+
+_CPU_OOM = re.compile(r"can't allocate memory: you tried to allocate (\d+) bytes")
+
+
+def out_of_memory_message(exc: BaseException, what: str) -> str | None:
+    """A user-facing message when `exc` means the machine ran out of memory, else None.
+
+    torch reports a failed CPU allocation as a plain RuntimeError ("[enforce fail at
+    alloc_cpu.cpp] ... DefaultCPUAllocator: can't allocate memory"), CUDA as
+    torch.OutOfMemoryError and numpy/Python as MemoryError; all three mean the same to a user.
+    """
+    if type(exc).__name__ == "OutOfMemoryError":
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return (f"{what}: out of GPU memory. Try a shorter text, device 'cpu' or a smaller model. {first}").strip()
+    match = _CPU_OOM.search(str(exc)) if isinstance(exc, RuntimeError) else None
+    if match or isinstance(exc, MemoryError):
+        need = f" (it asked for {int(match.group(1)) / 2**30:,.1f} GiB at once)" if match else ""
+        return f"{what}: out of memory{need}. Try a shorter text or a smaller model; what is loaded stays loaded."
+    return None

@@ -20,7 +20,7 @@ from typing import Any
 import tqdm
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from ..core.errors import Cancelled, LlmvizError
+from ..core.errors import Cancelled, LlmvizError, out_of_memory_message
 from ..core.tasks import CancelToken, Progress, TaskContext
 from .gui_gc import gui_thread_collector
 
@@ -112,15 +112,10 @@ class _Worker(QObject):
             outcome = JobOutcome(job_id, job.channel, label, "cancelled", kwargs=job.kwargs)
         except LlmvizError as exc:
             outcome = JobOutcome(job_id, job.channel, label, "failed", message=str(exc), kwargs=job.kwargs)
-        except MemoryError:
-            outcome = JobOutcome(job_id, job.channel, label, "failed", kwargs=job.kwargs,
-                                 message="Out of memory. Try a shorter text or a smaller model.")
-        except Exception as exc:  # noqa: BLE001 - the app must survive any failure of a job
+        except Exception as exc:  # noqa: BLE001 - the app must survive any failure of a job (MemoryError included)
             first = str(exc).splitlines()[0] if str(exc) else ""
-            if type(exc).__name__ == "OutOfMemoryError":
-                first = "Out of GPU memory. Try a shorter text, another device or a smaller model. " + first
-            outcome = JobOutcome(job_id, job.channel, label, "failed", kwargs=job.kwargs,
-                                 message=f"{label} failed: {type(exc).__name__}: {first}",
+            message = out_of_memory_message(exc, label) or f"{label} failed: {type(exc).__name__}: {first}"
+            outcome = JobOutcome(job_id, job.channel, label, "failed", kwargs=job.kwargs, message=message,
                                  details=traceback.format_exc())
         now = time.perf_counter()
         self.sig_done.emit(JobOutcome(**{**outcome.__dict__, "elapsed_s": now - started, "emitted_at": now}))

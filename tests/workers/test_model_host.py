@@ -22,6 +22,17 @@ def slow_steps(session, ctx, steps: int = 200):
     return steps
 
 
+def allocate_too_much(session, ctx, library: str = "torch"):
+    """A real allocation failure: ask torch's CPU allocator (or numpy) for 128 TiB at once."""
+    if library == "numpy":
+        import numpy as np
+
+        return np.empty(1 << 47, dtype=np.uint8)
+    import torch
+
+    return torch.empty(1 << 47, dtype=torch.uint8)
+
+
 def load(qtbot, host: ModelHost, source: str, timeout: int = 120_000):
     with qtbot.waitSignal(host.sig_finished, timeout=timeout, check_params_cb=lambda o: o.channel == LOAD) as blocker:
         host.load(ModelSpec(source, device="cpu"))
@@ -100,6 +111,21 @@ def test_errors_in_jobs_become_messages(qtbot, host):
         host.call("test.missing", "llmviz.core.jobs.run_text", text="no model yet")
     outcome = blocker.args[0]
     assert outcome.status == "failed" and outcome.message == "No model is loaded yet."
+
+
+@pytest.mark.parametrize("library", ["torch", "numpy"])
+def test_running_out_of_memory_is_a_message_and_the_model_stays(qtbot, host, tiny_models, library):
+    load(qtbot, host, str(tiny_models["llama"]))
+    with qtbot.waitSignal(host.sig_finished, timeout=30_000, check_params_cb=lambda o: o.channel == "test.oom") as blocker:
+        host.call("test.oom", "tests.workers.test_model_host.allocate_too_much", label="Running the model", library=library)
+    outcome = blocker.args[0]
+    assert outcome.status == "failed"
+    assert outcome.message.startswith("Running the model: out of memory") and "alloc_cpu" not in outcome.message
+    if library == "torch":
+        assert "128.0 GiB" not in outcome.message and "131,072.0 GiB" in outcome.message
+    with qtbot.waitSignal(host.sig_trace, timeout=30_000) as ran:
+        host.run_text("still loaded")
+    assert ran.args[0].model_source == str(tiny_models["llama"])
 
 
 def test_shutdown_during_a_job_is_quick(qtbot):
