@@ -14,7 +14,7 @@ test: install
 	$(PY) -m pytest -q $(ARGS)
 
 bench: install
-	for b in startup attention tokens structure timeline_env quantization; do $(PY) bench/$$b.py || exit 1; done
+	for b in startup attention tokens structure timeline_env quantization gil_holds; do $(PY) bench/$$b.py || exit 1; done
 
 package: install
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[package]"

@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 from ..core.architecture import PRECISIONS, ArchitectureSummary, FamiliesComparison, human_bytes
 from ..core.block_builder import FORMULA_WHY, LABELS, LIMITS, BlockSpec, BuiltBlock
 from ..core.specs import ModelInfo
+from ..widgets.adaptive_splitter import AdaptiveSplitter
 from ..widgets.plot_style import style_plot
 from ..workers.model_host import JobOutcome
 from .base import DockView
@@ -104,7 +105,8 @@ class ArchitectureView(DockView):
         self.memory_plot.getPlotItem().getAxis("bottom").enableAutoSIPrefix(False)
         self.memory_plot.setMouseEnabled(x=False, y=False)
         self.memory_plot.getPlotItem().invertY(True)
-        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter = AdaptiveSplitter(min_side_by_side=900)
+        self.config_splitter = splitter
         table_box = QWidget()
         table_box.setLayout(self.config_holder)
         self.config_holder.setContentsMargins(0, 0, 0, 0)

@@ -53,10 +53,10 @@ def _nice_ceiling(value: float) -> float:
     return float(next(m * power for m in (1, 2, 5, 10) if m * power >= value))
 
 
-SERIES = (
-    ("prob", "p(chosen)", "#1f5fa8"),
-    ("entropy_bits", "entropy (bits)", "#d2691e"),
-    ("latency_ms", "latency (ms)", "#2e8b57"),
+SERIES = (  # key, plot title, unit on the left axis (a rotated title overflowed a 70 px plot), colour
+    ("prob", "probability of the chosen token", "p", "#1f5fa8"),
+    ("entropy_bits", "entropy of the next-token distribution", "bits", "#d2691e"),
+    ("latency_ms", "step latency", "ms", "#2e8b57"),
 )
 
 
@@ -159,10 +159,11 @@ class GenerationView(DockView):
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.markers: list[pg.InfiniteLine] = []
         self.plot_items: list[pg.PlotItem] = []
-        for row, (key, title, colour) in enumerate(SERIES):
+        for row, (key, title, unit, colour) in enumerate(SERIES):
             item = self.plots.addPlot(row=row, col=0)
             item.setMenuEnabled(False)
-            item.setLabel("left", title)
+            item.setTitle(title, size="9pt", color="#333")
+            item.setLabel("left", unit)
             item.showGrid(x=True, y=True, alpha=0.25)
             item.getAxis("left").setWidth(60)
             item.getAxis("left").enableAutoSIPrefix(False)
@@ -204,6 +205,7 @@ class GenerationView(DockView):
         row = QHBoxLayout()
         row.addWidget(self.top_table)
         row.addWidget(self.attention, 1)
+        row.addStretch(0)  # keeps the table on the left while the attention map is hidden
         dl.addLayout(row, 1)
 
         upper = QSplitter(Qt.Orientation.Horizontal)
@@ -258,8 +260,10 @@ class GenerationView(DockView):
             curve.setData([], [])
         for marker in self.markers:
             marker.hide()
+        self.plot_items[0].setXRange(-0.5, self.max_new.value(), padding=0.02)  # whole steps, not 0..1, before any
         self.top_table.setRowCount(0)
         self.attention.clear()
+        self.attention.hide()  # an empty 1 x 1 map read as a solid block; shown with a step's attention
         self.attention_step = -1
         self.step_label.setText("Click a step in the plot (during or after generation) to see its candidates and attention.")
         self._update_buttons()
@@ -456,6 +460,7 @@ class GenerationView(DockView):
         context = (list(self.prompt_pieces) + [s.piece for s in self.steps[:index]])[: matrix.shape[1]]
         rows = [str(i) for i in range(matrix.shape[0])]
         self.attention.set_matrix(matrix, rows, context, levels=(0.0, float(matrix.max()) or 1.0))
+        self.attention.show()
         self.attention_step = index
 
     def _plot_clicked(self, event) -> None:  # type: ignore[no-untyped-def]

@@ -93,6 +93,40 @@ FORMATS = {
 SIZE_FORMATS = {"reduction": _fmt(".0f"), "savings_pct": _fmt(".1f"), "size_MB": _fmt(",.1f")}
 
 
+class _ReflowingCharts(pg.GraphicsLayoutWidget):
+    """The three cost/quality charts in one row when there is room, else in a 2 x 2 grid.
+
+    In a dock of ~600 px the row of three squeezed the memory chart to a sliver and cut the
+    third chart off at the dock's edge.
+    """
+
+    ROW_MIN_WIDTH = 780
+
+    def set_items(self, plots: list[pg.PlotItem], legend: pg.LabelItem) -> None:
+        self._plots, self._legend, self._wide = plots, legend, True
+
+    def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt naming
+        wide = self.width() >= self.ROW_MIN_WIDTH
+        if hasattr(self, "_plots") and wide != self._wide:
+            self._wide = wide
+            layout = self.ci
+            for item in (*self._plots, self._legend):
+                layout.removeItem(item)
+            a, b, c = self._plots
+            if wide:
+                for column, plot in enumerate(self._plots):
+                    layout.addItem(plot, row=0, col=column)
+                layout.addItem(self._legend, row=1, col=0, colspan=3)
+            else:
+                layout.addItem(a, row=0, col=0)
+                layout.addItem(b, row=0, col=1)
+                layout.addItem(c, row=1, col=0)
+                layout.addItem(self._legend, row=2, col=0, colspan=2)  # its one line needs the whole width
+            for column in range(3):
+                layout.layout.setColumnStretchFactor(column, (13, 10, 10)[column] if wide else (1 if column < 2 else 0))
+        super().resizeEvent(event)
+
+
 def _keep_source_order(table: FrameTable, sortable: bool) -> None:
     """Rows in the order given (dial order, rank); clicking a header still sorts where `sortable`."""
     table.setSortingEnabled(sortable)
@@ -363,7 +397,7 @@ class QuantizationView(DockView):
         return panel
 
     def _build_overview(self) -> QWidget:
-        self.charts = pg.GraphicsLayoutWidget()
+        self.charts = _ReflowingCharts()
         self.memory_plot = self.charts.addPlot(row=0, col=0)
         self.kl_plot = self.charts.addPlot(row=0, col=1)
         self.top1_plot = self.charts.addPlot(row=0, col=2)
@@ -389,9 +423,10 @@ class QuantizationView(DockView):
             hint.setPos(2.5, y)
             plot.addItem(hint)
             self.hints.append(hint)
-        self.charts.addLabel(
+        legend = self.charts.addLabel(
             "<span style='color:#888'>- - -</span> notebook: parameters × bits ÷ 8 &nbsp; ● measured &nbsp; "
             "○ simulated (stored in fp32)", row=1, col=0, colspan=3, size="10pt")
+        self.charts.set_items([self.memory_plot, self.kl_plot, self.top1_plot], legend)
         self.table_model = DataFrameModel(list(HEADERS), headers=HEADERS, formatters=FORMATS,
                                           tooltip=self._row_tooltip)
         self.table = FrameTable(self.table_model)

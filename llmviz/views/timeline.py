@@ -102,7 +102,7 @@ class TimelineView(DockView):
                                   "border: 1px solid #E0C36A; font-size: 11pt; }")
         self.banner.hide()
         self.filters = QHBoxLayout()
-        self.filters.setSpacing(10)
+        self.filters.setSpacing(6)
         self.show_unknown = QCheckBox("size not disclosed")
         self.show_unknown.setChecked(True)
         self.show_unknown.toggled.connect(self.redraw)
@@ -119,8 +119,11 @@ class TimelineView(DockView):
         bar.addLayout(self.filters)
         bar.addWidget(self.show_unknown)
         bar.addStretch(1)
+        buttons = QWidget()  # beside the tabs, so the filter row alone sets the dock's minimum width
+        buttons_layout = QHBoxLayout(buttons)
+        buttons_layout.setContentsMargins(0, 0, 0, 2)
         for button in (reset, export_csv, export_image):
-            bar.addWidget(button)
+            buttons_layout.addWidget(button)
 
         self.axis_y = CountAxis("left")
         self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(orientation="bottom", utcOffset=0),
@@ -128,8 +131,9 @@ class TimelineView(DockView):
         self.plot.setMenuEnabled(False)
         self.item = self.plot.getPlotItem()
         style_plot(self.item, "Language models by release date", left="parameters (log scale)", bottom="release date")
-        self.legend = self.item.addLegend(offset=(12, 12), labelTextSize="11pt", brush=pg.mkBrush(255, 255, 255, 225),
+        self.legend = self.item.addLegend(offset=(12, 12), labelTextSize="10pt", brush=pg.mkBrush(255, 255, 255, 225),
                                           pen=pg.mkPen("#BBBBBB"))
+        self.legend.setColumnCount(2)  # one tall column covered the 2013-2017 points
         self.readout = QLabel("Hover over a point for its details; click to select it in the table.")
         self.readout.setWordWrap(True)
         self.readout.setOpenExternalLinks(True)
@@ -146,6 +150,7 @@ class TimelineView(DockView):
         self.table_page = QWidget()
         QVBoxLayout(self.table_page).setContentsMargins(0, 0, 0, 0)
         self.tabs.addTab(self.table_page, "Table")
+        self.tabs.setCornerWidget(buttons, Qt.Corner.TopRightCorner)
 
         layout = QVBoxLayout(self.content)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -294,10 +299,10 @@ class TimelineView(DockView):
             self.legend.addItem(sample, "size not disclosed" if unknown else family)
         if (frame["size_status"] == "estimate").any():
             sample = pg.ScatterPlotItem(symbol="d", brush=pg.mkBrush("#FFFFFF"), pen=pg.mkPen("#333333", width=2.5), size=13)
-            self.legend.addItem(sample, "hollow ◇: estimate, not published")
+            self.legend.addItem(sample, "hollow: an estimate")
         if frame["active_parameters"].notna().any():
             ring = pg.ScatterPlotItem(symbol="o", size=9, brush=pg.mkBrush("#FFFFFF"), pen=pg.mkPen("#CC79A7", width=2))
-            self.legend.addItem(ring, "active parameters per token (MoE)")
+            self.legend.addItem(ring, "MoE: active per token")
         star = pg.ScatterPlotItem(symbol="star", size=18, brush=pg.mkBrush(LOADED_COLOR), pen=pg.mkPen("#000000"))
         self.legend.addItem(star, "loaded model")
         self.star = pg.ScatterPlotItem(symbol="star", size=30, brush=pg.mkBrush(LOADED_COLOR),
