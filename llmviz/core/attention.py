@@ -154,25 +154,32 @@ def block_reduce(x: torch.Tensor, block: int, how: str, width: int | None = None
 
     `width` >= K treats the columns K..width as zeros (causal rows never computed them).
     A partial last block is reduced over the tokens it has (NaN propagates, shown as NaN).
+    Pooling with ceil_mode reads the slab where it lies: padding it to whole blocks and to
+    `width` first copied it twice and was a third of a T = 4096 head switch.
     """
     width = x.shape[-1] if width is None else width
     r, k = x.shape[-2], x.shape[-1]
-    if width > k:
-        x = torch.nn.functional.pad(x, (0, width - k), value=0.0)
     if block == 1:
-        return x
+        return torch.nn.functional.pad(x, (0, width - k), value=0.0) if width > k else x
     rb, cb = math.ceil(r / block), math.ceil(width / block)
-    pad_value = float("-inf") if how == "max" else 0.0
-    if r % block or width % block:
-        x = torch.nn.functional.pad(x, (0, cb * block - width, 0, rb * block - r), value=pad_value)
     lead = x.shape[:-2]
-    cols = x.reshape(*lead, rb * block, cb, block)  # reduce the contiguous axis first: much faster
+    if k == 0 or r == 0:
+        return torch.zeros(*lead, rb, cb, dtype=x.dtype)
+    planes = x.reshape(-1, 1, r, k)
     if how == "max":
-        return cols.amax(-1).reshape(*lead, rb, block, cb).amax(-2)
-    sums = cols.sum(-1).reshape(*lead, rb, block, cb).sum(-2)
-    row_n = torch.clamp(r - torch.arange(rb) * block, max=block).float()
-    col_n = torch.clamp(width - torch.arange(cb) * block, max=block).float()
-    return sums / (row_n[:, None] * col_n[None, :])
+        pooled = torch.nn.functional.max_pool2d(planes, block, block, ceil_mode=True)
+    else:  # block sums over the tokens present; divided below
+        pooled = torch.nn.functional.avg_pool2d(planes, block, block, ceil_mode=True, divisor_override=1)
+    pooled = pooled.reshape(*lead, rb, pooled.shape[-1])
+    if width > k:
+        if how == "max" and k % block:  # that block also holds zeros beyond K
+            pooled[..., -1] = pooled[..., -1].clamp_min(0.0)
+        pooled = torch.nn.functional.pad(pooled, (0, cb - pooled.shape[-1]), value=0.0)
+    if how == "max":
+        return pooled
+    row_n = torch.clamp(r - torch.arange(rb) * block, max=block).to(x.dtype)
+    col_n = torch.clamp(width - torch.arange(cb) * block, max=block).to(x.dtype)
+    return pooled / (row_n[:, None] * col_n[None, :])
 
 
 def kept_positions(num_tokens: int, special: np.ndarray | None = None, hide_first: bool = False,
@@ -195,13 +202,10 @@ def _combine(source: str) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 def _take_cols(a: torch.Tensor, cols: np.ndarray) -> torch.Tensor:
-    """Columns `cols` (ascending) of a [R, K]; columns at or beyond K are zeros."""
+    """Columns `cols` (ascending) of a [R, K] that lie below K; the rest are zeros, which
+    block_reduce adds (its `width`) after reducing instead of copying the slab to pad it."""
     inside = int(np.searchsorted(cols, a.shape[-1]))
-    sel = _rows_index(cols[:inside])
-    out = a[:, sel] if inside else a[:, :0]
-    if inside < cols.size:
-        out = torch.nn.functional.pad(out, (0, cols.size - inside), value=0.0)
-    return out
+    return a[:, _rows_index(cols[:inside])] if inside else a[:, :0]
 
 
 def _renormalise(a: torch.Tensor, keep: np.ndarray) -> torch.Tensor:
@@ -287,7 +291,7 @@ def _blocks(
         a = rows_of(rows)
         if renormalise and hidden:
             a = _renormalise(a, keep)
-        out[s // block:(s + rows.size + block - 1) // block] = block_reduce(_take_cols(a, kpos), block, reduce).numpy()
+        out[s // block:(s + rows.size + block - 1) // block] = block_reduce(_take_cols(a, kpos), block, reduce, width=kpos.size).numpy()
     return out
 
 

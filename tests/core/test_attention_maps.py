@@ -61,6 +61,20 @@ def test_block_maps_equal_numpy_reduction_of_exact_map(traces, name, block, how)
     np.testing.assert_allclose(got, np_blocks(exact, block, how), atol=1e-6)
 
 
+@pytest.mark.parametrize("rows,cols,width", [(7, 7, 7), (9, 4, 11), (16, 10, 16), (3, 1, 20)])
+@pytest.mark.parametrize("block,how", [(2, "max"), (3, "max"), (4, "mean"), (5, "mean")])
+def test_block_reduce_of_signed_values_with_implicit_zero_columns(rows, cols, width, block, how):
+    """Columns beyond the computed ones count as zeros, also where every computed value is negative."""
+    import torch
+
+    m = -np.abs(np.random.default_rng(rows * cols).standard_normal((rows, cols))).astype(np.float32)
+    m[0, 0] = np.nan
+    full = np.zeros((rows, width), np.float32)
+    full[:, :cols] = m
+    got = A.block_reduce(torch.from_numpy(m), block, how, width=width).numpy()
+    np.testing.assert_allclose(got, np_blocks(full, block, how), atol=1e-6)
+
+
 @pytest.mark.parametrize("source", ["mean", "max"])
 def test_aggregates_over_heads(traces, source):
     cap = traces["llama"].attention
