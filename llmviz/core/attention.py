@@ -68,11 +68,14 @@ class HeadProbs:
             self.scaling = cap.scaling[layer]
             self.softcap = cap.softcap[layer] if cap.softcap else None
 
-    def key_stop(self, rows: np.ndarray) -> int:
-        """Keys the rows can attend to: for causal layers only up to the last row."""
-        return int(rows[-1]) + 1 if self.causal and rows.size else self.num_tokens
+    def key_stop(self, rows: np.ndarray, align: int = 1) -> int:
+        """Keys the rows can attend to: for causal layers only up to the last row (rounded up
+        to a multiple of `align`, so block reduction finds whole blocks; those keys are masked)."""
+        if not (self.causal and rows.size):
+            return self.num_tokens
+        return min(self.num_tokens, -(-(int(rows[-1]) + 1) // align) * align)
 
-    def rows(self, rows: np.ndarray, trim: bool = False) -> torch.Tensor:
+    def rows(self, rows: np.ndarray, trim: bool = False, align: int = 1) -> torch.Tensor:
         """float32 [heads, len(rows), K] for ascending query positions `rows`.
 
         K is T, or with `trim` the key_stop (keys beyond it are masked, i.e. exactly 0).
@@ -80,7 +83,7 @@ class HeadProbs:
         """
         rows = np.asarray(rows, dtype=np.int64)
         sel = _rows_index(rows)
-        stop = self.key_stop(rows) if trim else self.num_tokens
+        stop = self.key_stop(rows, align) if trim else self.num_tokens
         if self.cap.method == "weights":
             w = self.cap.weights[self.layer]
             return torch.from_numpy(np.ascontiguousarray(np.stack([w[h][sel, :stop] for h in self.heads]), np.float32))
@@ -154,8 +157,9 @@ def block_reduce(x: torch.Tensor, block: int, how: str, width: int | None = None
 
     `width` >= K treats the columns K..width as zeros (causal rows never computed them).
     A partial last block is reduced over the tokens it has (NaN propagates, shown as NaN).
-    Pooling with ceil_mode reads the slab where it lies: padding it to whole blocks and to
-    `width` first copied it twice and was a third of a T = 4096 head switch.
+    Whole blocks are reduced through reshaped views, partial ones by pooling with ceil_mode;
+    padding every slab to whole blocks and to `width` first copied it twice and was a third
+    of a T = 4096 head switch.
     """
     width = x.shape[-1] if width is None else width
     r, k = x.shape[-2], x.shape[-1]
@@ -165,12 +169,19 @@ def block_reduce(x: torch.Tensor, block: int, how: str, width: int | None = None
     lead = x.shape[:-2]
     if k == 0 or r == 0:
         return torch.zeros(*lead, rb, cb, dtype=x.dtype)
-    planes = x.reshape(-1, 1, r, k)
-    if how == "max":
-        pooled = torch.nn.functional.max_pool2d(planes, block, block, ceil_mode=True)
-    else:  # block sums over the tokens present; divided below
-        pooled = torch.nn.functional.avg_pool2d(planes, block, block, ceil_mode=True, divisor_override=1)
-    pooled = pooled.reshape(*lead, rb, pooled.shape[-1])
+    if r % block == 0 and k % block == 0 and x.is_contiguous():  # whole blocks: reduce views (fastest)
+        cols = x.reshape(*lead, r, k // block, block)
+        if how == "max":
+            pooled = cols.amax(-1).reshape(*lead, rb, block, k // block).amax(-2)
+        else:
+            pooled = cols.sum(-1).reshape(*lead, rb, block, k // block).sum(-2)
+    else:
+        planes = x.reshape(-1, 1, r, k)
+        if how == "max":
+            pooled = torch.nn.functional.max_pool2d(planes, block, block, ceil_mode=True)
+        else:  # block sums over the tokens present; divided below
+            pooled = torch.nn.functional.avg_pool2d(planes, block, block, ceil_mode=True, divisor_override=1)
+        pooled = pooled.reshape(*lead, rb, pooled.shape[-1])
     if width > k:
         if how == "max" and k % block:  # that block also holds zeros beyond K
             pooled[..., -1] = pooled[..., -1].clamp_min(0.0)
@@ -245,7 +256,7 @@ def attention_blocks(
     heads = [head] if source == "head" else list(range(cap.num_heads))
     probs = HeadProbs(cap, layer, heads)
     combine = _combine(source)
-    return _blocks(lambda rows: combine(probs.rows(rows, trim=True)), cap.num_tokens, len(heads),
+    return _blocks(lambda rows: combine(probs.rows(rows, trim=True, align=block)), cap.num_tokens, len(heads),
                    keep, renormalise, block, reduce, region, ctx)
 
 
@@ -325,7 +336,7 @@ def layer_overview(cap: AttentionCapture, layer: int, size: int, reduce: str = "
         if ctx is not None:
             ctx.check()
         rows = np.arange(s, min(t, s + step))
-        p = probs.rows(rows, trim=True)  # [H, R, K]
+        p = probs.rows(rows, trim=True, align=block)  # [H, R, K]
         entropy += torch.special.entr(p).sum(-1).sum(-1).double()
         gap = (torch.from_numpy(rows)[:, None] - torch.arange(p.shape[-1])[None, :]).abs().float()
         distance += (p * gap).sum(-1).sum(-1).double()
