@@ -2,7 +2,8 @@
 
 A plain Python thread sleeps 2 ms in a loop and records its worst lateness while the main thread
 runs, one at a time: json.load of SmolLM2's tokenizer.json, tokenizers.Tokenizer.from_file of the
-same file, and transformers' AutoTokenizer.from_pretrained of the bundled folder.  A lateness far
+same file, transformers' AutoTokenizer.from_pretrained of the bundled folder, and the bundled
+GPT-2 BPE tokenizer the Tokens dock compares with (GPT2Tokenizer.from_pretrained).  A lateness far
 above 2 ms means the GIL was not released for that long: no GUI slot or paint could run.
 
 Run: python bench/gil_holds.py
@@ -45,7 +46,7 @@ class Ticker:
 
 def main() -> None:
     from tokenizers import Tokenizer
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, GPT2Tokenizer
 
     from llmviz.core import bundled
 
@@ -57,6 +58,7 @@ def main() -> None:
         "json_load": lambda: json.load(path.open(encoding="utf-8")),
         "from_file": lambda: Tokenizer.from_file(str(path)),
         "auto_tokenizer": lambda: AutoTokenizer.from_pretrained(str(folder)),
+        "gpt2_tokenizer": lambda: GPT2Tokenizer.from_pretrained(bundled.gpt2_tokenizer_folder()),
     }
     figures: dict[str, float] = {}
     rows = []
