@@ -53,9 +53,9 @@ def _nice_ceiling(value: float) -> float:
     return float(next(m * power for m in (1, 2, 5, 10) if m * power >= value))
 
 
-SERIES = (  # key, plot title, unit on the left axis (a rotated title overflowed a 70 px plot), colour
+SERIES = (  # key, name in the key line above the plots, unit on the left axis, colour
     ("prob", "probability of the chosen token", "p", "#1f5fa8"),
-    ("entropy_bits", "entropy of the next-token distribution", "bits", "#d2691e"),
+    ("entropy_bits", "entropy of the distribution", "bits", "#d2691e"),
     ("latency_ms", "step latency", "ms", "#2e8b57"),
 )
 
@@ -159,17 +159,22 @@ class GenerationView(DockView):
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.markers: list[pg.InfiniteLine] = []
         self.plot_items: list[pg.PlotItem] = []
-        for row, (key, title, unit, colour) in enumerate(SERIES):
+        # One key line names the three series: a rotated axis title per plot overflowed its ~70 px,
+        # and a title above each plot took the height its ticks need.
+        self.plots.addLabel("&nbsp;&nbsp;&nbsp;".join(f"<span style='color:{c}'>━</span> {html.escape(t)}"
+                                                         for _, t, _, c in SERIES), row=0, col=0, size="9pt", color="#333")
+        for row, (key, title, unit, colour) in enumerate(SERIES, start=1):
             item = self.plots.addPlot(row=row, col=0)
             item.setMenuEnabled(False)
-            item.setTitle(title, size="9pt", color="#333")
             item.setLabel("left", unit)
             item.showGrid(x=True, y=True, alpha=0.25)
             item.getAxis("left").setWidth(60)
             item.getAxis("left").enableAutoSIPrefix(False)
-            if row == len(SERIES) - 1:
+            if row == len(SERIES):
                 item.setLabel("bottom", "step (generated token)")
-            if row:
+            else:  # the x-linked plots share the bottom plot's step numbers
+                item.getAxis("bottom").setStyle(showValues=False)
+            if row > 1:
                 item.setXLink(self.plot_items[0])
             curve = item.plot([], [], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=5, symbolBrush=colour,
                               symbolPen=None, antialias=False)
