@@ -20,7 +20,7 @@ from .session import Session
 from .structure import ModuleTree, WeightHistogram, module_tree
 from .tasks import TaskContext
 
-HIST_CHUNK = 1 << 22
+HIST_CHUNK = 1 << 22  # weights binned at a time: bounds the int64 bin-index temporaries to 32 MB
 
 
 def structure(session: Session, ctx: TaskContext) -> ModuleTree:

@@ -45,6 +45,13 @@ from .heatmap import HeatmapPlot
 PIPELINE = 2  # step jobs kept queued on the worker
 PLOT_INTERVAL_MS = 250  # 4 Hz: painting holds the GIL the worker's decoding needs
 
+def _y_axis(item: pg.PlotItem, top: float) -> None:
+    """Range 0..top with a margin and ticks at 0, top/2 and top: pyqtgraph's own choice put four
+    labels on a ~50 px plot, and labels right at the edges are hidden."""
+    item.setYRange(-0.12 * top, 1.12 * top, padding=0)
+    item.getAxis("left").setTicks([[(v, f"{v:g}") for v in (0.0, top / 2, top)], []])
+
+
 def _nice_ceiling(value: float) -> float:
     """1, 2 or 5 times a power of ten, at least `value`."""
     if value <= 0:
@@ -183,7 +190,8 @@ class GenerationView(DockView):
             item.addItem(marker)
             self.curves[key], self.plot_items = curve, self.plot_items + [item]
             self.markers.append(marker)
-        self.plot_items[0].setYRange(0, 1.02, padding=0)
+        for item in self.plot_items:
+            _y_axis(item, 1.0)
         self.plots.scene().sigMouseClicked.connect(self._plot_clicked)
         self._plot_timer = QTimer(self)
         self._plot_timer.setSingleShot(True)
@@ -398,7 +406,7 @@ class GenerationView(DockView):
             if abs(x1 - right) > 0.5 or x0 > -0.5:
                 item.setXRange(-0.5, right, padding=0.02)
             if key != "prob" and data.size and np.isfinite(data).any() and float(np.nanmax(data)) > y1:
-                item.setYRange(0, _nice_ceiling(float(np.nanmax(data)) * 1.15), padding=0)
+                _y_axis(item, _nice_ceiling(float(np.nanmax(data)) * 1.15))
 
     @property
     def chat_used(self) -> bool:

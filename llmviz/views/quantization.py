@@ -102,12 +102,18 @@ class _ReflowingCharts(pg.GraphicsLayoutWidget):
 
     ROW_MIN_WIDTH = 780
 
+    def __init__(self) -> None:
+        self._plots: list[pg.PlotItem] = []  # set_items() fills them; pyqtgraph resizes before that
+        self._legend: pg.LabelItem | None = None
+        self._wide = True  # addPlot() lays them out in one row
+        super().__init__()
+
     def set_items(self, plots: list[pg.PlotItem], legend: pg.LabelItem) -> None:
-        self._plots, self._legend, self._wide = plots, legend, True
+        self._plots, self._legend = plots, legend
 
     def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt naming
         wide = self.width() >= self.ROW_MIN_WIDTH
-        if hasattr(self, "_plots") and wide != self._wide:
+        if self._plots and wide != self._wide:
             self._wide = wide
             layout = self.ci
             for item in (*self._plots, self._legend):
