@@ -65,12 +65,23 @@ class Heartbeat:
 
 
 def wait_until(predicate, timeout_s: float = 600.0) -> None:  # type: ignore[no-untyped-def]
-    """Spin the Qt event loop until `predicate()` is true."""
-    from PySide6.QtCore import QCoreApplication, QEventLoop
+    """Run the Qt event loop until `predicate()` is true (checked every 2 ms).
 
+    A real QEventLoop, not a processEvents/sleep spin: between checks the GUI thread waits
+    inside Qt with the GIL released, as the app's own event loop does.  The spin took the
+    GIL a thousand times a second and slowed the worker thread it was waiting for.
+    """
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    if predicate():
+        return
     deadline = time.perf_counter() + timeout_s
-    while not predicate():
-        if time.perf_counter() > deadline:
-            raise TimeoutError("benchmark step timed out")
-        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
-        time.sleep(0.001)
+    loop = QEventLoop()
+    timer = QTimer()
+    timer.setInterval(2)
+    timer.timeout.connect(lambda: (predicate() or time.perf_counter() > deadline) and loop.quit())
+    timer.start()
+    loop.exec()
+    timer.stop()
+    if not predicate():
+        raise TimeoutError("benchmark step timed out")

@@ -1,8 +1,10 @@
 """Attention explorer benchmark: the real app (offscreen) on the bundled SmolLM2.
 
 - switch: time from a head/layer selection change to the new image being set in the
-  head view, median of 20 switches to heads not seen before (no cache hits), T = 1024
-  and T = 4096;
+  head view, median of 20 switches to heads not seen before and not next to one seen
+  (so neither cached nor precomputed), T = 1024 and T = 4096;
+- arrow: the same for 20 presses of the Right arrow key at a reading pace (one every
+  250 ms), where the view has precomputed the neighbouring heads in the background;
 - grid: time from the trace arriving to all 270 thumbnails drawn, T = 256;
 - long: T = 8192: forward-with-capture time, time to show one (new) head, and the
   process's peak RSS (ru_maxrss: the whole app, model and every dock included), beside
@@ -51,6 +53,8 @@ def peak_rss_gb() -> float:
 
 def main() -> int:
     import psutil
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
     import llmviz.main_window as main_window
@@ -115,6 +119,19 @@ def main() -> int:
         computed.append(view.head_panel.shown.compute_s)
         return drawn[0] - started
 
+    def press_right() -> float:
+        pause = time.perf_counter() + 0.25
+        wait_until(lambda: time.perf_counter() > pause, 5)
+        drawn.clear()
+        started = time.perf_counter()
+        QTest.keyClick(view.head_panel.heatmap.plot, Qt.Key.Key_Right)
+        wait_until(lambda: bool(drawn) and view.is_ready(), 300)
+        return drawn[0] - started
+
+    def far_apart(i: int) -> tuple[int, int]:
+        """Heads 13 apart in the arrow keys' order: never one seen, nor a neighbour (+-1, +-9) of one."""
+        return divmod((5 + 13 * i) % (window.info.num_layers * window.info.num_heads), window.info.num_heads)
+
     rows: list[tuple[str, object]] = []
     figures: dict[str, float | int | str] = {}
     view.tabs.setCurrentIndex(0)
@@ -123,7 +140,7 @@ def main() -> int:
         phase(f"run T={t}")
         switch_to(0, 1)  # warm up (first import of the job module etc.)
         computed.clear()
-        times = [switch_to(1 + i // 9, i % 9) for i in range(20)]
+        times = [switch_to(*far_apart(i)) for i in range(20)]
         block = view.head_panel.shown.block
         med = statistics.median(times) * 1000
         figures[f"switch_ms_{t}"] = med
@@ -131,6 +148,13 @@ def main() -> int:
                      f"{med:.1f} ms (min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f}; worker compute "
                      f"median {statistics.median(computed) * 1000:.1f} ms)"))
         phase(f"20 switches T={t}")
+        switch_to(2, 0)
+        arrows = [press_right() for _ in range(20)]
+        med = statistics.median(arrows) * 1000
+        figures[f"arrow_ms_{t}"] = med
+        rows.append((f"Right arrow T={t}, 4 presses/s (median of 20)",
+                     f"{med:.1f} ms (min {min(arrows) * 1000:.1f}, max {max(arrows) * 1000:.1f})"))
+        phase(f"20 arrow presses T={t}")
 
     view.tabs.setCurrentIndex(1)  # the grid computes while its tab is shown
     run(256)

@@ -36,6 +36,7 @@ from .widgets.text_input import TextInput
 from .workers.model_host import LOAD, TRACE, JobEvent, JobOutcome, ModelHost
 
 LAYOUT_VERSION = 1
+PROGRESS_DELAY_MS = 250  # work shorter than this shows no progress bar
 DEFAULT_TEXT = "The cat sat on the mat"
 
 
@@ -179,6 +180,13 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.cancel_button)
         bar.addPermanentWidget(self.memory_label)
         self._set_progress_visible(False)
+        # Work shorter than PROGRESS_DELAY_MS (a head switch, a similarity redraw) shows no
+        # progress at all, as QProgressDialog's minimumDuration does: flashing the bar
+        # relaid out the status bar on the GUI thread in the middle of every such job.
+        self._show_timer = QTimer(self)
+        self._show_timer.setSingleShot(True)
+        self._show_timer.setInterval(PROGRESS_DELAY_MS)
+        self._show_timer.timeout.connect(lambda: self._set_progress_visible(self.host.busy))
         self._idle_timer = QTimer(self)
         self._idle_timer.setSingleShot(True)
         self._idle_timer.setInterval(300)
@@ -351,8 +359,10 @@ class MainWindow(QMainWindow):
     def _on_busy(self, busy: bool) -> None:
         if busy:
             self._idle_timer.stop()
-            self._set_progress_visible(True)
+            if not self.progress.isVisibleTo(self) and not self._show_timer.isActive():
+                self._show_timer.start()
         else:
+            self._show_timer.stop()
             self._idle_timer.start()  # jobs that follow one another (generation steps) don't flicker the bar
             self.sig_idle.emit()
 

@@ -124,6 +124,22 @@ def attention_map(
     return result
 
 
+def prefetch_maps(session: Session, ctx: TaskContext, trace_id: int, heads: list[tuple[int, int]],
+                  **options: Any) -> int:
+    """Compute and cache the maps of `heads` [(layer, head), ...] with the same options as
+    attention_map, so that moving to them (the arrow keys) only draws.  Runs as background
+    work: it reports no progress and stops at the next slab when anything else is asked.
+    Returns how many maps it computed (the rest were cached already)."""
+    quiet = TaskContext(ctx.token)
+    computed = 0
+    for layer, head in heads:
+        quiet.check()
+        known = set(_capture(session, trace_id)[2].maps)
+        attention_map(session, quiet, trace_id, "head", layer, head, **options)
+        computed += any(key not in known for key in _capture(session, trace_id)[2].maps)
+    return computed
+
+
 def attention_row(
     session: Session,
     ctx: TaskContext,

@@ -463,6 +463,19 @@ class AttentionView(DockView):
         panel.summary.setText(" · ".join(parts))
         self.show_content()
         self.mark_ready()
+        self._prefetch_neighbours(result)
+
+    def _prefetch_neighbours(self, result: AttentionMap) -> None:
+        """Precompute, in the background, the maps the arrow keys lead to from this head
+        (Right, Left, Down, Up), so that moving there only draws."""
+        if result.source != "head" or not self._has_maps():
+            return
+        layers, heads = self.layer.maximum() + 1, self.head.maximum() + 1
+        flat = result.layer * heads + result.head
+        picks = [divmod(f, heads) for f in (flat + 1, flat - 1, flat + heads, flat - heads) if 0 <= f < layers * heads]
+        self.host.call_background(f"{self.NAME}.prefetch", f"{JOBS}.prefetch_maps", "Precomputing neighbouring heads",
+                                  trace_id=self.trace.id, heads=picks, reduce=self.reduce.currentData(),
+                                  max_cells=self.head_panel.max_cells(), **self._options())
 
     def _draw_row(self, row: AttentionRow, panel: _MapPanel, what: str) -> None:
         labels = self.labels()
@@ -574,6 +587,8 @@ class AttentionView(DockView):
         if trace is None or outcome.kwargs.get("trace_id") != trace.id:
             return
         what = outcome.channel.split(".", 1)[1]
+        if what == "prefetch":
+            return  # background work: it only fills the worker's cache (a failure shows when the head is asked for)
         if not outcome.ok:
             self._job_failed(what, outcome)
             return

@@ -149,6 +149,7 @@ class HeatmapPlot(QWidget):
         self.log_scale = False
         self.bar_text = bar_label
         self.reduce_name = "max"
+        self._ticks_for: tuple | None = None  # (view range and size, column labels, row labels) of the set ticks
         self._base = _Layer(self.matrix, 0, 0, 1, self.image, overlays[0])
         self._detail: _Layer | None = None
         self._detail_slot = (self.detail_image, overlays[1])
@@ -199,7 +200,8 @@ class HeatmapPlot(QWidget):
         self._update_bar()
         vb = self.item.getViewBox()
         vb.blockSignals(True)
-        self.item.setLimits(xMin=-0.5, xMax=cols_u + 0.5, yMin=-0.5, yMax=rows_u + 0.5)
+        if not same_extent:
+            self.item.setLimits(xMin=-0.5, xMax=cols_u + 0.5, yMin=-0.5, yMax=rows_u + 0.5)
         if not (keep_view and same_extent):
             vb.setRange(xRange=(0, cols_u), yRange=(0, rows_u), padding=0.01)
         vb.blockSignals(False)
@@ -290,9 +292,17 @@ class HeatmapPlot(QWidget):
 
     # -- axes ------------------------------------------------------------------------------
     def _update_ticks(self) -> None:
+        """Token labels for the visible range; unchanged ticks are not set again, since that
+        makes both axes regenerate their text on the next paint (most of a head switch's
+        GUI time at T = 1024, where only the image changes)."""
         vb = self.item.getViewBox()
         (x0, x1), (y0, y1) = vb.viewRange()
         rect = vb.sceneBoundingRect()
+        key = (x0, x1, y0, y1, rect.width(), rect.height())
+        if self._ticks_for is not None and self._ticks_for[0] == key and self._ticks_for[1] == self.col_labels \
+                and self._ticks_for[2] == self.row_labels:
+            return
+        self._ticks_for = (key, self.col_labels, self.row_labels)
         xt = thin_ticks(self.col_labels, x0, x1, rect.width(), lambda n: CHAR_PX * min(n, MAX_LABEL_CHARS) + 12)
         yt = thin_ticks(self.row_labels, y0, y1, rect.height(), lambda n: LABEL_PX)
         self.item.getAxis("bottom").setTicks([xt])

@@ -41,6 +41,9 @@ class Job:
     target: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     label: str = ""
+    background: bool = False
+    """Opportunistic work (precomputing what the user will probably ask for next): it does
+    not make the host busy, and any other submitted job cancels it, so it never delays one."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,7 @@ class ModelHost(QObject):
         self._ids = itertools.count(1)
         self._latest: dict[str, int] = {}
         self._tokens: dict[int, tuple[str, CancelToken]] = {}
+        self._background: set[int] = set()  # ids of queued or running background jobs
         self._thread = QThread()
         self._thread.setObjectName("llmviz-model-host")
         self._worker = _Worker()
@@ -159,14 +163,22 @@ class ModelHost(QObject):
         job_id = next(self._ids)
         if supersede:
             self.cancel(job.channel)
+        if not job.background:
+            for bid in self._background:
+                self._tokens[bid][1].cancel()
         token = CancelToken()
         self._latest[job.channel] = job_id
         self._tokens[job_id] = (job.channel, token)
-        was_idle = len(self._tokens) == 1
+        if job.background:
+            self._background.add(job_id)
+        was_idle = not job.background and self._foreground() == 1
         self._sig_submit.emit((job_id, job, token))
         if was_idle:
             self.sig_busy.emit(True)
         return job_id
+
+    def _foreground(self) -> int:
+        return len(self._tokens) - len(self._background)
 
     def warm_up(self) -> int:
         """Import torch and transformers on the worker now (see core.jobs.warm_up)."""
@@ -174,6 +186,10 @@ class ModelHost(QObject):
 
     def call(self, channel: str, target: str, label: str = "", **kwargs: Any) -> int:
         return self.submit(Job(channel, target, kwargs, label))
+
+    def call_background(self, channel: str, target: str, label: str = "", **kwargs: Any) -> int:
+        """Like call, for background work (see Job.background)."""
+        return self.submit(Job(channel, target, kwargs, label, background=True))
 
     def load(self, spec: Any) -> int:
         """Load a model; every pending job is cancelled first (its result would be for the old model)."""
@@ -199,7 +215,8 @@ class ModelHost(QObject):
 
     @property
     def busy(self) -> bool:
-        return bool(self._tokens)
+        """True while a job the user waits for is queued or running (background ones aside)."""
+        return self._foreground() > 0
 
     # -- results (GUI thread) --------------------------------------------------------
     @Slot(object)
@@ -209,8 +226,9 @@ class ModelHost(QObject):
 
     @Slot(object)
     def _on_done(self, outcome: JobOutcome) -> None:
-        self._tokens.pop(outcome.id, None)
-        if not self._tokens:
+        background = outcome.id in self._background
+        self._background.discard(outcome.id)
+        if self._tokens.pop(outcome.id, None) is not None and not background and self._foreground() == 0:
             self.sig_busy.emit(False)
         if self._closed or not self.is_current(outcome):
             return  # superseded: a newer request on this channel is what the user wants

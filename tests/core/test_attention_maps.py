@@ -112,6 +112,18 @@ def test_many_small_slabs_give_the_same_map(traces, monkeypatch):
     np.testing.assert_allclose(A.head_map(cap, 1, 3), A.attention_blocks(cap, 1, 3), atol=1e-6)
 
 
+def test_the_reused_scratch_buffer_leaks_nothing_between_maps(traces):
+    """Slabs are written into one reused buffer: maps of other shapes, sources and models
+    computed in between (leaving larger and stale contents behind) change nothing."""
+    llama, bert = traces["llama"].attention, traces["bert"].attention
+    first = A.attention_blocks(llama, 1, 2, block=3, reduce="max")
+    A.scratch(10_000).fill_(float("nan"))  # garbage where the next slab will go
+    A.attention_blocks(bert, 0, 1, source="max", block=1)
+    A.layer_overview(llama, 0, 4)
+    np.testing.assert_array_equal(A.attention_blocks(llama, 1, 2, block=3, reduce="max"), first)
+    np.testing.assert_allclose(A.attention_blocks(llama, 1, 2), A.head_map(llama, 1, 2), atol=1e-6)
+
+
 def test_exact_row_matches_map(traces):
     cap = traces["bert"].attention
     np.testing.assert_allclose(A.exact_row(cap, 1, 0, 5), A.head_map(cap, 1, 0)[5], atol=1e-6)

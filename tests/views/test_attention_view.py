@@ -112,6 +112,22 @@ def test_keyboard_moves_through_heads_and_layers(rig, tiny_models):
         np.testing.assert_allclose(rig.shown(), A.head_map(rig.cap, *want), atol=1e-6)
 
 
+def test_neighbouring_heads_are_precomputed_for_the_arrow_keys(rig, tiny_models):
+    """After a head is drawn, the worker computes the heads Right/Left/Down/Up lead to in
+    the background; moving there draws the cached map without computing it again."""
+    done = []
+    rig.host.sig_finished.connect(lambda o: o.channel == "attention.prefetch" and o.ok and done.append(o.value))
+    rig.load(tiny_models["llama"])
+    rig.qtbot.waitUntil(lambda: bool(done), timeout=WAIT)
+    assert done[-1] == 2  # from (0, 0): Right (0, 1) and Down (1, 0)
+    cache = rig.host._worker.session.extras["attention"]
+    cached = list(cache.maps.values())
+    rig.qtbot.keyClick(rig.view.head_panel.heatmap.plot, Qt.Key.Key_Right)
+    rig.qtbot.waitUntil(lambda: rig.view.is_ready() and rig.view.head_panel.shown.head == 1, timeout=WAIT)
+    assert any(rig.view.head_panel.shown is m for m in cached)  # drawn from the cache, not recomputed
+    np.testing.assert_allclose(rig.shown(), A.head_map(rig.cap, 0, 1), atol=1e-6)
+
+
 def test_model_switch_keeps_a_valid_selection(rig, tiny_models):
     rig.load(tiny_models["llama"])  # 3 layers x 4 heads
     rig.view.set_selection(2, 3)

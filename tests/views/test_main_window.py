@@ -113,6 +113,28 @@ def test_about_lists_versions(window):
         assert name in text
 
 
+def test_progress_shows_for_long_work_only(qtbot, window):
+    """A job under PROGRESS_DELAY_MS (a head switch) shows no progress bar; a long one
+    shows its stage and a Cancel button while it runs, and they go once it is done."""
+    from llmviz.main_window import PROGRESS_DELAY_MS
+
+    window.host.warm_up()  # the worker's first job imports torch (long): get it out of the way
+    qtbot.waitUntil(lambda: not window.host.busy and not window.progress.isVisibleTo(window), timeout=60_000)
+    with qtbot.waitSignal(window.host.sig_finished, timeout=10_000):
+        window.host.call("test.quick", "tests.workers.test_model_host.slow_steps", steps=2)  # ~20 ms
+    assert not window.progress.isVisibleTo(window)
+    assert not window.cancel_button.isVisibleTo(window)
+
+    window.host.call("test.slow", "tests.workers.test_model_host.slow_steps", steps=150)  # ~1.5 s
+    started = time.perf_counter()
+    qtbot.waitUntil(lambda: window.progress.isVisibleTo(window), timeout=5_000)
+    assert time.perf_counter() - started >= PROGRESS_DELAY_MS / 1000 * 0.9
+    assert window.cancel_button.isVisibleTo(window)
+    assert window.progress_label.text().startswith("stepping")
+    qtbot.waitUntil(lambda: not window.host.busy, timeout=10_000)
+    qtbot.waitUntil(lambda: not window.progress.isVisibleTo(window), timeout=5_000)
+
+
 def test_closing_during_a_run_exits_quickly(qtbot, window, tiny_models):
     load(qtbot, window, str(tiny_models["llama"]))
     window.host.call("test.slow", "tests.workers.test_model_host.slow_steps", steps=1000)

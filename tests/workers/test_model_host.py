@@ -80,6 +80,26 @@ def test_cancel_a_running_job(qtbot, host):
     assert blocker.args[0].status == "cancelled"
 
 
+def test_background_work_is_not_busy_and_gives_way_to_any_request(qtbot, host):
+    """A background job leaves the host idle (no progress bar, waits end) and is cancelled
+    by the next ordinary request, which then runs at once instead of after it."""
+    busy = []
+    host.sig_busy.connect(busy.append)
+    outcomes = []
+    host.sig_finished.connect(outcomes.append)
+    host.call_background("test.background", "tests.workers.test_model_host.slow_steps", steps=500)  # ~5 s
+    assert not host.busy and busy == []
+    qtbot.wait(100)  # it is running now
+    started = time.perf_counter()
+    with qtbot.waitSignal(host.sig_finished, timeout=10_000, check_params_cb=lambda o: o.channel == "test.quick"):
+        host.call("test.quick", "tests.workers.test_model_host.slow_steps", steps=1)
+    assert time.perf_counter() - started < 2.0
+    assert busy == [True, False]
+    background = [o for o in outcomes if o.channel == "test.background"]
+    assert [o.status for o in background] == ["cancelled"]
+    assert outcomes.index(background[0]) < [o.channel for o in outcomes].index("test.quick")
+
+
 def test_cancel_a_load_midway(qtbot, host, tiny_models):
     def on_progress(event):
         if event.channel == LOAD and event.progress.stage.startswith("Loading weights"):
