@@ -26,7 +26,7 @@ from .results import AttentionCapture
 from .tasks import TaskContext
 
 ROW_BLOCK = 1024
-CHUNK_ELEMENTS = 1 << 21  # scores per slab (8 MB of float32, reused: see scratch())
+CHUNK_ELEMENTS = 1 << 19  # scores per slab (2 MB of float32, reused: see scratch(); a cancel waits for one slab)
 REDUCTIONS = ("max", "mean")
 SOURCES = ("head", "mean", "max")
 LN2 = math.log(2.0)

@@ -58,3 +58,26 @@ def test_encoder_trace_has_no_logits(tiny_models):
     assert trace.last_logits is None
     assert trace.labels()[0] == "[CLS]" and trace.labels()[-1] == "[SEP]"
     assert bool(trace.tokens.special[0]) and not bool(trace.tokens.special[1])
+
+
+def test_hidden_states_are_freed_as_they_are_copied(llama, monkeypatch):
+    """The model's hidden-state tensors go as the trace copies them into its array, so a
+    long text never holds them twice (585 MB each at T = 8192 on SmolLM2).  ModelOutput
+    keeps items apart from attributes: assigning the attribute None once kept them all."""
+    import weakref
+
+    from llmviz.core import trace as trace_module
+
+    refs: list[weakref.ref] = []
+    handle = llama.model.register_forward_hook(
+        lambda _m, _a, out: refs.extend(weakref.ref(h) for h in out.hidden_states))
+    alive: list[int] = []
+    monkeypatch.setattr(trace_module, "TRIM_TOKENS", 1)  # trim (and so look) during the copy too
+    monkeypatch.setattr(trace_module, "release_freed_memory", lambda: alive.append(sum(r() is not None for r in refs)))
+    try:
+        trace = run_trace(llama, "The cat sat on the mat")
+    finally:
+        handle.remove()
+    assert len(refs) == trace.hidden_states.shape[0] == 4  # embeddings + 3 blocks
+    assert len(alive) == 3 + 1 + 1  # before each block, after the 4th copied layer, at the end
+    assert alive == [0] * 5
