@@ -3,7 +3,8 @@
 The GUI submits `Job`s (a channel name, a dotted path to a core function and its
 keyword arguments).  Each gets a fresh id and a cancel token; a newer job on the same
 channel cancels the older one, and results that arrive for a superseded id are
-dropped on the GUI thread.  Core functions are imported on the worker, so the GUI
+dropped on the GUI thread.  Background jobs (Job.background) fill caches while the user
+looks: they never count as busy and any other request cancels them.  Core functions are imported on the worker, so the GUI
 thread never imports torch.  Results cross back as frozen dataclasses via queued
 signals carrying `object`.
 """
