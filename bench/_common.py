@@ -69,7 +69,7 @@ def wait_until(predicate, timeout_s: float = 600.0) -> None:  # type: ignore[no-
 
     A real QEventLoop, not a processEvents/sleep spin: between checks the GUI thread waits
     inside Qt with the GIL released, as the app's own event loop does.  The spin took the
-    GIL a thousand times a second and slowed the worker thread it was waiting for.
+    GIL a thousand times a second, competing with the worker thread it waited for.
     """
     from PySide6.QtCore import QEventLoop, QTimer
 
@@ -79,7 +79,12 @@ def wait_until(predicate, timeout_s: float = 600.0) -> None:  # type: ignore[no-
     loop = QEventLoop()
     timer = QTimer()
     timer.setInterval(2)
-    timer.timeout.connect(lambda: (predicate() or time.perf_counter() > deadline) and loop.quit())
+
+    def check() -> None:
+        if predicate() or time.perf_counter() > deadline:
+            loop.quit()
+
+    timer.timeout.connect(check)
     timer.start()
     loop.exec()
     timer.stop()
