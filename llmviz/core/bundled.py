@@ -23,6 +23,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import BundledDataError
 from .paths import cache_dir, is_frozen, resource
@@ -30,7 +31,7 @@ from .progress_bridge import transformers_progress
 from .tasks import Progress, TaskContext
 
 PREFIX = "bundled:"
-CONVERSION_VERSION = 1
+CONVERSION_VERSION = 2  # 2: tokenizer_config.json lists the added tokens
 CONVERT_COMMAND = "_convert-gguf"  # hidden `python -m llmviz` command run in a child process
 
 
@@ -275,11 +276,27 @@ def convert_in_this_process(gguf: Path, out: Path) -> int:
             model.config.name_or_path = SMOLLM2.title
             model.save_pretrained(out)
             tokenizer.save_pretrained(out)
+            record_added_tokens(tokenizer, out)
     except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"ERROR {type(exc).__name__}: {first}", file=sys.stderr, flush=True)
         return 3
     return 0
+
+
+def record_added_tokens(tokenizer: Any, folder: Path) -> None:
+    """Write the added tokens into tokenizer_config.json, as hub checkpoints have them.
+
+    Without `added_tokens_decoder` there, transformers takes a legacy path that json-parses
+    the whole 3.5 MB tokenizer.json just to read its added tokens: 30-200 ms on the worker
+    during which the GIL is never released, so the GUI froze on every SmolLM2 load.
+    """
+    config_path = folder / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["added_tokens_decoder"] = {
+        str(index): token.__getstate__() for index, token in sorted(tokenizer.added_tokens_decoder.items())
+    }
+    config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 def gpt2_tokenizer_folder() -> Path:

@@ -91,3 +91,27 @@ def test_gpt2_tokenizer_gives_true_gpt2_ids():
     assert tok.encode("Hello world") == [15496, 995]
     shutil.rmtree(bundled.gpt2_tokenizer_folder())  # re-created on demand
     assert (bundled.gpt2_tokenizer_folder() / "vocab.json").exists()
+
+
+def test_converted_tokenizer_loads_without_parsing_tokenizer_json_in_python(monkeypatch):
+    """The added tokens are in tokenizer_config.json, so transformers skips its legacy path that
+    json-parses the whole 3.5 MB tokenizer.json on the worker without releasing the GIL."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    folder = bundled.model_folder("bundled:smollm2")
+    config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    parsed: list[str] = []
+    real_load = json.load
+
+    def spying_load(fp, *args, **kwargs):  # type: ignore[no-untyped-def]
+        parsed.append(str(getattr(fp, "name", fp)))
+        return real_load(fp, *args, **kwargs)
+
+    monkeypatch.setattr(json, "load", spying_load)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert not [p for p in parsed if p.endswith("tokenizer.json")], parsed
+    listed = {int(i): t["content"] for i, t in config["added_tokens_decoder"].items()}
+    assert listed == {i: t.content for i, t in tokenizer.added_tokens_decoder.items()}
+    assert listed[0] == "<|endoftext|>" and len(listed) == 17
