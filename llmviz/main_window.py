@@ -290,7 +290,10 @@ class MainWindow(QMainWindow):
         self.model_label.setToolTip(info.summary() + ("\n" + "\n".join(info.notes) if info.notes else ""))
         if info.notes:
             self.message_bar.show_message(" ".join(info.notes), "info")
-        self.run_text()  # queued first: the text's trace is what most views wait for
+        for view in self.views.values():
+            if view.isVisible():
+                view.prepare(info)  # short, once-per-run work that would otherwise freeze the first results
+        self.run_text()  # then the text's trace, which most views wait for
         for view in self.views.values():
             view.on_model_loaded(info)
         if self.env_report is None:

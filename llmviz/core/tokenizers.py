@@ -230,6 +230,19 @@ def load_tokenizer(session: "Session", source: str, ctx: "TaskContext | None" = 
     return found
 
 
+def warm(session: "Session", ctx: "TaskContext", source: str) -> str:
+    """Load a bundled comparison tokenizer into the cache now, so the first comparison does not.
+
+    Building GPT-2's BPE holds the GIL for 60-90 ms whatever thread does it; the Tokens dock asks
+    for this right after a model loads, so that freeze falls inside the load the user is waiting
+    for instead of after the first results are on screen.  Other sources (hub ids, folders) are
+    left to the comparison itself: they may need the network or be slow.
+    """
+    if source in (GPT2, BERT):
+        return load_tokenizer(session, source, ctx)[1]
+    return ""
+
+
 def _load_any(source: str, ctx: "TaskContext | None") -> Any:
     """AutoTokenizer for a bundled model, folder, .gguf or hub id, with the loader's offline handling."""
     from transformers import AutoTokenizer

@@ -152,6 +152,10 @@ class DockView(QWidget):
         self._pending_model = False
         self.model_changed(info)
 
+    def prepare(self, info: ModelInfo) -> None:
+        """Override: queue work wanted right after a model loads, before the text's trace runs
+        (the window is still showing the load then).  Called for visible views only."""
+
     def on_trace(self, trace: Trace) -> None:
         self.trace = trace
         self.mark_busy()

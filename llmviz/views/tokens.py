@@ -135,6 +135,10 @@ class TokensView(DockView):
     def model_changed(self, info: ModelInfo) -> None:
         self.shown = None
 
+    def prepare(self, info: ModelInfo) -> None:
+        self.host.call(f"{self.NAME}.warm", "llmviz.core.tokenizers.warm", "Loading the comparison tokenizer",
+                       source=self.second_source() or GPT2)
+
     def trace_changed(self, trace) -> None:  # type: ignore[no-untyped-def]
         self.request()
 
@@ -156,6 +160,8 @@ class TokensView(DockView):
                        text=self.compared_text(), second=self.second_source() or GPT2, first=MODEL)
 
     def job_finished(self, outcome: JobOutcome) -> None:
+        if outcome.channel == f"{self.NAME}.warm":
+            return  # a failure shows in the comparison that follows
         if self.trace is None or outcome.kwargs.get("text") != self.compared_text():
             return
         if not outcome.ok:
