@@ -250,6 +250,13 @@ def test_grid_and_statistics_open_heads(rig, tiny_models):
     x, y = grid.origin(2, 3)
     thumb = ref["thumbs"][3] / ref["thumbs"][3].max()
     np.testing.assert_allclose(grid.mosaic[y:y + thumb.shape[0], x:x + thumb.shape[1]], thumb, atol=1e-6)
+    # what is drawn: the thumbnail in the colour map's colours, opaque; the gaps transparent
+    drawn = grid.image.image[y:y + thumb.shape[0], x:x + thumb.shape[1]]
+    lut = grid.colormap.getLookupTable(nPts=256, alpha=True)
+    np.testing.assert_array_equal(drawn, lut[(thumb * 255).astype(np.uint8)])
+    assert drawn[..., 3].min() == 255
+    assert grid.image.image[y - 1 if y else y + thumb.shape[0], x, 3] == 0  # the gap beside it
+    assert grid.image.image.shape == (*grid.mosaic.shape, 4)
     assert grid.head_at(x + 0.5, y + 0.5) == (2, 3)
     assert grid.group_gap > 0  # grouped-query heads: gaps between KV groups
     rig.view.tabs.setCurrentIndex(TAB_STATS)
