@@ -10,6 +10,7 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import Qt
 
@@ -17,6 +18,7 @@ from llmviz.core import attention as A
 from llmviz.core.attention_results import AttentionMap
 from llmviz.core.specs import ModelSpec
 from llmviz.views import attention as attention_view
+from llmviz.views import head_grid
 from llmviz.views.attention import TAB_GRID, TAB_HEAD, TAB_ROLLOUT, TAB_STATS, AttentionView
 from llmviz.views.attention_scratch import ScratchView
 
@@ -371,3 +373,19 @@ def test_real_app_with_minilm(window, qtbot):
     view.tabs.setCurrentIndex(TAB_GRID)
     qtbot.waitUntil(lambda: len(view.overviews) == 6, timeout=WAIT)
     assert view.grid.group_gap == 0 and not view.grid.layers_across  # 6 layers x 12 heads: heads run across
+
+
+def test_grid_log_colour_and_colour_map_recolour_what_is_drawn(rig, tiny_models):
+    rig.load(tiny_models["llama"])
+    rig.view.tabs.setCurrentIndex(TAB_GRID)
+    rig.qtbot.waitUntil(lambda: len(rig.view.overviews) == rig.cap.num_layers, timeout=WAIT)
+    grid = rig.view.grid
+    rig.view.log_scale.setChecked(True)
+    rig.view.colormap.setCurrentIndex(1)
+    x, y = grid.origin(1, 2)
+    thumb = grid.mosaic[y:y + grid.cell, x:x + grid.cell]
+    lo, hi = grid.levels()
+    assert (lo, hi) == (np.log10(head_grid.LOG_FLOOR), 0.0) and np.nanmin(thumb) >= lo
+    lut = pg.colormap.get("cividis").getLookupTable(nPts=256, alpha=True)
+    expected = lut[((thumb - lo) * (255 / (hi - lo))).astype(np.uint8)]
+    np.testing.assert_array_equal(grid.image.image[y:y + grid.cell, x:x + grid.cell], expected)
