@@ -46,8 +46,12 @@ class ScreenshotDriver(QObject):
         self._timeout.timeout.connect(lambda: self.fail(f"timed out after {timeout_s:.0f} s waiting for the views"))
         self._timeout.start(int(timeout_s * 1000))
         if dock:
+            # Shot on its own at the shot's size: in the default layout a dock may be a short strip
+            # or one tab of several, too small to show its view.  (The layout is not saved.)
             d = window.docks[dock]
             d.show()
+            d.setFloating(True)
+            d.resize(window.size())
             d.raise_()
             window.view(dock)
 

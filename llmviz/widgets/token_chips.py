@@ -51,6 +51,8 @@ class TokenChips(QWidget):
         self._row_tops: list[float] = []  # y of each wrapped row
         self._row_first: list[int] = []  # first chip index in each row
         self._laid_out_width = -1
+        self._metrics = {False: QFontMetrics(font), True: QFontMetrics(self._italic)}
+        self._width_cache: dict[tuple[str, bool], int] = {}
 
     @classmethod
     def scrolling(cls, parent: QWidget | None = None, point_size: int = 12) -> tuple["TokenChips", QScrollArea]:
@@ -70,11 +72,19 @@ class TokenChips(QWidget):
         self.flags = np.zeros(n, bool) if flags is None else np.asarray(flags, bool)
         self.special = np.zeros(n, bool) if special is None else np.asarray(special, bool)
         self.selected = min(self.selected, n - 1)
-        metrics, italic = QFontMetrics(self.font()), QFontMetrics(self._italic)
-        self._widths = [(italic if self.special[i] else metrics).horizontalAdvance(s) + 2 * PAD_X
-                        for i, s in enumerate(self.labels)]
+        self._widths = [self._width(s, sp) for s, sp in zip(self.labels, self.special.tolist())]
         self._laid_out_width = -1
         self._relayout()
+
+    def _width(self, label: str, special: bool) -> int:
+        """A chip's width, measured once per distinct piece: a long text repeats a few hundred
+        pieces thousands of times, and each Qt text measurement costs microseconds."""
+        key = (label, special)
+        width = self._width_cache.get(key)
+        if width is None:
+            metrics = self._metrics[special]
+            width = self._width_cache[key] = metrics.horizontalAdvance(label) + 2 * PAD_X
+        return width
 
     def set_selected(self, index: int) -> None:
         self.selected = index
@@ -90,21 +100,25 @@ class TokenChips(QWidget):
             return
         self._laid_out_width = width
         h = self._chip_height()
-        x, y = float(GAP), float(GAP)
-        xs, ys, ws, row_tops, row_first = [], [], [], [], []
-        limit = width - GAP
-        for i, w in enumerate(self._widths):
-            if x + w > limit and x > GAP:
-                x, y = float(GAP), y + h + GAP
-            if not row_tops or row_tops[-1] != y:
-                row_tops.append(y)
-                row_first.append(i)
-            xs.append(x)
-            ys.append(y)
-            ws.append(min(w, width - 2 * GAP))
-            x += w + GAP
-        self._x, self._y, self._w, self._row_tops, self._row_first = xs, ys, ws, row_tops, row_first
-        total = int(y + h + GAP) if self.labels else 0
+        widths = np.asarray(self._widths, dtype=float)
+        # Greedy wrapping, a row at a time: with ends[k] = the summed advances (width + GAP) of
+        # chips 0..k-1, the row starting at chip i holds chips i..m-1 for the largest m with
+        # ends[m] - ends[i] <= width - GAP (a chip wider than the row gets a row of its own).
+        ends = np.concatenate(([0.0], np.cumsum(widths + GAP)))
+        firsts = []
+        i, n = 0, len(widths)
+        while i < n:
+            firsts.append(i)
+            m = int(np.searchsorted(ends, ends[i] + width - GAP, side="right")) - 1
+            i = max(m, i + 1)
+        row_first = np.asarray(firsts, dtype=int)
+        row_of = np.repeat(np.arange(len(firsts)), np.diff(np.append(row_first, n)))
+        row_tops = GAP + np.arange(len(firsts)) * float(h + GAP)
+        self._x = (GAP + ends[:-1] - ends[row_first][row_of]).tolist()
+        self._y = row_tops[row_of].tolist()
+        self._w = np.minimum(widths, width - 2 * GAP).tolist()
+        self._row_tops, self._row_first = row_tops.tolist(), row_first.tolist()
+        total = int(GAP + len(firsts) * (h + GAP)) if self.labels else 0
         self.setMinimumHeight(total)
         self.updateGeometry()
         self.update()

@@ -109,6 +109,32 @@ def test_chips_wrap_and_find_tokens(qtbot):
     assert blocker.args == [25] and chips.selected == 25
 
 
+def test_chips_wrap_greedily_like_words(qtbot):
+    """Each row takes chips while they fit (a too-wide chip gets a row of its own), as word wrap."""
+    from llmviz.widgets import token_chips as tc
+
+    chips, area = TokenChips.scrolling()
+    qtbot.addWidget(area)
+    area.resize(420, 300)
+    area.show()
+    rng = np.random.default_rng(0)
+    labels = ["x" * int(n) for n in rng.integers(1, 12, 500)] + ["W" * 200] + ["ab"] * 30
+    chips.set_tokens(labels)
+    qtbot.waitUntil(lambda: chips.width() > 100)
+    width, rects = chips.width(), chips.rects
+    x, y, expected = tc.GAP, tc.GAP, []
+    for w in chips._widths:  # the plain one-chip-at-a-time rule
+        if x + w > width - tc.GAP and x > tc.GAP:
+            x, y = tc.GAP, y + chips._chip_height() + tc.GAP
+        expected.append((x, y))
+        x += w + tc.GAP
+    assert [(r.x(), r.y()) for r in rects] == expected
+    wide = rects[500]
+    assert wide.x() == tc.GAP and wide.right() <= width and rects[501].y() > wide.y()
+    assert chips.minimumHeight() == int(rects[-1].bottom() + tc.GAP)
+    assert chips._widths[0] == chips.fontMetrics().horizontalAdvance(labels[0]) + 2 * tc.PAD_X
+
+
 def test_a_truncated_text_compares_only_what_the_model_saw(qtbot, host, view, tiny_models):
     load(qtbot, host, [view], str(tiny_models["llama"]))  # 64 positions
     trace = run(qtbot, host, view, " ".join(f"word{i}" for i in range(400)))
