@@ -22,6 +22,7 @@ import transformers
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
 from . import bundled
+from .bnb_layout import keep_standard_4bit_layout
 from .capture import CAPTURE_IMPL
 from .errors import Cancelled, ModelLoadError
 from .memory import release_freed_memory
@@ -266,6 +267,7 @@ def load_model(spec: ModelSpec, ctx: TaskContext | None = None, quantization_con
     finally:
         collect_garbage()
     model.eval()
+    keep_standard_4bit_layout(model)
     if device == "cpu" and not getattr(model, "hf_device_map", None) and quantization_config is None:
         model.to("cpu")
     info = _make_info(spec, model, config, is_decoder, is_enc_dec, capture, time.perf_counter() - started, rss_before)

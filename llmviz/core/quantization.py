@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import numpy as np
 
+from .bnb_layout import keep_standard_4bit_layout
 from .errors import InputError, LlmvizError, ModelLoadError
 from .tasks import TaskContext
 
@@ -476,6 +477,7 @@ def _probe_bitsandbytes(kind: str, quant_type: str, double_quant: bool, device: 
             layer.weight = bnb.nn.Params4bit(weight, requires_grad=False, quant_type=quant_type,
                                              compress_statistics=double_quant)
         layer = layer.to(device)
+        keep_standard_4bit_layout(layer)  # the layout the dial's variants use
         with torch.inference_mode():
             out = layer(torch.randn(3, 64, device=device, dtype=getattr(torch, compute)))
         if not torch.isfinite(out).all():

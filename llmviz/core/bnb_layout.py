@@ -1,0 +1,34 @@
+"""Keep bitsandbytes' 4-bit weights in their standard layout on every CPU.
+
+On CPUs with AVX512-BF16, bitsandbytes >= 0.50 repacks a Linear4bit's weight and quant
+state in place on its first CPU forward (a faster kernel's layout: nibbles regrouped,
+absmax transposed to bf16, nested statistics flattened).  That rewrite
+- fails for layers narrower than a quantization block (64 inputs) or with an output count
+  not divisible by 32 ("shape '[32, 0]' is invalid" from a forward);
+- changes what llmviz measures and shows after the first run: the quantization constants'
+  bytes, and the dequantized weights of the model tree's histogram (which then come out
+  wrong, since `dequantize_4bit` expects the standard layout).
+So results would depend on the CPU model.  llmviz turns that repacking off through the flag
+the layer itself checks; the generic CPU kernel computes the same matmul.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+#: The attribute bitsandbytes' Linear4bit.forward reads before repacking (set in its __init__).
+REPACK_FLAG = "support_avx512bf16_for_cpu"
+
+
+def keep_standard_4bit_layout(model: Any) -> int:
+    """Turn off the CPU repacking on every Linear4bit under `model`; returns how many layers."""
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return 0
+    import bitsandbytes as bnb
+
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)] if hasattr(model, "modules") else []
+    for layer in layers:
+        if hasattr(layer, REPACK_FLAG):
+            setattr(layer, REPACK_FLAG, False)
+    return len(layers)
