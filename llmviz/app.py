@@ -47,7 +47,12 @@ class ScreenshotDriver(QObject):
         self._timeout.start(int(timeout_s * 1000))
         if dock:
             # Shot on its own at the shot's size: in the default layout a dock may be a short strip
-            # or one tab of several, too small to show its view.  (The layout is not saved.)
+            # or one tab of several, too small to show its view.  The other docks are hidden, so
+            # that no tab uncovered by floating this one starts work of its own.  (The layout is
+            # not saved.)
+            for name, other in window.docks.items():
+                if name != dock:
+                    other.hide()
             d = window.docks[dock]
             d.show()
             d.setFloating(True)

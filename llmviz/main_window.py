@@ -292,7 +292,7 @@ class MainWindow(QMainWindow):
             self.message_bar.show_message(" ".join(info.notes), "info")
         for view in self.views.values():
             if view.isVisible():
-                view.prepare(info)  # short, once-per-run work that would otherwise freeze the first results
+                view.prepare(info)  # short work that would otherwise freeze the first results
         self.run_text()  # then the text's trace, which most views wait for
         for view in self.views.values():
             view.on_model_loaded(info)

@@ -9,12 +9,13 @@ absmax transposed to bf16, nested statistics flattened).  That rewrite
   bytes, and the dequantized weights of the model tree's histogram (which then come out
   wrong, since `dequantize_4bit` expects the standard layout).
 So results would depend on the CPU model.  llmviz turns that repacking off through the flag
-the layer itself checks; the generic CPU kernel computes the same matmul.
+the layer itself checks; the generic CPU kernel computes the same matmul (more slowly on those
+CPUs: 4-bit on the CPU is for looking at, a GPU is for speed).
 """
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 from typing import Any
 
 #: The attribute bitsandbytes' Linear4bit.forward reads before repacking (set in its __init__).
@@ -23,10 +24,9 @@ REPACK_FLAG = "support_avx512bf16_for_cpu"
 
 def keep_standard_4bit_layout(model: Any) -> int:
     """Turn off the CPU repacking on every Linear4bit under `model`; returns how many layers."""
-    if importlib.util.find_spec("bitsandbytes") is None:
+    bnb = sys.modules.get("bitsandbytes")
+    if bnb is None:  # a model cannot hold bitsandbytes layers before bitsandbytes is imported
         return 0
-    import bitsandbytes as bnb
-
     layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)] if hasattr(model, "modules") else []
     for layer in layers:
         if hasattr(layer, REPACK_FLAG):

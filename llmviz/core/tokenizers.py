@@ -201,7 +201,7 @@ def load_tokenizer(session: "Session", source: str, ctx: "TaskContext | None" = 
 
     Tokenizers other than the loaded model's do not change with the model, so they are kept
     for the whole run (a few, least recently used dropped): building GPT-2's BPE holds the
-    GIL for ~150 ms, which froze the window on every model load while it was per model.
+    GIL for 60-150 ms, which froze the window on every model load while it was per model.
     """
     from .bundled import MINILM, gpt2_tokenizer_folder, model_folder
 
@@ -233,7 +233,7 @@ def load_tokenizer(session: "Session", source: str, ctx: "TaskContext | None" = 
 def warm(session: "Session", ctx: "TaskContext", source: str) -> str:
     """Load a bundled comparison tokenizer into the cache now, so the first comparison does not.
 
-    Building GPT-2's BPE holds the GIL for 60-90 ms whatever thread does it; the Tokens dock asks
+    Building GPT-2's BPE holds the GIL for 60-150 ms whatever thread does it; the Tokens dock asks
     for this right after a model loads, so that freeze falls inside the load the user is waiting
     for instead of after the first results are on screen.  Other sources (hub ids, folders) are
     left to the comparison itself: they may need the network or be slow.

@@ -154,7 +154,8 @@ class DockView(QWidget):
 
     def prepare(self, info: ModelInfo) -> None:
         """Override: queue work wanted right after a model loads, before the text's trace runs
-        (the window is still showing the load then).  Called for visible views only."""
+        (the window is still showing the load then).  Called for visible views only, on every
+        load, before `on_model_loaded`: `self.info` is still the previous model's here."""
 
     def on_trace(self, trace: Trace) -> None:
         self.trace = trace

@@ -172,7 +172,8 @@ class HeadGrid(pg.PlotWidget):
         values = self.mosaic[strip]
         lo, hi = self.levels()
         finite = np.isfinite(values)
-        index = np.clip(np.where(finite, values, lo) - lo, 0, hi - lo) * (255 / (hi - lo))
+        # pyqtgraph's own float mapping (as makeARGB): scale by 256 / (hi - lo), clip to 0..255
+        index = np.clip((np.where(finite, values, lo) - lo) * (256 / (hi - lo)), 0, 255)
         colours = self._lut[index.astype(np.uint8)]
         colours[..., 3] *= finite
         self.rgba[strip] = colours

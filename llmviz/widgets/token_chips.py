@@ -51,8 +51,8 @@ class TokenChips(QWidget):
         self._row_tops: list[float] = []  # y of each wrapped row
         self._row_first: list[int] = []  # first chip index in each row
         self._laid_out_width = -1
-        self._metrics = {False: QFontMetrics(font), True: QFontMetrics(self._italic)}
         self._width_cache: dict[tuple[str, bool], int] = {}
+        self._metrics = {False: QFontMetrics(font), True: QFontMetrics(self._italic)}
 
     @classmethod
     def scrolling(cls, parent: QWidget | None = None, point_size: int = 12) -> tuple["TokenChips", QScrollArea]:
@@ -72,7 +72,7 @@ class TokenChips(QWidget):
         self.flags = np.zeros(n, bool) if flags is None else np.asarray(flags, bool)
         self.special = np.zeros(n, bool) if special is None else np.asarray(special, bool)
         self.selected = min(self.selected, n - 1)
-        self._widths = [self._width(s, sp) for s, sp in zip(self.labels, self.special.tolist())]
+        self._widths = [self._width(s, sp) for s, sp in zip(self.labels, self.special.tolist(), strict=True)]
         self._laid_out_width = -1
         self._relayout()
 
@@ -137,6 +137,17 @@ class TokenChips(QWidget):
     def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
         super().resizeEvent(event)
         self._relayout()
+
+    def changeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt naming
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange and hasattr(self, "_metrics"):  # not the one in __init__
+            self._italic = QFont(self.font())
+            self._italic.setItalic(True)
+            self._metrics = {False: QFontMetrics(self.font()), True: QFontMetrics(self._italic)}
+            self._width_cache.clear()
+            self._widths = [self._width(s, sp) for s, sp in zip(self.labels, self.special.tolist(), strict=True)]
+            self._laid_out_width = -1
+            self._relayout()
 
     def index_at(self, x: float, y: float) -> int:
         """The chip under a point, or -1."""

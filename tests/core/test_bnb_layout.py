@@ -33,10 +33,13 @@ def test_repacking_is_turned_off_and_the_weights_stay_as_quantized():
     assert torch.equal(layer.weight.data, before)
 
 
-def test_loading_a_4bit_model_keeps_the_standard_layout(tiny_models):
+def test_loading_a_4bit_model_keeps_the_standard_layout(tiny_models, monkeypatch):
     from transformers import BitsAndBytesConfig
 
     from llmviz.core.models import load_model
+
+    # Layers built as on a CPU with AVX512-BF16 (the flag is set in Linear4bit.__init__), on any CPU
+    monkeypatch.setattr(bnb.nn.modules, "has_avx512bf16", lambda: True)
 
     loaded = load_model(ModelSpec(str(tiny_models["llama"]), device="cpu"), quantization_config=BitsAndBytesConfig(
         load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32))

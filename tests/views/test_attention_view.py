@@ -252,10 +252,12 @@ def test_grid_and_statistics_open_heads(rig, tiny_models):
     x, y = grid.origin(2, 3)
     thumb = ref["thumbs"][3] / ref["thumbs"][3].max()
     np.testing.assert_allclose(grid.mosaic[y:y + thumb.shape[0], x:x + thumb.shape[1]], thumb, atol=1e-6)
-    # what is drawn: the thumbnail in the colour map's colours, opaque; the gaps transparent
+    # what is drawn: the thumbnail as pyqtgraph would colour it (makeARGB gives BGRA), opaque;
+    # the gaps transparent
     drawn = grid.image.image[y:y + thumb.shape[0], x:x + thumb.shape[1]]
     lut = grid.colormap.getLookupTable(nPts=256, alpha=True)
-    np.testing.assert_array_equal(drawn, lut[(thumb * 255).astype(np.uint8)])
+    bgra, _ = pg.functions.makeARGB(grid.mosaic[y:y + thumb.shape[0], x:x + thumb.shape[1]], lut=lut, levels=(0.0, 1.0))
+    np.testing.assert_array_equal(drawn, bgra[..., [2, 1, 0, 3]])
     assert drawn[..., 3].min() == 255
     assert grid.image.image[y - 1 if y else y + thumb.shape[0], x, 3] == 0  # the gap beside it
     assert grid.image.image.shape == (*grid.mosaic.shape, 4)
@@ -387,5 +389,5 @@ def test_grid_log_colour_and_colour_map_recolour_what_is_drawn(rig, tiny_models)
     lo, hi = grid.levels()
     assert (lo, hi) == (np.log10(head_grid.LOG_FLOOR), 0.0) and np.nanmin(thumb) >= lo
     lut = pg.colormap.get("cividis").getLookupTable(nPts=256, alpha=True)
-    expected = lut[((thumb - lo) * (255 / (hi - lo))).astype(np.uint8)]
-    np.testing.assert_array_equal(grid.image.image[y:y + grid.cell, x:x + grid.cell], expected)
+    bgra, _ = pg.functions.makeARGB(thumb, lut=lut, levels=(lo, hi))  # pyqtgraph's own mapping
+    np.testing.assert_array_equal(grid.image.image[y:y + grid.cell, x:x + grid.cell], bgra[..., [2, 1, 0, 3]])

@@ -133,6 +133,11 @@ def test_chips_wrap_greedily_like_words(qtbot):
     assert wide.x() == tc.GAP and wide.right() <= width and rects[501].y() > wide.y()
     assert chips.minimumHeight() == int(rects[-1].bottom() + tc.GAP)
     assert chips._widths[0] == chips.fontMetrics().horizontalAdvance(labels[0]) + 2 * tc.PAD_X
+    bigger = chips.font()
+    bigger.setPointSize(bigger.pointSize() * 2)
+    chips.setFont(bigger)  # widths measured again, in the new font
+    assert chips._widths[0] == chips.fontMetrics().horizontalAdvance(labels[0]) + 2 * tc.PAD_X
+    assert chips.minimumHeight() == int(chips.rects[-1].bottom() + tc.GAP) and chips.rects[-1].bottom() > rects[-1].bottom()
 
 
 def test_a_truncated_text_compares_only_what_the_model_saw(qtbot, host, view, tiny_models):
