@@ -187,10 +187,19 @@ def smollm2_folder(ctx: TaskContext, *, gguf: Path | None = None, target: Path |
     marker = target / "llmviz-conversion.json"
     expected = _conversion_marker(gguf)
     try:
-        if json.loads(marker.read_text()) == expected and (target / "model.safetensors").exists():
-            return target
+        found = json.loads(marker.read_text())
     except (OSError, ValueError):
-        pass
+        found = None
+    if (target / "model.safetensors").exists():
+        if found == expected:
+            return target
+        if found == {**expected, "version": 1}:  # version 2 only added to the tokenizer config
+            from transformers import AutoTokenizer
+
+            ctx.progress("Updating the bundled tokenizer's configuration (once)", None)
+            record_added_tokens(AutoTokenizer.from_pretrained(target), target)
+            marker.write_text(json.dumps(expected))
+            return target
     convert_gguf(gguf, target, ctx)
     marker.write_text(json.dumps(expected))
     return target

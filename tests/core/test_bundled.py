@@ -115,3 +115,29 @@ def test_converted_tokenizer_loads_without_parsing_tokenizer_json_in_python(monk
     listed = {int(i): t["content"] for i, t in config["added_tokens_decoder"].items()}
     assert listed == {i: t.content for i, t in tokenizer.added_tokens_decoder.items()}
     assert listed[0] == "<|endoftext|>" and len(listed) == 17
+
+
+def test_a_version_1_cache_is_updated_in_place_not_converted_again(tmp_path):
+    """Caches converted before the added tokens were recorded get only their tokenizer config updated."""
+    import json
+
+    from llmviz.core.tasks import TaskContext
+
+    source = bundled.model_folder("bundled:smollm2")
+    gguf = bundled.SMOLLM2_PACKAGE.file(bundled.SMOLLM2_GGUF)
+    old = tmp_path / "smollm2-v1"
+    old.mkdir()
+    for f in source.iterdir():
+        if f.name == "model.safetensors":
+            (old / f.name).symlink_to(f)  # stays a link unless the folder is converted again
+        elif f.name != "llmviz-conversion.json":
+            (old / f.name).write_bytes(f.read_bytes())
+    config = json.loads((old / "tokenizer_config.json").read_text())
+    config.pop("added_tokens_decoder", None)
+    (old / "tokenizer_config.json").write_text(json.dumps(config))
+    (old / "llmviz-conversion.json").write_text(json.dumps({**bundled._conversion_marker(gguf), "version": 1}))
+    assert bundled.smollm2_folder(TaskContext(), gguf=gguf, target=old) == old
+    assert (old / "model.safetensors").is_symlink()  # not converted again (that replaces the folder)
+    updated = json.loads((old / "tokenizer_config.json").read_text())
+    assert len(updated["added_tokens_decoder"]) == 17
+    assert json.loads((old / "llmviz-conversion.json").read_text())["version"] == bundled.CONVERSION_VERSION == 2
