@@ -21,6 +21,7 @@ from .errors import LlmvizError
 from .results import AttentionCapture, Trace
 from .session import Session
 from .tasks import TaskContext
+from .threads import torch_threads
 
 CACHE_BYTES = 96 * 2**20
 MAX_REGION_CELLS = 2048
@@ -116,6 +117,9 @@ def attention_map(
                                   reduce="max" if reduce == "exact" else reduce, region=(r0, r1, c0, c1), ctx=ctx)
     if source == "rollout":
         matrix = A.matrix_blocks(_full_rollout(cap, cache, ctx), **kwargs)
+    elif source == "head":
+        with torch_threads(1):  # one head: latency-bound (see threads.py)
+            matrix = A.attention_blocks(cap, layer, head, source, **kwargs)
     else:
         matrix = A.attention_blocks(cap, layer, head, source, **kwargs)
     result = AttentionMap(trace.id, source, layer, head, matrix, keep, (r0, r1, c0, c1), block, reduce,
@@ -166,7 +170,8 @@ def attention_row(
                 cache.rollout_rows[query] = A.rollout_row(cap, query, ctx)
             row = cache.rollout_rows[query]
     else:
-        row = A.exact_row(cap, layer, head, query, source)
+        with torch_threads(1):
+            row = A.exact_row(cap, layer, head, query, source)
     values = row[keep].astype(np.float32)
     if renormalise and keep.size < trace.num_tokens:
         total = float(values.sum())

@@ -118,3 +118,41 @@ def test_model_without_capture_says_so(mamba_folder):
     assert trace.attention is None
     with pytest.raises(LlmvizError, match="attention"):
         J.attention_map(session, TaskContext(), trace.id)
+
+
+def test_one_head_is_computed_on_one_thread_and_the_pool_is_restored(llama, monkeypatch):
+    """A head's map runs single-threaded (see llmviz.core.threads); aggregates and the forward keep the pool."""
+    import torch
+
+    seen: list[tuple[str, int]] = []
+    real = A.attention_blocks
+
+    def recording(cap, layer, head, source="head", **kwargs):  # type: ignore[no-untyped-def]
+        seen.append((source, torch.get_num_threads()))
+        return real(cap, layer, head, source, **kwargs)
+
+    monkeypatch.setattr(A, "attention_blocks", recording)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        trace = llama.run(TEXT)
+        head = J.attention_map(llama, TaskContext(), trace.id, "head", layer=1, head=2)
+        np.testing.assert_allclose(head.matrix, A.head_map(trace.attention, 1, 2), atol=1e-6)
+        J.attention_map(llama, TaskContext(), trace.id, "mean", layer=1)
+        assert seen == [("head", 1), ("mean", 2)]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_torch_threads_restores_the_count_after_an_error():
+    import torch
+
+    from llmviz.core.threads import torch_threads
+
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError):
+        with torch_threads(1 if before > 1 else 2):
+            assert torch.get_num_threads() == (1 if before > 1 else 2)
+            raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
