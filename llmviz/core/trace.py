@@ -166,11 +166,13 @@ def run_trace(loaded: LoadedModel, text: str, ctx: TaskContext | None = None, ma
     release_freed_memory()
     timings["capture_s"] = time.perf_counter() - t2
     timings["total_s"] = time.perf_counter() - t0
-    return Trace(
+    trace = Trace(
         id=next_trace_id(), model_source=info.source, model_title=info.title, text=text, tokens=tokens,
         hidden_states=hidden, last_logits=last_logits, attention=attention, attention_note=note,
         truncated_from=truncated_from, timings=timings,
     )
+    trace.token_labels  # noqa: B018 - made here, on the worker, not by the first view that draws
+    return trace
 
 
 def _attention_from(out: Any, recorder: Recorder, info: Any, eager: bool) -> tuple[AttentionCapture | None, str]:

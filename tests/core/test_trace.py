@@ -28,6 +28,14 @@ def test_trace_matches_a_plain_forward(llama):
     assert all(v >= 0 for v in trace.timings.values())
 
 
+def test_labels_are_made_on_the_worker_with_the_trace(llama):
+    """run_trace (worker) makes the display labels, so the GUI thread's first draw does not."""
+    trace = run_trace(llama, "Hello, world! 世界 🤖")
+    assert "token_labels" in vars(trace)  # computed already, not on first access
+    assert list(trace.token_labels) == trace.tokens.labels(trace.text) == trace.labels()
+    assert trace.labels() is not trace.labels()  # callers get their own list
+
+
 def test_token_spans_cover_the_text(llama):
     text = "Hello, world! 世界 مرحبا 🤖"
     trace = run_trace(llama, text)
