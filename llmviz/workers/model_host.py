@@ -11,6 +11,7 @@ signals carrying `object`.
 
 from __future__ import annotations
 
+import collections
 import importlib
 import itertools
 import time
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import tqdm
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from ..core.errors import Cancelled, LlmvizError, out_of_memory_message
 from ..core.tasks import CancelToken, Progress, TaskContext
@@ -152,6 +153,14 @@ class ModelHost(QObject):
         self._worker.sig_started.connect(self.sig_started)
         self._worker.sig_progress.connect(self._on_progress)
         self._worker.sig_done.connect(self._on_done)
+        # Results are handed on one per event-loop turn: two that arrive together (a head map and a
+        # token comparison after a long text) would otherwise be drawn back to back, and the paints
+        # and timers in between would wait for both.
+        self._arrived: collections.deque[JobOutcome] = collections.deque()
+        self._deliver_timer = QTimer(self)
+        self._deliver_timer.setSingleShot(True)
+        self._deliver_timer.setInterval(0)
+        self._deliver_timer.timeout.connect(self._deliver_next)
         self._worker.sig_imported.connect(collector.freeze_imports)
         self._closed = False
         self._thread.start()
@@ -227,6 +236,17 @@ class ModelHost(QObject):
 
     @Slot(object)
     def _on_done(self, outcome: JobOutcome) -> None:
+        self._arrived.append(outcome)
+        if not self._deliver_timer.isActive():
+            self._deliver_timer.start()
+
+    def _deliver_next(self) -> None:
+        if self._arrived:
+            self._deliver(self._arrived.popleft())
+        if self._arrived:
+            self._deliver_timer.start()
+
+    def _deliver(self, outcome: JobOutcome) -> None:
         background = outcome.id in self._background
         self._background.discard(outcome.id)
         if self._tokens.pop(outcome.id, None) is not None and not background and self._foreground() == 0:

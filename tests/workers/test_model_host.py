@@ -45,6 +45,33 @@ def test_jobs_run_on_the_worker_thread(qtbot, host):
     assert blocker.args[0].ok and blocker.args[0].value is False  # not the main (GUI) thread
 
 
+def test_results_arriving_together_reach_the_gui_one_per_event_loop_turn(qtbot, host):
+    """Two results posted together are handed on in order, each in its own turn of the event
+    loop, so paints and timers run between their (possibly long) drawing."""
+    from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
+
+    got: list[str] = []
+    host.sig_finished.connect(lambda o: got.append(o.channel))
+    with qtbot.waitSignal(host.sig_finished, timeout=30_000):
+        host.call("test.warm", "tests.workers.test_model_host.slow_steps", steps=1)  # the first job imports torch
+    got.clear()
+    host.call("test.a", "tests.workers.test_model_host.slow_steps", steps=1)
+    host.call("test.b", "tests.workers.test_model_host.slow_steps", steps=1)
+    time.sleep(0.5)  # the GUI thread is busy: both results are posted meanwhile
+    QCoreApplication.sendPostedEvents(host)  # both arrive at the host ...
+    assert got == [] and host.busy  # ... and none is handed on in the same turn
+    turns: list[list[str]] = []
+    tick = QTimer()
+    tick.timeout.connect(lambda: turns.append(list(got)))
+    tick.start(0)
+    loop = QEventLoop()
+    QTimer.singleShot(300, loop.quit)
+    loop.exec()
+    tick.stop()
+    assert got == ["test.a", "test.b"] and not host.busy
+    assert ["test.a"] in turns  # a turn of the loop ran between the two
+
+
 def test_load_then_run(qtbot, host, tiny_models):
     outcome = load(qtbot, host, str(tiny_models["llama"]))
     assert outcome.ok and outcome.value.num_layers == 3
