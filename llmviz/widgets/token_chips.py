@@ -72,6 +72,10 @@ class TokenChips(QWidget):
         self.flags = np.zeros(n, bool) if flags is None else np.asarray(flags, bool)
         self.special = np.zeros(n, bool) if special is None else np.asarray(special, bool)
         self.selected = min(self.selected, n - 1)
+        self._measure()
+
+    def _measure(self) -> None:
+        """Chip widths for the current labels and font; then lay them out again."""
         self._widths = [self._width(s, sp) for s, sp in zip(self.labels, self.special.tolist(), strict=True)]
         self._laid_out_width = -1
         self._relayout()
@@ -145,9 +149,7 @@ class TokenChips(QWidget):
             self._italic.setItalic(True)
             self._metrics = {False: QFontMetrics(self.font()), True: QFontMetrics(self._italic)}
             self._width_cache.clear()
-            self._widths = [self._width(s, sp) for s, sp in zip(self.labels, self.special.tolist(), strict=True)]
-            self._laid_out_width = -1
-            self._relayout()
+            self._measure()
 
     def index_at(self, x: float, y: float) -> int:
         """The chip under a point, or -1."""
