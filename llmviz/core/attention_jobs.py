@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,11 +118,9 @@ def attention_map(
                                   reduce="max" if reduce == "exact" else reduce, region=(r0, r1, c0, c1), ctx=ctx)
     if source == "rollout":
         matrix = A.matrix_blocks(_full_rollout(cap, cache, ctx), **kwargs)
-    elif source == "head":
-        with torch_threads(1):  # one head: latency-bound (see threads.py)
-            matrix = A.attention_blocks(cap, layer, head, source, **kwargs)
     else:
-        matrix = A.attention_blocks(cap, layer, head, source, **kwargs)
+        with torch_threads(1) if source == "head" else nullcontext():  # one head is latency-bound (threads.py)
+            matrix = A.attention_blocks(cap, layer, head, source, **kwargs)
     result = AttentionMap(trace.id, source, layer, head, matrix, keep, (r0, r1, c0, c1), block, reduce,
                           renormalise and keep.size < trace.num_tokens, time.perf_counter() - started)
     cache.remember(key, result)

@@ -16,18 +16,21 @@ CPUs: 4-bit on the CPU is for looking at, a GPU is for speed).
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 #: The attribute bitsandbytes' Linear4bit.forward reads before repacking (set in its __init__).
 REPACK_FLAG = "support_avx512bf16_for_cpu"
 
 
-def keep_standard_4bit_layout(model: Any) -> int:
+def keep_standard_4bit_layout(model: torch.nn.Module) -> int:
     """Turn off the CPU repacking on every Linear4bit under `model`; returns how many layers."""
     bnb = sys.modules.get("bitsandbytes")
     if bnb is None:  # a model cannot hold bitsandbytes layers before bitsandbytes is imported
         return 0
-    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)] if hasattr(model, "modules") else []
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     for layer in layers:
         if hasattr(layer, REPACK_FLAG):
             setattr(layer, REPACK_FLAG, False)

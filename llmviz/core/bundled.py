@@ -297,8 +297,8 @@ def record_added_tokens(tokenizer: Any, folder: Path) -> None:
     """Write the added tokens into tokenizer_config.json, as hub checkpoints have them.
 
     Without `added_tokens_decoder` there, transformers takes a legacy path that json-parses
-    the whole 3.5 MB tokenizer.json just to read its added tokens: 30-200 ms on the worker
-    during which the GIL is never released, so the GUI froze on every SmolLM2 load.
+    the whole 3.5 MB tokenizer.json just to read its added tokens: 20-200 ms more per load,
+    with the GIL held.  (The worst GUI stall of a load is still Tokenizer.from_file's.)
     """
     config_path = folder / "tokenizer_config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))

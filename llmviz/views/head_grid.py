@@ -138,6 +138,11 @@ class HeadGrid(pg.PlotWidget):
 
     # -- data --------------------------------------------------------------------------------
     def set_layer(self, overview: LayerOverview) -> None:
+        self._fill(overview)
+        self._paint()
+
+    def _fill(self, overview: LayerOverview) -> None:
+        """Write one layer's thumbnails into the mosaic and colour its strip (no paint)."""
         self.overviews[overview.layer] = overview
         for head, thumb in enumerate(overview.thumbs[: self.heads]):
             t = thumb.astype(np.float32)
@@ -149,7 +154,6 @@ class HeadGrid(pg.PlotWidget):
             x, y = self.origin(overview.layer, head)
             self.mosaic[y:y + t.shape[0], x:x + t.shape[1]] = t
         self._recolour(overview.layer)
-        self._paint()
 
     def set_options(self, normalise: bool, log_scale: bool, colormap: str) -> None:
         self.normalise, self.log_scale = normalise, log_scale
@@ -159,7 +163,7 @@ class HeadGrid(pg.PlotWidget):
         self.mosaic[:] = np.nan
         self.rgba[:] = 0
         for ov in overviews.values():
-            self.set_layer(ov)
+            self._fill(ov)
         self._paint()
 
     def levels(self) -> tuple[float, float]:
