@@ -1,28 +1,45 @@
 # The two set-up commands (see README.md): `make run` and `make test`.
-PY := .venv/bin/python
+# Each installs into $(VENV) first, but only when the inputs of the install changed since
+# the last one (a stamp file), so on a set-up checkout they start at once.
+VENV ?= .venv
+PY := $(VENV)/bin/python
 ARGS ?=
+INSTALL_INPUTS := pyproject.toml constraints.txt requirements-models.txt scripts/install.sh
+STAMP := $(VENV)/.llmviz-installed
+PACKAGE_STAMP := $(VENV)/.llmviz-package-installed
 
-.PHONY: install run test bench package package-test clean
+.PHONY: install run test bench package package-test upgrade clean
 
-install:
-	scripts/install.sh
+$(STAMP): $(INSTALL_INPUTS)
+	VENV=$(VENV) scripts/install.sh
+	touch $@
 
-run: install
+$(PACKAGE_STAMP): $(STAMP)
+	VENV=$(VENV) LLMVIZ_EXTRAS=test,package scripts/install.sh
+	touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
 	$(PY) -m llmviz $(ARGS)
 
-test: install
+test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
 
-bench: install
+bench: $(STAMP)
 	for b in startup attention tokens structure timeline_env quantization gil_holds; do $(PY) bench/$$b.py || exit 1; done
 
-package: install
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[package]"
+package: $(PACKAGE_STAMP)
 	$(PY) scripts/package.py
 
 package-test: package
 	LLMVIZ_PACKAGED_APP=dist/llmviz/llmviz $(PY) -m pytest -q tests/test_packaging.py
 	$(PY) bench/packaged.py
+
+# Newest releases within pyproject.toml's ranges, in a separate venv: the tests and the
+# package build run there, and constraints.txt is rewritten only when both pass.
+upgrade:
+	scripts/upgrade.sh
 
 clean:
 	rm -rf build dist .pytest_cache

