@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from .core.bundled import CONVERT_COMMAND
+from .core.import_failure import import_failure_message
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def _main(argv: list[str]) -> int:
+    from .core.bundled import CONVERT_COMMAND
+
     if argv and argv[0] == CONVERT_COMMAND and len(argv) == 3:  # bundled.convert_gguf's child process
         from pathlib import Path
 
@@ -31,6 +32,18 @@ def main(argv: list[str] | None = None) -> int:
     from .app import main_gui
 
     return main_gui(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a command; a damaged dependency ends it with one message naming the package (exit 3)."""
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    except Exception as exc:
+        message = import_failure_message(exc)
+        if message is None:
+            raise
+        print(f"llmviz: {message}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

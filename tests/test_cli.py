@@ -125,3 +125,21 @@ def test_export_with_a_bad_model_or_empty_text(tmp_path, tiny_models):
     assert result.returncode == 1 and "error:" in result.stderr and "Traceback" not in result.stderr
     result = llmviz("export", "--model", str(tiny_models["llama"]), "--text", "", "--out", str(tmp_path))
     assert result.returncode == 1 and "no tokens" in result.stderr
+
+
+def test_a_damaged_dependency_is_named_without_a_traceback(tmp_path, tiny_models):
+    """A dependency that fails at import (kernels without its data file, as in a package built
+    without it) ends the command with one message naming the package."""
+    fake = tmp_path / "site" / "kernels"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("from ._internals import python_deps\n")
+    (fake / "_internals").mkdir()
+    (fake / "_internals" / "__init__.py").write_text("")
+    (fake / "_internals" / "python_deps.py").write_text(
+        "raise FileNotFoundError('Cannot load dependency data, is `kernels` correctly installed?')\n")
+    env = {**ENV, "PYTHONPATH": str(tmp_path / "site")}
+    result = llmviz("export", "--model", str(tiny_models["llama"]), "--text", "the cat", "--out", str(tmp_path / "o"),
+                    env=env, timeout=300)
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "'kernels'" in result.stderr and "the package is incomplete or damaged" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "o").exists()

@@ -8,8 +8,10 @@ package-test` (run by .ci/run) installs it and runs this file.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -91,3 +93,66 @@ def test_frozen_app_with_damaged_bundled_data(app, tmp_path):
                         env={"LLMVIZ_RESOURCES": str(broken)})
     assert result.returncode != 0
     assert "package is incomplete or damaged" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_app_carries_every_runtime_dependencys_data_and_metadata(app):
+    """Each distribution llmviz needs at run time has its metadata in the app, and each package
+    without a PyInstaller hook has every data file its RECORD lists (kernels' dependency JSON is
+    the one whose absence stopped the app from starting)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from package_deps import data_files, runtime_closure, unhooked_packages
+    from packaging.utils import canonicalize_name
+
+    internal = app.parent / "_internal"
+    lost = {}
+    for dist, module in unhooked_packages():
+        gone = [str(p) for p in data_files(dist, module) if not (internal / p).exists()]
+        if gone:
+            lost[dist.metadata["Name"]] = gone
+    assert not lost, "the app lacks data files of: " + "; ".join(f"{k} ({', '.join(v)})" for k, v in lost.items())
+    carried = {canonicalize_name(d.metadata["Name"]) for d in metadata.distributions(path=[str(internal)])}
+    no_metadata = sorted(n for n in runtime_closure() if n not in carried)
+    assert not no_metadata, f"the app lacks the metadata of: {', '.join(no_metadata)}"
+
+
+def mirror_without(app: Path, dest: Path, dropped: str) -> Path:
+    """A copy of the app, made of symlinks but for the folders on the way to `dropped` (a path
+    under _internal), which is left out: a damaged install, without copying a gigabyte."""
+    (dest / "_internal").mkdir(parents=True)
+    shutil.copy2(app, dest / app.name)  # a real file: the app finds _internal beside itself
+    src, dst = app.parent / "_internal", dest / "_internal"
+    parts = Path(dropped).parts
+    for i, part in enumerate(parts):
+        for entry in src.iterdir():
+            if entry.name != part:
+                (dst / entry.name).symlink_to(entry)
+        if i < len(parts) - 1:
+            src, dst = src / part, dst / part
+            dst.mkdir()
+    return dest / app.name
+
+
+def test_a_dependency_with_missing_data_is_named(app, tmp_path):
+    damaged = mirror_without(app, tmp_path / "damaged", "kernels/_internals/python_depends.json")
+    export = run_frozen(damaged, tmp_path, "export", "--model", "bundled:minilm", "--text", "x", "--out", str(tmp_path / "o"))
+    window = run_frozen(damaged, tmp_path, "--model", "bundled:minilm", "--text", "x", "--screenshot", str(tmp_path / "x.png"))
+    for result in (export, window):
+        assert result.returncode != 0
+        assert "'kernels'" in result.stderr and "the package is incomplete or damaged" in result.stderr, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(not shutil.which("xvfb-run"), reason="Xvfb is not installed (.ci/run installs it where it can)")
+def test_frozen_app_in_a_real_window_under_xvfb(app, tmp_path):
+    """QT_QPA_PLATFORM=xcb on a virtual X server: the window is drawn, or, where the X libraries
+    are missing, one message names them (never an abort)."""
+    out = tmp_path / "xcb.png"
+    xvfb = [shutil.which("xvfb-run"), "-a", "-s", "-screen 0 1920x1080x24", str(app)]
+    result = run_frozen(Path(xvfb[0]), tmp_path, *xvfb[1:], "--model", "bundled:minilm", "--text", "the cat",
+                        "--screenshot", str(out), "--size", "1280x720", env={"QT_QPA_PLATFORM": "xcb"})
+    assert "Traceback" not in result.stderr and "Aborted" not in result.stderr
+    if result.returncode == 2:
+        assert "lacks" in result.stderr and "apt-get install" in result.stderr
+        return
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert image_stats(out)[:2] == (1280, 720) and image_stats(out)[2] > 20

@@ -23,6 +23,7 @@ import tqdm
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from ..core.errors import Cancelled, LlmvizError, out_of_memory_message
+from ..core.import_failure import import_failure_message
 from ..core.tasks import CancelToken, Progress, TaskContext
 from .gui_gc import gui_thread_collector
 
@@ -119,7 +120,8 @@ class _Worker(QObject):
             outcome = JobOutcome(job_id, job.channel, label, "failed", message=str(exc), kwargs=job.kwargs)
         except Exception as exc:  # noqa: BLE001 - the app must survive any failure of a job (MemoryError included)
             first = str(exc).splitlines()[0] if str(exc) else ""
-            message = out_of_memory_message(exc, label) or f"{label} failed: {type(exc).__name__}: {first}"
+            message = (out_of_memory_message(exc, label) or import_failure_message(exc)
+                       or f"{label} failed: {type(exc).__name__}: {first}")
             outcome = JobOutcome(job_id, job.channel, label, "failed", kwargs=job.kwargs, message=message,
                                  details=traceback.format_exc())
         now = time.perf_counter()
