@@ -141,7 +141,12 @@ def run_app(args: argparse.Namespace, text: str | None) -> int:
 
 def main_gui(args: argparse.Namespace) -> int:
     from .cli import read_text_arg
+    from .qt_platform import platform_problem
 
+    problem = platform_problem()
+    if problem:
+        print(f"llmviz: {problem}", file=sys.stderr)
+        return 2
     try:
         text = read_text_arg(args)
     except LlmvizError as exc:
