@@ -1,7 +1,8 @@
 """Cancellation and progress for long work, usable with or without Qt.
 
 Long-running core functions take a `TaskContext`: they call `ctx.check()` between
-steps (raises `Cancelled`) and `ctx.progress(stage, fraction)` to report.  The worker
+steps (raises `Cancelled`), `ctx.progress(stage, fraction)` to report, and
+`ctx.partial(value)` to hand on an interim result before the final one.  The worker
 thread wires `report` to a Qt signal; the command line prints; tests use the default.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from .errors import Cancelled
 
@@ -46,9 +47,11 @@ class TaskContext:
         token: CancelToken | None = None,
         report: Callable[[Progress], None] | None = None,
         min_interval_s: float = 0.05,
+        publish: Callable[[Any], None] | None = None,
     ) -> None:
         self.token = token or CancelToken()
         self._report = report
+        self._publish = publish
         self._min_interval = min_interval_s
         self._last = 0.0
         self._last_stage = ""
@@ -69,4 +72,11 @@ class TaskContext:
             return
         self._last, self._last_stage = now, stage
         self._report(Progress(stage, fraction, detail))
+
+    def partial(self, value: Any) -> None:
+        """Hand on an interim result (a coarse picture the job goes on refining); the job's
+        caller gets it before the final one. Checks cancel first; a no-op without a receiver."""
+        self.check()
+        if self._publish is not None:
+            self._publish(value)
 
