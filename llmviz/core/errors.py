@@ -43,3 +43,32 @@ def out_of_memory_message(exc: BaseException, what: str) -> str | None:
         need = f" (it asked for {int(match.group(1)) / 2**30:,.1f} GiB at once)" if match else ""
         return f"{what}: out of memory{need}. Try a shorter text or a smaller model; what is loaded stays loaded."
     return None
+
+
+class WriteError(LlmvizError, OSError):
+    """A file or folder could not be written; the message names it and why, and nothing partial is left.
+
+    Also an OSError, so code that already handles a failed write (`except OSError`) handles this one.
+    """
+
+
+class CacheError(LlmvizError):
+    """llmviz's cache folder cannot be used (missing rights, a file in its place, a read-only disk)."""
+
+
+class RemoteCodeRefused(ModelLoadError):
+    """The model ships Python code and consent to run it was not given.
+
+    `str()` speaks to the window (its checkbox); `for_command_line()` names the option.
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        super().__init__(
+            f"{source} ships its own Python code (trust_remote_code). llmviz does not run it unless you "
+            "tick 'Allow this model's own code' for this model, and only if you trust its authors."
+        )
+
+    def for_command_line(self) -> str:
+        return (f"{self.source} ships its own Python code (trust_remote_code). llmviz does not run it unless you "
+                "pass --trust-remote-code, and only if you trust its authors.")

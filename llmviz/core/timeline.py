@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from .atomic import write_csv
 from .paths import resource
 from .specs import ModelInfo
 
@@ -336,4 +337,4 @@ def export_csv(frame: pd.DataFrame, path: str | Path) -> None:
     if len(out):
         out["date"] = [d.strftime("%Y-%m-%d" if p == "day" else "%Y-%m") for d, p in zip(out["date"], out["date_precision"])]
     out = out[[c for c in COLUMNS if c in out.columns]]
-    out.to_csv(path, index=False)
+    write_csv(out, path, index=False)

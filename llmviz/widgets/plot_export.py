@@ -5,12 +5,19 @@ One exporter for every view (see export_plot for why SVG bypasses pyqtgraph's).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QFileDialog, QWidget
+
+from ..core.atomic import atomic_path
+from ..core.atomic import write_csv as atomic_write_csv
+from ..core.errors import WriteError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SLIDE_WIDTH = 1800  # PNG exports are sized for slides and printed handouts
 
@@ -21,9 +28,15 @@ def export_plot(item: pg.GraphicsObject, path: str, width: int | None = SLIDE_WI
     PNG goes through pyqtgraph's ImageExporter, `width` pixels wide (None: as on screen).  SVG goes through Qt's QSvgGenerator: pyqtgraph 0.14's SVGExporter cannot
     parse the paths Qt 6.11/6.12 writes (it splits 'M0,0 L9,0 Z' on spaces and expects
     x,y pairs), so it fails on every plot here; rendering the scene region into a
-    QSvgGenerator gives the same vector drawing.  Raises OSError when the file cannot
-    be written.
+    QSvgGenerator gives the same vector drawing.  The file is written under a temporary
+    name (same extension, so the exporters pick the format) and renamed when complete.
+    Raises OSError (WriteError) when it cannot be written; nothing partial is left.
     """
+    with atomic_path(path) as tmp:
+        _export_to(item, str(tmp), width)
+
+
+def _export_to(item: pg.GraphicsObject, path: str, width: int | None) -> None:
     if not path.lower().endswith(".svg"):
         from pyqtgraph.exporters import ImageExporter
 
@@ -52,6 +65,11 @@ def export_plot(item: pg.GraphicsObject, path: str, width: int | None = SLIDE_WI
         painter.end()
 
 
+def write_csv(frame: "pd.DataFrame", path: str, **kwargs: Any) -> None:
+    """`frame.to_csv(path, **kwargs)` written atomically (views' CSV exports go through this)."""
+    atomic_write_csv(frame, path, **kwargs)
+
+
 def ask_image_path(parent: QWidget, name: str) -> str:
     path, _ = QFileDialog.getSaveFileName(parent, "Export image", f"{name}.png", "PNG image (*.png);;SVG drawing (*.svg)")
     return path
@@ -68,6 +86,9 @@ def save_with_dialog(parent: QWidget, title: str, default: str, filters: str, sa
     path, _ = QFileDialog.getSaveFileName(parent, title, default, filters)
     if path:
         try:
-            save(path)
+            with atomic_path(path) as tmp:  # whatever `save` writes appears whole, or not at all
+                save(str(tmp))
+        except WriteError as exc:
+            report(str(exc))
         except OSError as exc:
             report(f"Could not write {path}: {exc.strerror or exc}")
