@@ -7,13 +7,16 @@ caller keeps its previous model until a load succeeds.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import logging
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
 
 import psutil
@@ -24,7 +27,8 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelF
 from . import bundled
 from .bnb_layout import keep_standard_4bit_layout
 from .capture import CAPTURE_IMPL
-from .errors import Cancelled, ModelLoadError
+from .config_check import ConfigFigures, check_config, check_config_file, check_memory
+from .errors import Cancelled, LlmvizError, ModelLoadError, RemoteCodeRefused
 from .memory import release_freed_memory
 from .progress_bridge import transformers_progress
 from .specs import DEVICES, DTYPES, ModelInfo, ModelSpec
@@ -32,6 +36,7 @@ from .structure import represented_numel
 from .tasks import TaskContext
 
 transformers.utils.logging.set_verbosity_error()
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
@@ -230,21 +235,39 @@ def _quantization_of(model: torch.nn.Module, config: Any) -> str:
 # ---------------------------------------------------------------- the load
 
 
-def load_model(spec: ModelSpec, ctx: TaskContext | None = None, quantization_config: Any = None) -> LoadedModel:
-    """Load `spec` with progress and cancel; raises ModelLoadError with a user-facing message."""
+def load_model(spec: ModelSpec, ctx: TaskContext | None = None, quantization_config: Any = None,
+               check: Callable[[ConfigFigures], None] | None = None) -> LoadedModel:
+    """Load `spec` with progress and cancel; raises ModelLoadError with a user-facing message.
+
+    The configuration is sanity-checked (config_check) before the tokenizer and weights;
+    `check`, if given, sees its figures then too (the command line checks --layers there),
+    and an LlmvizError it raises ends the load.
+    """
     ctx = ctx or TaskContext()
     started = time.perf_counter()
     rss_before = psutil.Process().memory_info().rss
     ctx.progress(f"Locating {spec.source}", None)
-    location, extra = resolve_source(spec, ctx)
+    try:
+        location, extra = resolve_source(spec, ctx)
+    except OSError as exc:  # the cache or a folder cannot be read
+        raise ModelLoadError(f"Could not open {spec.source}: {exc.strerror or exc}"
+                             + (f" ({exc.filename})" if exc.filename else "")) from None
     device = resolve_device(spec.device)
     dtype = resolve_dtype(spec.dtype, device)
     hub_kwargs = {k: v for k, v in extra.items() if not k.startswith("_")}
-    common = dict(trust_remote_code=spec.trust_remote_code, **hub_kwargs)
+    common = dict(trust_remote_code=bool(spec.trust_remote_code), **hub_kwargs)
+    report: list[str] = []
     try:
         with transformers_progress(ctx, "") as bar:
             ctx.progress("Reading the configuration", None)
+            if Path(location).is_dir():
+                check_config_file(location, spec.source)
             config = AutoConfig.from_pretrained(location, **common)
+            figures = check_config(config, spec.source)
+            if device == "cpu" and quantization_config is None:
+                check_memory(figures, dtype, spec.source)
+            if check is not None:
+                check(figures)
             model_cls, is_decoder, is_enc_dec = _model_class(config)
             ctx.progress("Loading the tokenizer", None)
             tokenizer = AutoTokenizer.from_pretrained(location, **common)
@@ -254,8 +277,9 @@ def load_model(spec: ModelSpec, ctx: TaskContext | None = None, quantization_con
             if quantization_config is not None:
                 load_kwargs["quantization_config"] = quantization_config
                 load_kwargs.setdefault("device_map", device)
-            model, capture = _load_weights(model_cls, location, load_kwargs, ctx)
-    except (Cancelled, ModelLoadError):
+            with captured_load_report(report):
+                model, capture = _load_weights(model_cls, location, load_kwargs, ctx)
+    except (Cancelled, LlmvizError):
         raise
     except torch.OutOfMemoryError as exc:
         raise ModelLoadError(f"Out of GPU memory while loading {spec.source}: {exc}".split("\n")[0]
@@ -263,7 +287,9 @@ def load_model(spec: ModelSpec, ctx: TaskContext | None = None, quantization_con
     except MemoryError as exc:
         raise ModelLoadError(f"Out of memory while loading {spec.source}. Close other models or choose a smaller one.") from exc
     except Exception as exc:  # transformers raises many types; each gets a user-facing message
-        raise ModelLoadError(_explain_load_error(spec, exc, extra)) from exc
+        if "trust_remote_code" in str(exc):
+            raise RemoteCodeRefused(spec.source) from exc
+        raise ModelLoadError(_explain_load_error(spec, exc, extra, report)) from exc
     finally:
         collect_garbage()
     model.eval()
@@ -288,23 +314,59 @@ def _load_weights(model_cls: Any, location: str, kwargs: dict[str, Any], ctx: Ta
     return model_cls.from_pretrained(location, attn_implementation="eager", **kwargs), "weights"
 
 
-def _explain_load_error(spec: ModelSpec, exc: Exception, extra: dict[str, Any]) -> str:
-    text = str(exc)
-    if "trust_remote_code" in text:
-        return (
-            f"{spec.source} ships its own Python code (trust_remote_code). llmviz does not run it unless you "
-            "tick 'Allow this model's own code' for this model, and only if you trust its authors."
-        )
+class _KeepRecords(logging.Handler):
+    """Keeps the messages of transformers' loading logger; errors still go to its usual handler."""
+
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(_ANSI.sub("", record.getMessage()))
+        if record.levelno >= logging.ERROR:
+            logging.getLogger("transformers").handle(record)
+
+
+@contextlib.contextmanager
+def captured_load_report(into: list[str]) -> Iterator[None]:
+    """Collect transformers' weight-loading report (its warnings are silenced here, yet some of its
+    errors end with "look at the above report!"), so the message can include it."""
+    logger = logging.getLogger("transformers.modeling_utils")
+    handler = _KeepRecords(into)
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def _whole(text: str, max_lines: int = 40) -> str:
+    """An exception's whole text (validators put the reason on later lines), without colour codes
+    or blank lines, cut at `max_lines`."""
+    lines = [line.rstrip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
+    if len(lines) > max_lines:
+        lines = lines[:max_lines] + [f"... ({len(lines) - max_lines} more lines)"]
+    return "\n".join(lines)
+
+
+def _explain_load_error(spec: ModelSpec, exc: Exception, extra: dict[str, Any], report: list[str] | None = None) -> str:
+    text = _whole(str(exc))
+    if report and "above report" in text:
+        text = f"{text}\n{_whole(chr(10).join(report))}"
     if "does not recognize this architecture" in text or "Unrecognized model" in text or "model_type" in text:
-        return f"transformers {transformers.__version__} cannot load {spec.source}: {text.splitlines()[0]}"
+        return f"transformers {transformers.__version__} cannot load {spec.source}: {text}"
     if spec.kind == "gguf" or extra.get("gguf_file"):
-        return f"Could not read the GGUF file {spec.source} (truncated or damaged?): {text.splitlines()[0] if text else type(exc).__name__}"
+        return f"Could not read the GGUF file {spec.source} (truncated or damaged?): {text or type(exc).__name__}"
     if spec.kind == "hub" and isinstance(exc, OSError):
         return explain_hub_error(spec, exc, extra)
     if isinstance(exc, OSError) and spec.kind == "folder":
-        return f"Could not load the folder {spec.source}: {text.splitlines()[0] if text else type(exc).__name__}"
-    first = text.splitlines()[0] if text else ""
-    return f"Could not load {spec.source}: {type(exc).__name__}: {first}"
+        return f"Could not load the folder {spec.source}: {text or type(exc).__name__}"
+    return f"Could not load {spec.source}: {type(exc).__name__}: {text}"
 
 
 def _make_info(spec, model, config, is_decoder, is_enc_dec, capture, load_s, rss_before) -> ModelInfo:  # type: ignore[no-untyped-def]

@@ -6,8 +6,9 @@ thread).  A failed or cancelled load leaves the previous model in place.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
+from .config_check import ConfigFigures
 from .models import LoadedModel, free, load_model
 from .results import Trace
 from .specs import ModelInfo, ModelSpec
@@ -36,9 +37,12 @@ class Session:
             raise LlmvizError("No model is loaded yet.")
         return self.loaded
 
-    def load(self, spec: ModelSpec, ctx: TaskContext | None = None) -> ModelInfo:
-        """Load `spec`; only on success does it replace (and free) the current model."""
-        new = load_model(spec, ctx)
+    def load(self, spec: ModelSpec, ctx: TaskContext | None = None,
+             check: Callable[[ConfigFigures], None] | None = None) -> ModelInfo:
+        """Load `spec`; only on success does it replace (and free) the current model.
+
+        `check` sees the configuration's figures before any weights load (see load_model)."""
+        new = load_model(spec, ctx, check=check)
         old, self.loaded, self.trace = self.loaded, new, None
         self.extras.clear()
         free(old)
