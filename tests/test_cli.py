@@ -123,8 +123,12 @@ def test_export_refuses_what_would_not_fit_in_memory():
 def test_export_with_a_bad_model_or_empty_text(tmp_path, tiny_models):
     result = llmviz("export", "--model", "not a model!", "--text", "x", "--out", str(tmp_path))
     assert result.returncode == 1 and "error:" in result.stderr and "Traceback" not in result.stderr
-    result = llmviz("export", "--model", str(tiny_models["llama"]), "--text", "", "--out", str(tmp_path))
-    assert result.returncode == 1 and "no tokens" in result.stderr
+    result = llmviz("export", "--model", str(tiny_models["llama"]), "--text", "", "--out", str(tmp_path / "o"))
+    assert result.returncode == 1 and "The text is empty" in result.stderr and "Loading" not in result.stderr
+    # a text that gives an encoder nothing but [CLS] [SEP] is refused too, and nothing is written
+    result = llmviz("export", "--model", str(tiny_models["bert"]), "--text", "  ", "--out", str(tmp_path / "o"))
+    assert result.returncode == 1 and "no tokens for this model" in result.stderr, result.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_damaged_dependency_is_named_without_a_traceback(tmp_path, tiny_models):
