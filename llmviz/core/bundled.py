@@ -13,26 +13,36 @@ their unneeded dependencies); files are located with importlib's spec finder.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import logging
 import os
 import selectors
 import shutil
+import signal
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import BundledDataError
-from .paths import cache_dir, is_frozen, resource
+from .atomic import atomic_path, check_free_space, write_text
+from .cache_entry import entry_lock, install, new_temporary, remove_stale, remove_stale_if_free
+from .errors import BundledDataError, WriteError
+from .lifecycle import child_environment, die_with_parent
+from .manifest import manifest_problem, read_manifest, safetensors_problem, write_manifest
+from .paths import CACHE_ENV, cache_dir, cache_error, is_frozen, resource
 from .progress_bridge import transformers_progress
 from .tasks import Progress, TaskContext
 
 PREFIX = "bundled:"
 CONVERSION_VERSION = 2  # 2: tokenizer_config.json lists the added tokens
 CONVERT_COMMAND = "_convert-gguf"  # hidden `python -m llmviz` command run in a child process
+CACHE_ENTRY = "smollm2-135m-instruct-q4_1"
+MARKER = "llmviz-conversion.json"  # which GGUF and converter version made the entry
+CONVERTED_BYTES = 545_000_000  # the converted folder (fp32 safetensors and tokenizer): 541.6 MB
+log = logging.getLogger("llmviz")
 
 
 @dataclass(frozen=True)
@@ -176,51 +186,109 @@ def _conversion_marker(gguf: Path) -> dict:
     return {"version": CONVERSION_VERSION, "source": gguf.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def _read_marker(target: Path) -> dict | None:
+    try:
+        found = json.loads((target / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def entry_problem(target: Path, expected: dict) -> str | None:
+    """Why the cached conversion at `target` cannot be used as it is, or None.
+
+    'missing' and 'version 1' are the two expected states (first use; a cache made before
+    the tokenizer's added tokens were recorded); anything else is damage or a conversion of
+    another file.  An entry made before manifests existed is checked structurally and, if
+    sound, given a manifest now.
+    """
+    weights = target / "model.safetensors"
+    if not weights.exists():
+        return "missing" if not target.exists() or not any(target.iterdir()) else "model.safetensors is missing"
+    found = _read_marker(target)
+    if found == {**expected, "version": 1}:
+        return "version 1"
+    if found != expected:
+        return "it was converted from another file or by another llmviz version"
+    manifest = read_manifest(target)
+    if manifest is None:
+        problem = safetensors_problem(weights)
+        if problem is None:
+            with contextlib.suppress(OSError):
+                write_manifest(target, converter_version=CONVERSION_VERSION, source=expected)
+        return problem
+    if manifest.get("converter_version") != CONVERSION_VERSION:
+        return "its manifest is from another converter version"
+    return manifest_problem(target, manifest)
+
+
 def smollm2_folder(ctx: TaskContext, *, gguf: Path | None = None, target: Path | None = None) -> Path:
-    """The cached safetensors conversion of the bundled GGUF, made once if missing or stale."""
+    """The cached safetensors conversion of the bundled GGUF, made once if missing, stale or damaged.
+
+    Two processes asking at once convert once (the second waits on the entry's lock); a
+    damaged entry (a truncated or changed file) is reported and converted again.
+    """
     if gguf is None and target is None:
         ready = prebuilt("smollm2")
         if ready is not None:
             return ready
     gguf = gguf or SMOLLM2_PACKAGE.file(SMOLLM2_GGUF)
-    target = target or cache_dir() / "smollm2-135m-instruct-q4_1"
-    marker = target / "llmviz-conversion.json"
+    target = target or cache_dir() / CACHE_ENTRY
     expected = _conversion_marker(gguf)
-    try:
-        found = json.loads(marker.read_text())
-    except (OSError, ValueError):
-        found = None
-    if (target / "model.safetensors").exists():
-        if found == expected:
+    if entry_problem(target, expected) is None:
+        remove_stale_if_free(target)
+        return target
+    if not target.parent.is_dir():
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise cache_error(target.parent, exc) from None
+    with entry_lock(target, ctx, "Waiting for another llmviz that is converting the bundled SmolLM2"):
+        remove_stale(target)
+        problem = entry_problem(target, expected)  # another process may have converted meanwhile
+        if problem is None:
             return target
-        if found == {**expected, "version": 1}:  # version 2 only added to the tokenizer config
+        if problem == "version 1":  # version 2 only added to the tokenizer config
             from transformers import AutoTokenizer
 
             ctx.progress("Updating the bundled tokenizer's configuration (once)", None)
-            record_added_tokens(AutoTokenizer.from_pretrained(target), target)
-            marker.write_text(json.dumps(expected))
+            record_added_tokens(AutoTokenizer.from_pretrained(target, trust_remote_code=False), target)
+            write_text(target / MARKER, json.dumps(expected))
+            write_manifest(target, converter_version=CONVERSION_VERSION, source=expected)
             return target
-    convert_gguf(gguf, target, ctx)
-    marker.write_text(json.dumps(expected))
+        if problem != "missing":
+            note = (f"The converted SmolLM2 in the cache ({target}) cannot be used: {problem}. "
+                    "Converting it again from the bundled GGUF.")
+            log.warning(note)
+            ctx.progress("Cache damaged: converting the bundled GGUF again", 0.0)
+        convert_gguf(gguf, target, ctx, expected)
     return target
 
 
-def convert_gguf(gguf: Path, target: Path, ctx: TaskContext) -> None:
+def convert_gguf(gguf: Path, target: Path, ctx: TaskContext, marker: dict | None = None) -> None:
     """Dequantize a GGUF checkpoint once and save it as a plain safetensors folder.
 
     Runs in a child process: reading GGUF metadata is seconds of pure-Python work that
     would hold the GIL (stalling the GUI) and cannot be interrupted, while a child can be
-    killed the moment the user cancels or closes the window.  The child writes into a
-    temporary folder that is renamed into place only when complete.
+    killed the moment the user cancels or closes the window (and dies with its parent).
+    The child writes into a temporary folder that gets the conversion marker and a
+    manifest, and is swapped into place only when complete; on any exit before that,
+    interruptions included, the temporary folder is removed.  Call with the entry's lock held.
     """
     ctx.progress("Converting the bundled GGUF (first use only)", 0.0)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    check_free_space(target.parent, CONVERTED_BYTES, "Converting the bundled SmolLM2",
+                     f"Free some space, or set {CACHE_ENV} to a folder on another disk.")
+    tmp = new_temporary(target)
     try:
         _run_converter(gguf, tmp, ctx)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        ctx.progress("Checking the converted files", None)
+        write_text(tmp / MARKER, json.dumps(marker or _conversion_marker(gguf)))
+        write_manifest(tmp, converter_version=CONVERSION_VERSION, source=marker or _conversion_marker(gguf))
+        install(tmp, target)
+    except WriteError:
+        raise
+    except OSError as exc:
+        raise cache_error(target.parent, exc) from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -233,31 +301,41 @@ def converter_command(gguf: Path, out: Path) -> list[str]:
 
 
 def _run_converter(gguf: Path, out: Path, ctx: TaskContext) -> None:
+    """Run the converter child, relaying its progress; it is killed on cancel or any exception."""
     proc = subprocess.Popen(converter_command(gguf, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, bufsize=1)
+                            stdin=subprocess.DEVNULL, text=True, bufsize=1, env=child_environment())
+    err: list[str] = []  # read as it comes, so a chatty child never blocks on a full pipe
     try:
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
         with selectors.DefaultSelector() as sel:
             sel.register(proc.stdout, selectors.EVENT_READ)
-            while True:
+            sel.register(proc.stderr, selectors.EVENT_READ)
+            open_streams = 2
+            while open_streams:
                 ctx.check()
-                if sel.select(timeout=0.1):
-                    line = proc.stdout.readline()
+                for key, _ in sel.select(timeout=0.1):
+                    line = key.fileobj.readline()  # type: ignore[union-attr]
                     if not line:
-                        break
-                    try:
-                        msg = json.loads(line)
-                        ctx.progress(msg["stage"], msg.get("fraction"))
-                    except (ValueError, KeyError):
-                        continue
+                        sel.unregister(key.fileobj)
+                        open_streams -= 1
+                    elif key.fileobj is proc.stderr:
+                        err = [*err[-50:], line.rstrip()]
+                    else:
+                        try:
+                            msg = json.loads(line)
+                            ctx.progress(msg["stage"], msg.get("fraction"))
+                        except (ValueError, KeyError, TypeError):
+                            continue
         code = proc.wait()
     except BaseException:
         proc.kill()
         proc.wait()
         raise
     if code != 0:
-        err = (proc.stderr.read() if proc.stderr else "").strip().splitlines()
-        detail = next((l[len("ERROR "):] for l in reversed(err) if l.startswith("ERROR ")), err[-1] if err else f"exit {code}")
+        detail = next((l[len("ERROR "):] for l in reversed(err) if l.startswith("ERROR ")),
+                      err[-1] if err else f"exit {code}")
+        if code < 0:
+            detail = f"the converter was ended by {signal.Signals(-code).name}"
         raise BundledDataError(
             f"Could not convert {gguf.name}: {detail}\nThe file looks damaged. "
             f"Reinstall it with: {SMOLLM2_PACKAGE.reinstall_hint}"
@@ -265,7 +343,14 @@ def _run_converter(gguf: Path, out: Path, ctx: TaskContext) -> None:
 
 
 def convert_in_this_process(gguf: Path, out: Path) -> int:
-    """The converter child's body: progress as JSON lines on stdout, 'ERROR ...' on stderr."""
+    """The converter child's body: progress as JSON lines on stdout, 'ERROR ...' on stderr.
+
+    It dies with its parent, leaves Ctrl-C to the parent (which gets it too, from the
+    terminal, and ends this child) and ends quietly on SIGTERM; the parent removes `out`.
+    """
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, _frame: os._exit(128 + signum))
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     def report(p: Progress) -> None:
@@ -275,8 +360,9 @@ def convert_in_this_process(gguf: Path, out: Path) -> int:
     try:
         with transformers_progress(ctx, "First use: "):
             ctx.progress("First use: reading the GGUF file", None)
-            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=False)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32",
+                                                         trust_remote_code=False)
             ctx.progress("First use: saving the converted weights", None)
             # The weights are plain fp32 now; keep the GGUF quantizer out of the saved config.
             model.hf_quantizer = None
@@ -305,7 +391,7 @@ def record_added_tokens(tokenizer: Any, folder: Path) -> None:
     config["added_tokens_decoder"] = {
         str(index): token.__getstate__() for index, token in sorted(tokenizer.added_tokens_decoder.items())
     }
-    config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_text(config_path, json.dumps(config, indent=2, ensure_ascii=False))
 
 
 def gpt2_tokenizer_folder() -> Path:
@@ -320,12 +406,16 @@ def gpt2_tokenizer_folder() -> Path:
     encoder = GPT2_TOKENIZER_PACKAGE.file("data/encoder.json")
     merges = GPT2_TOKENIZER_PACKAGE.file("data/vocab.bpe")
     folder = cache_dir() / "gpt2-tokenizer"
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cache_error(folder, exc) from None
     for src, name in ((encoder, "vocab.json"), (merges, "merges.txt")):
         dst = folder / name
         if not dst.exists() or dst.stat().st_size != src.stat().st_size:
-            shutil.copyfile(src, dst)
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(src, tmp)
     config = folder / "tokenizer_config.json"
     if not config.exists():
-        config.write_text(json.dumps({"model_max_length": 1024, "tokenizer_class": "GPT2Tokenizer"}))
+        write_text(config, json.dumps({"model_max_length": 1024, "tokenizer_class": "GPT2Tokenizer"}))
     return folder
