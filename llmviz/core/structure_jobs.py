@@ -182,7 +182,7 @@ def bundled_summary(source: str, ctx: TaskContext) -> ArchitectureSummary:
         from .models import _model_class
 
         ctx.progress(f"Reading the configuration of {source}", None)
-        config = AutoConfig.from_pretrained(model_folder(source, ctx))
+        config = AutoConfig.from_pretrained(model_folder(source, ctx), trust_remote_code=False)
         cls, is_decoder, is_enc_dec = _model_class(config)
         with torch.device("meta"):
             model = cls.from_config(config)

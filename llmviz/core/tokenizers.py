@@ -217,11 +217,11 @@ def load_tokenizer(session: "Session", source: str, ctx: "TaskContext | None" = 
     if source == GPT2:
         from transformers import GPT2Tokenizer
 
-        found = (GPT2Tokenizer.from_pretrained(gpt2_tokenizer_folder()), "GPT-2 BPE (bundled)")
+        found = (GPT2Tokenizer.from_pretrained(gpt2_tokenizer_folder(), trust_remote_code=False), "GPT-2 BPE (bundled)")
     elif source == BERT:
         from transformers import BertTokenizer
 
-        found = (BertTokenizer.from_pretrained(model_folder(MINILM.source)), "BERT WordPiece (bundled MiniLM)")
+        found = (BertTokenizer.from_pretrained(model_folder(MINILM.source), trust_remote_code=False), "BERT WordPiece (bundled MiniLM)")
     else:
         found = (_load_any(source, ctx), source)
     cache[source] = found
@@ -262,11 +262,18 @@ def _load_any(source: str, ctx: "TaskContext | None") -> Any:
         raise LlmvizError(f"Could not load the tokenizer: {exc}") from None
     kwargs = {k: v for k, v in extra.items() if not k.startswith("_")}
     try:
-        return AutoTokenizer.from_pretrained(location, **kwargs)
+        # Never the model's own code here (and say so explicitly: left unset, transformers
+        # asks on standard input whenever a terminal is attached).
+        return AutoTokenizer.from_pretrained(location, trust_remote_code=False, **kwargs)
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc):
+            raise LlmvizError(f"The tokenizer {source!r} ships its own Python code; the comparison never runs "
+                              "a tokenizer's own code. Compare with a tokenizer that transformers knows.") from None
+        raise LlmvizError(f"Could not load the tokenizer {source!r}: ValueError: {str(exc).splitlines()[0]}") from None
     except OSError as exc:
         why = explain_hub_error(spec, exc, extra) if spec.kind == "hub" else str(exc).splitlines()[0]
         raise LlmvizError(f"Could not load the tokenizer {source!r}. {why}") from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise LlmvizError(f"Could not load the tokenizer {source!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
 
 
