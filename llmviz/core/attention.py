@@ -52,7 +52,11 @@ def scratch(numel: int) -> torch.Tensor:
     """
     buf = getattr(_scratch, "buf", None)
     if buf is None or buf.numel() < numel:
-        buf = torch.empty(max(numel, 1))
+        # Never an inference tensor, whichever job (re)allocates it: a tensor created under
+        # torch.inference_mode() cannot be updated in place outside it, and the next job on
+        # this thread may run outside it.  A normal tensor works in both.
+        with torch.inference_mode(False):
+            buf = torch.empty(max(numel, 1))
         _scratch.buf = buf
     return buf[:numel]
 
