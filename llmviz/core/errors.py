@@ -39,7 +39,8 @@ def out_of_memory_message(exc: BaseException, what: str) -> str | None:
         first = str(exc).splitlines()[0] if str(exc) else ""
         return (f"{what}: out of GPU memory. Try a shorter text, device 'cpu' or a smaller model. {first}").strip()
     match = _CPU_OOM.search(str(exc)) if isinstance(exc, RuntimeError) else None
-    if match or isinstance(exc, MemoryError):
+    enomem = isinstance(exc, (RuntimeError, OSError)) and "Cannot allocate memory" in str(exc)  # a failed mmap
+    if match or enomem or isinstance(exc, MemoryError):
         need = f" (it asked for {int(match.group(1)) / 2**30:,.1f} GiB at once)" if match else ""
         return f"{what}: out of memory{need}. Try a shorter text or a smaller model; what is loaded stays loaded."
     return None

@@ -64,8 +64,31 @@ def import_failure_message(exc: BaseException) -> str | None:
         return None
     lines = str(exc).strip().splitlines()
     what = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    if _out_of_memory(exc):  # a package that cannot be mapped into memory is not damaged
+        return f"The package '{package}' could not be loaded into memory ({what}). {_memory_hint()}"
     if getattr(sys, "frozen", False):  # the PyInstaller app
         fix = "Rebuild the app (make package) or download it again."
     else:
         fix = f"Reinstall it: make install, or pip install --force-reinstall {_distribution_of(package)}."
     return f"The package '{package}' could not be imported ({what}): {DAMAGED}. {fix}"
+
+
+_NO_MEMORY = ("failed to map segment", "cannot allocate memory")
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    return any(isinstance(err, MemoryError) or any(t in str(err).lower() for t in _NO_MEMORY) for err in _chain(exc))
+
+
+def _memory_hint() -> str:
+    """What limits this process's memory: an address-space limit (ulimit -v), else the machine."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, OSError, ValueError):
+        soft = -1
+    if soft not in (-1, getattr(sys.modules.get("resource"), "RLIM_INFINITY", -1)):
+        return (f"This process may use at most {soft / 2**20:,.0f} MiB of address space (ulimit -v); "
+                "raise that limit to run llmviz.")
+    return "The machine is out of memory; close other programs and try again."

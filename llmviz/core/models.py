@@ -28,7 +28,7 @@ from . import bundled
 from .bnb_layout import keep_standard_4bit_layout
 from .capture import CAPTURE_IMPL
 from .config_check import ConfigFigures, check_config, check_config_file, check_memory
-from .errors import Cancelled, LlmvizError, ModelLoadError, RemoteCodeRefused
+from .errors import Cancelled, LlmvizError, ModelLoadError, RemoteCodeRefused, out_of_memory_message
 from .memory import release_freed_memory
 from .progress_bridge import transformers_progress
 from .specs import DEVICES, DTYPES, ModelInfo, ModelSpec
@@ -289,6 +289,9 @@ def load_model(spec: ModelSpec, ctx: TaskContext | None = None, quantization_con
     except Exception as exc:  # transformers raises many types; each gets a user-facing message
         if "trust_remote_code" in str(exc):
             raise RemoteCodeRefused(spec.source) from exc
+        memory = out_of_memory_message(exc, f"Loading {spec.source}")
+        if memory is not None:
+            raise ModelLoadError(memory) from exc
         raise ModelLoadError(_explain_load_error(spec, exc, extra, report)) from exc
     finally:
         collect_garbage()
