@@ -358,6 +358,12 @@ def _whole(text: str, max_lines: int = 40) -> str:
 
 
 def _explain_load_error(spec: ModelSpec, exc: Exception, extra: dict[str, Any], report: list[str] | None = None) -> str:
+    if type(exc).__name__ == "UnpicklingError":  # torch's weights-only loader refused the pickle
+        found = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+        return (f"Could not load {spec.source}: its pickled checkpoint holds more than tensors (the "
+                f"weights-only loader refused: {found.group(1).strip() if found else 'not tensors'}). "
+                "llmviz never unpickles arbitrary objects, since a pickle can run code; use a safetensors copy "
+                "of the weights.")
     text = _whole(str(exc))
     if report and "above report" in text:
         text = f"{text}\n{_whole(chr(10).join(report))}"
