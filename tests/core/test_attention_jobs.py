@@ -156,3 +156,56 @@ def test_torch_threads_restores_the_count_after_an_error():
             assert torch.get_num_threads() == (1 if before > 1 else 2)
             raise RuntimeError("boom")
     assert torch.get_num_threads() == before
+
+
+def _previous_jobs(session):
+    """Every job kind the attention views (and others on the same thread) run, by name."""
+    from llmviz.core import scratch
+
+    ctx = TaskContext()
+
+    def tid() -> int:
+        return session.require_trace().id
+
+    return {
+        "run_text": lambda: session.run(TEXT),
+        "head map": lambda: J.attention_map(session, ctx, tid(), "head", 1, 2, max_cells=9),
+        "mean map": lambda: J.attention_map(session, ctx, tid(), "mean", 0, 0, max_cells=9),
+        "max map": lambda: J.attention_map(session, ctx, tid(), "max", 2, 0, max_cells=9),
+        "rollout map": lambda: J.attention_map(session, ctx, tid(), "rollout", max_cells=9),
+        "prefetch": lambda: J.prefetch_maps(session, ctx, tid(), [(0, 1), (2, 3)], max_cells=9),
+        "row": lambda: J.attention_row(session, ctx, tid(), 4, "max", 1, 0),
+        "rollout row": lambda: J.attention_row(session, ctx, tid(), 4, "rollout"),
+        "overview": lambda: J.overview_layer(session, ctx, tid(), 1, size=8),
+        "head walk-through": lambda: scratch.head_walkthrough(session, ctx, tid(), 1, 1),
+        "toy walk-through": lambda: scratch.toy_walkthrough(session, ctx, 8, 6, 0),
+    }
+
+
+@pytest.mark.parametrize("engine_policy", [False, True], ids=["jobs as called", "every job in inference mode"])
+def test_every_map_kind_after_every_other_job_kind(llama, engine_policy):
+    """The per-thread scratch buffer may be (re)allocated by any job, inside torch.inference_mode()
+    (overview_layer) or not; every map kind must work after it, in or out of inference mode.
+    (A buffer grown under inference mode broke every later map: 'Inplace update to inference
+    tensor outside InferenceMode'.)"""
+    import torch
+
+    llama.run(TEXT)
+    failures = []
+    for name, job in _previous_jobs(llama).items():
+        for source in ("head", "mean", "max", "rollout"):
+            A._scratch.buf = None  # the previous job allocates it afresh
+            with torch.inference_mode() if engine_policy else torch.inference_mode(False):
+                job()
+            trace = llama.require_trace()
+            llama.extras.pop("attention", None)  # no cached result: every map is computed
+            try:
+                out = J.attention_map(llama, TaskContext(), trace.id, source, 2, 3, max_cells=5)
+                row = J.attention_row(llama, TaskContext(), trace.id, 3, source, 2, 3)
+            except RuntimeError as exc:
+                failures.append(f"{source} after {name}: {exc}")
+                continue
+            assert np.isfinite(out.matrix).all() and np.isfinite(row.values).all()
+            if source != "max":  # a max over heads is not a distribution
+                assert abs(float(row.values.sum()) - 1.0) < 1e-4
+    assert not failures, "\n".join(failures)
