@@ -108,8 +108,8 @@ class _Progress:
 
     def __call__(self, p: Any) -> None:
         pct = f" {p.fraction * 100:3.0f}%" if p.fraction is not None else ""
+        self.open = True  # first: a signal may interrupt the print itself
         print(f"\r{p.stage}{pct}".ljust(70), end="", file=sys.stderr, flush=True)
-        self.open = True
 
     def end_line(self) -> None:
         if self.open:

@@ -61,7 +61,9 @@ def safetensors_problem(path: Path) -> str | None:
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.name != MANIFEST_NAME and TEMP_MARK not in p.name)
+    """The files a manifest covers: not itself, temporary files or hidden bookkeeping (an owner file)."""
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.name != MANIFEST_NAME and TEMP_MARK not in p.name and not p.name.startswith("."))
 
 
 def build_manifest(folder: Path, **about: Any) -> dict[str, Any]:
