@@ -25,7 +25,7 @@ def _refused_quickly(result, pattern, out):
     ("/dev/zero", r"/dev/zero is a device, not a text file"),
     ("/dev/urandom", r"is a device"),
     ("/proc", r"/proc is a folder"),
-])
+], ids=["dev-zero", "dev-urandom", "folder"])
 def test_devices_and_folders(tmp_path, tiny_models, path, pattern):
     out = tmp_path / "o"
     result = run_cli("export", "--model", str(tiny_models["llama"]), "--text-file", path, "--out", str(out), timeout=60)
@@ -108,7 +108,7 @@ def test_standard_input_is_read(tmp_path, tiny_models):
 @pytest.mark.parametrize("content,pattern", [
     (b"\x7fELF\x02\x01\x01\x00\x00\x00binary", r"looks like a binary file"),
     (b"caf\xe9 au lait", r"is not UTF-8 text \(byte 3"),
-])
+], ids=["binary", "latin-1"])
 def test_binary_and_non_utf8_files(tmp_path, tiny_models, content, pattern):
     path = tmp_path / "input.txt"
     path.write_bytes(content)

@@ -33,7 +33,8 @@ def _export(model, out, **kwargs):
     ({"num_hidden_layers": "many"}, r"num_hidden_layers is 'many', not a whole number"),
     ({"hidden_size": 16384, "num_attention_heads": 128, "num_key_value_heads": 8, "num_hidden_layers": 200,
       "intermediate_size": 53248}, r"needs about [\d.,]+ TiB for its weights .* more than this machine's"),
-])
+], ids=["layers=1e9", "layers=0", "layers=-1", "heads=0", "hidden=30", "kv_heads=3", "vocab=1e12", "positions=2^40",
+        "layers='many'", "740B-parameters"])
 def test_absurd_configs_are_refused_before_the_weights(tmp_path, patched_model, changes, pattern):
     result = _export(patched_model("llama", **changes), tmp_path / "o", timeout=FAST_S)
     assert_refused(result, pattern, absent=[tmp_path / "o"])
@@ -96,7 +97,7 @@ def test_a_pickle_payload_is_refused_and_never_runs(tmp_path, tiny_models):
 @pytest.mark.parametrize("name,header", [
     ("huge tensor count", struct.pack("<IQQ", 3, 2**60, 0)),
     ("huge metadata count", struct.pack("<IQQ", 3, 0, 2**60)),
-])
+], ids=["tensor-count", "metadata-count"])
 def test_absurd_gguf_fails_fast(tmp_path, name, header):
     path = tmp_path / "absurd.gguf"
     path.write_bytes(b"GGUF" + header + b"\0" * 64)
@@ -118,7 +119,7 @@ def test_truncated_gguf_fails_fast(tmp_path):
     ("lying offsets", lambda: (lambda h: struct.pack("<Q", len(h)) + h + b"\0" * 64)(json.dumps(
         {"model.embed_tokens.weight": {"dtype": "F32", "shape": [2**40, 32], "data_offsets": [0, 2**47]}}).encode())),
     ("huge header", lambda: struct.pack("<Q", 2**60) + b"{" + b"\0" * 64),
-])
+], ids=["lying-offsets", "huge-header"])
 def test_absurd_safetensors_fail_fast(tmp_path, tiny_models, name, content):
     folder = tmp_path / "model"
     shutil.copytree(tiny_models["llama"], folder)

@@ -38,7 +38,8 @@ def test_out_is_a_device(tiny_models):
 
 
 @pytest.mark.parametrize("place,reason", [("/proc/llmviz-fault-out", "does not accept new files"),
-                                          ("/sys/llmviz-fault-out", "permission denied|not permitted")])
+                                          ("/sys/llmviz-fault-out", "permission denied|not permitted")],
+                         ids=["proc", "sys"])
 def test_out_in_a_kernel_file_system(tiny_models, place, reason):
     result = run_cli("export", "--model", str(tiny_models["llama"]), "--text", "hi", "--out", place)
     assert_refused(result, rf"Cannot write in /(proc|sys).*({reason})", absent=[Path(place)])
@@ -98,7 +99,7 @@ def test_file_size_limit_keeps_the_previous_export(tmp_path):
     ("-1", r"'-1' is not a layer number"),
     ("3-1", r"runs backwards"),
     ("0-99999999999", r"layer 99999999999 is beyond any model"),
-])
+], ids=["empty", "1-", "0,,1", "-1", "3-1", "0-99999999999"])
 def test_bad_layers_are_refused_before_any_model_work(tmp_path, tiny_models, layers, pattern):
     result = run_cli("export", "--model", str(tiny_models["llama"]), "--text", "hi", "--out", str(tmp_path / "o"),
                      "--layers", layers, timeout=60)
