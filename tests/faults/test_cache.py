@@ -55,6 +55,15 @@ def test_empty_read_only_cache(tmpfs, tmp_path):
     assert_refused(result, r"cannot use its cache folder .*: the file system is read-only", absent=[tmp_path / "o"])
 
 
+def test_cache_on_a_full_disk_is_refused_before_converting(tmpfs, tmp_path):
+    """The conversion's size is known (541.6 MB): a cache on an 8 MiB file system is refused up front."""
+    cache = tmpfs("size=8m")
+    result = _export(cache, tmp_path / "o", timeout=120)
+    assert_refused(result, r"Converting the bundled SmolLM2 needs [\d.,]+ MiB but .* has only [\d.,]+ MiB free\. "
+                           r"Free some space, or set LLMVIZ_CACHE_DIR", absent=[tmp_path / "o"], marker=str(cache))
+    assert not temporaries_under(cache) and not (cache / ENTRY).exists()
+
+
 def test_read_only_cache_with_a_sound_entry_is_used(tmpfs, tmp_path, converted_entry):
     """Reading needs no lock and no writing: a read-only cache that holds the entry works."""
     cache = tmpfs("size=700m")

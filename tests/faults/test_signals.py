@@ -89,3 +89,18 @@ def test_sigint_during_start_up_before_any_model(tmp_path):
     seen = wait_for(proc, r"Locating")
     result = interrupt(proc, signal.SIGINT, seen)
     assert_refused(result, r"stopped by SIGINT", code=130, absent=[out])
+
+
+def test_converter_child_ended_on_its_own(tmp_path):
+    """SIGTERM to the converter child alone: the command line says the conversion was interrupted
+    (not that the file is damaged), removes the temporary folder and exits 1."""
+    cache, out = tmp_path / "cache", tmp_path / "o"
+    proc = start_cli("export", "--model", "bundled:smollm2", "--text", "hi", "--out", str(out),
+                     env=env_with(LLMVIZ_CACHE_DIR=str(cache)))
+    seen = wait_for(proc, r"First use: ")
+    (child,) = _converter_running(cache)
+    child.terminate()
+    result = finish(proc, seen)
+    assert_refused(result, r"was interrupted: the converter was ended by SIGTERM\. Load the model again", code=1,
+                   absent=[out], marker=str(cache))
+    assert "Reinstall" not in result.stderr and not temporaries_under(cache)
