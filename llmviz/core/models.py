@@ -287,7 +287,7 @@ def load_model(spec: ModelSpec, ctx: TaskContext | None = None, quantization_con
     except MemoryError as exc:
         raise ModelLoadError(f"Out of memory while loading {spec.source}. Close other models or choose a smaller one.") from exc
     except Exception as exc:  # transformers raises many types; each gets a user-facing message
-        if "trust_remote_code" in str(exc):
+        if "trust_remote_code" in str(exc) and not spec.trust_remote_code:
             raise RemoteCodeRefused(spec.source) from exc
         memory = out_of_memory_message(exc, f"Loading {spec.source}")
         if memory is not None:
