@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .formatting import bytes_text
 from .paths import resource
 
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ class ArchitectureSummary:
             percent = f"{share:.1f} %" if share >= 0.1 else "< 0.1 %"
             out.append((f"  {name}", f"{n:,} ({percent})", "parameters in this part of the network"))
         for label, bits in PRECISIONS:
-            out.append((f"Weights at {label}", human_bytes(self.weight_bytes(bits)),
+            out.append((f"Weights at {label}", bytes_text(self.weight_bytes(bits)),
                         f"{self.total_params:,} × {bits} bits; quantized checkpoints add a few % for scales"))
         return out
 
@@ -150,15 +151,6 @@ class ArchitectureSummary:
         import pandas as pd
 
         return pd.DataFrame(self.rows(), columns=["field", "value", "meaning"])
-
-
-def human_bytes(n: float) -> str:
-    """1536 -> '1.5 KiB' (powers of two, as memory is sold)."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:,.1f} TiB"
 
 
 # ------------------------------------------------------------------ reading a config

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 from .errors import WriteError
+from .formatting import bytes_text
 
 TEMP_MARK = ".llmviz-part"
 STALE_AFTER_S = 3600.0  # a temporary file untouched this long belongs to a run that was killed
@@ -46,14 +47,6 @@ def os_reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return _REASONS.get(exc.errno or 0) or exc.strerror or str(exc) or type(exc).__name__
     return str(exc) or type(exc).__name__
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:,.1f} TiB"
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -215,7 +208,7 @@ def check_free_space(folder: str | Path, need: int, what: str, hint: str = "") -
         return  # some file systems cannot say; the write itself will tell
     margin = max(1 << 20, need // 100)
     if need + margin > free:
-        raise WriteError(f"{what} needs {human_bytes(need)} but {base} has only {human_bytes(free)} free. "
+        raise WriteError(f"{what} needs {bytes_text(need)} but {base} has only {bytes_text(free)} free. "
                          + (hint or "Free some space or choose another folder."))
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import psutil
 
-from .atomic import human_bytes
 from .errors import ModelLoadError
+from .formatting import bytes_text
 
 MAX_LAYERS = 1024
 MAX_HIDDEN = 131_072
@@ -120,9 +120,9 @@ def check_memory(figures: ConfigFigures, dtype: Any, source: str) -> None:
     have = psutil.virtual_memory().total + psutil.swap_memory().total
     if need > have:
         raise ModelLoadError(
-            f"{source} needs about {human_bytes(need)} for its weights in {name if name in DTYPE_BYTES else '16-bit'} "
+            f"{source} needs about {bytes_text(need)} for its weights in {name if name in DTYPE_BYTES else '16-bit'} "
             f"(about {figures.estimated_parameters / 1e9:,.1f} billion parameters), more than this machine's "
-            f"{human_bytes(have)} of memory and swap. Choose a smaller model, a smaller dtype or a quantized precision.")
+            f"{bytes_text(have)} of memory and swap. Choose a smaller model, a smaller dtype or a quantized precision.")
 
 
 MAX_CONFIG_BYTES = 16 * 2**20
@@ -151,7 +151,7 @@ def check_config_file(folder: str | Path, source: str) -> ConfigFigures | None:
         return None
     try:
         if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise ModelLoadError(f"{path} is {human_bytes(path.stat().st_size)}; a model configuration is a few "
+            raise ModelLoadError(f"{path} is {bytes_text(path.stat().st_size)}; a model configuration is a few "
                                  "kilobytes. It is not a transformers config.json.")
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from .atomic import human_bytes
 from .errors import InputError
+from .formatting import bytes_text
 
 LIMIT_ENV = "LLMVIZ_MAX_TEXT_BYTES"
 DEFAULT_LIMIT = 4 * 2**20  # 4 MiB: about a million tokens, far beyond any model's window here
@@ -43,7 +43,7 @@ def text_limit(override: int | None = None) -> int:
 
 
 def _too_big(name: str, limit: int, size: str, raise_hint: str) -> InputError:
-    return InputError(f"{name} is {size}, more than the {human_bytes(limit)} llmviz reads as text. "
+    return InputError(f"{name} is {size}, more than the {bytes_text(limit)} llmviz reads as text. "
                       f"Shorten it, or raise the limit: {raise_hint}.")
 
 
@@ -79,7 +79,7 @@ def read_text_file(path: str | Path, limit: int | None = None, idle_timeout_s: f
         if stat.S_ISSOCK(st.st_mode):
             raise InputError(f"{p} is a socket, not a text file.")
         if stat.S_ISREG(st.st_mode) and st.st_size > limit:
-            raise _too_big(p.name, limit, human_bytes(st.st_size), hint)
+            raise _too_big(p.name, limit, bytes_text(st.st_size), hint)
         try:
             # O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever
             fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -90,7 +90,7 @@ def read_text_file(path: str | Path, limit: int | None = None, idle_timeout_s: f
     finally:
         os.close(fd)
     if len(data) > limit:
-        raise _too_big(name, limit, f"longer than {human_bytes(limit)}", hint)
+        raise _too_big(name, limit, f"longer than {bytes_text(limit)}", hint)
     if b"\x00" in data[:8192]:
         raise InputError(f"{Path(name).name} looks like a binary file, not text.")
     try:

@@ -13,8 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from llmviz.core.atomic import (TEMP_MARK, AtomicGroup, atomic_open, atomic_path, check_output_folder,
-                                remove_stale_temporaries, write_text)
+from llmviz.core.atomic import (
+    TEMP_MARK,
+    AtomicGroup,
+    atomic_open,
+    atomic_path,
+    check_output_folder,
+    remove_stale_temporaries,
+    write_text,
+)
 from llmviz.core.config_check import MAX_LAYERS, check_config_file
 from llmviz.core.errors import InputError, ModelLoadError, WriteError
 from llmviz.core.export import layer_ranges, resolve_layers

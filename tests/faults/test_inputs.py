@@ -50,10 +50,10 @@ def test_the_limit_can_be_lowered_by_option_and_environment(tmp_path, tiny_model
     out = tmp_path / "o"
     by_option = run_cli("export", "--model", str(tiny_models["llama"]), "--text-file", str(text), "--out", str(out),
                         "--max-text-bytes", "100", timeout=60)
-    _refused_quickly(by_option, r"more than the 100 bytes", out)
+    _refused_quickly(by_option, r"more than the 100 B ", out)
     by_env = run_cli("export", "--model", str(tiny_models["llama"]), "--text-file", str(text), "--out", str(out),
                      env=env_with(LLMVIZ_MAX_TEXT_BYTES="200"), timeout=60)
-    _refused_quickly(by_env, r"more than the 200 bytes", out)
+    _refused_quickly(by_env, r"more than the 200 B ", out)
 
 
 def test_a_fifo_without_a_writer(tmp_path, tiny_models):
