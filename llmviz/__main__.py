@@ -1,4 +1,4 @@
-"""python -m llmviz: open the app, or run a headless command (export)."""
+"""python -m llmviz: open the app, run a headless command (export), or serve as the app's engine process."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ from .core.import_failure import import_failure_message
 
 
 def _main(argv: list[str]) -> int:
+    if argv and argv[0] == "__engine__" and len(argv) == 3:  # the window's engine process (core/engine.py)
+        from .core import engine
+
+        return engine.main(int(argv[1]), int(argv[2]))
     from .core.bundled import CONVERT_COMMAND
 
     if argv and argv[0] == CONVERT_COMMAND and len(argv) == 3:  # bundled.convert_gguf's child process

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from .attention_results import ROLLOUT_MAP_MAX_TOKENS
-from .results import AttentionCapture
 from .tasks import TaskContext
+from .trace_data import AttentionCapture
 
 ROW_BLOCK = 1024
 CHUNK_ELEMENTS = 1 << 19  # scores per slab (2 MB of float32, reused: see scratch(); a cancel waits for one slab)

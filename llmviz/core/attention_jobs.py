@@ -19,10 +19,10 @@ import torch
 from . import attention as A
 from .attention_results import AttentionMap, AttentionRow, LayerOverview
 from .errors import LlmvizError
-from .results import AttentionCapture, Trace
 from .session import Session
 from .tasks import TaskContext
 from .threads import torch_threads
+from .trace_data import AttentionCapture, TraceData
 
 CACHE_BYTES = 96 * 2**20
 MAX_REGION_CELLS = 2048
@@ -44,9 +44,9 @@ class _Cache:
             self.maps.popitem(last=False)
 
 
-def _capture(session: Session, trace_id: int) -> tuple[Trace, AttentionCapture, _Cache]:
+def _capture(session: Session, trace_id: int) -> tuple[TraceData, AttentionCapture, _Cache]:
     trace = session.require_trace(trace_id)
-    cap = trace.attention
+    cap = trace.capture
     if cap is None:
         raise LlmvizError(trace.attention_note or "This model's attention was not captured.")
     cache = session.extras.get("attention")
@@ -61,7 +61,7 @@ def clamp_selection(cap: AttentionCapture, layer: int, head: int) -> tuple[int, 
     return min(max(0, layer), cap.num_layers - 1), min(max(0, head), cap.num_heads - 1)
 
 
-def _keep(trace: Trace, hide_first: bool, hide_special: bool) -> np.ndarray:
+def _keep(trace: TraceData, hide_first: bool, hide_special: bool) -> np.ndarray:
     keep = A.kept_positions(trace.num_tokens, trace.tokens.special, hide_first, hide_special)
     if keep.size == 0:
         raise LlmvizError("Hiding the first and special tokens leaves no tokens to show; untick one of them.")

@@ -19,7 +19,7 @@ import torch
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from .results import AttentionCapture
+from .trace_data import AttentionCapture
 
 CAPTURE_IMPL = "llmviz_capture"
 _local = threading.local()

@@ -1,9 +1,4 @@
-"""Token and sentence similarity from a trace's hidden states, and 2-D projections of them.
-
-The similarity maps are plain numpy on vectors the trace already holds, so the similarity
-view computes them on the GUI thread as the layer slider moves (about a millisecond per
-map at T = 512).  Only what needs a forward pass (a second text) or torch (PCA through
-`torch.pca_lowrank`) runs on the worker.
+"""Token and sentence similarity from hidden states, and 2-D projections of them.
 
 Raw hidden states are anisotropic: every vector shares a large common direction, so all
 cosine similarities come out high.  Subtracting the text's mean direction first (an
@@ -13,29 +8,18 @@ option everywhere here) shows the structure that the common direction hides.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
+from .embeddings_results import Projection, SimilarityMap, layer_name
 from .errors import InputError, LlmvizError
-from .results import TokenTable
-
-if TYPE_CHECKING:
-    from .session import Session
-    from .tasks import TaskContext
+from .tasks import TaskContext
 
 #: Above this many tokens a map shows block means (a 1024 x 1024 image is already finer than a screen).
 MAX_CELLS = 1024
 #: Vectors used to fit the shared (trajectories) projection; all are projected.
 SHARED_FIT_ROWS = 20_000
-
-
-def layer_name(layer: int, num_layers: int) -> str:
-    """'embeddings' for 0, 'layer n' after block n, 'layer n (last)' for the final hidden state."""
-    if layer == 0:
-        return "embeddings"
-    return f"layer {layer}" + (" (last)" if layer == num_layers else "")
 
 
 def unit_rows(vectors: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
@@ -54,17 +38,6 @@ def block_means(rows: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
     sums = np.add.reduceat(rows, starts, axis=0)
     counts = np.diff(np.append(starts, n)).astype(np.float32)[:, None]
     return sums / counts, starts
-
-
-@dataclass(frozen=True)
-class SimilarityMap:
-    """Cosine similarity between two sets of token vectors (or one set with itself)."""
-
-    matrix: np.ndarray  # float32 [rows, cols]
-    row_index: np.ndarray  # first token of each row
-    col_index: np.ndarray
-    block: int  # tokens per cell side: 1 = exact values, else the mean over block x block pairs
-    centered: bool
 
 
 def cosine_map(a: np.ndarray, b: np.ndarray | None = None, center: bool = False, max_cells: int = MAX_CELLS) -> SimilarityMap:
@@ -116,55 +89,8 @@ def sentence_similarity(hidden_a: np.ndarray, hidden_b: np.ndarray) -> np.ndarra
     return np.clip((pa * pb).sum(axis=-1), -1.0, 1.0).astype(np.float32)
 
 
-# ---------------------------------------------------------------- two texts (worker)
-
-
-@dataclass(frozen=True)
-class TextComparison:
-    """The current trace's text against a second text run through the same model."""
-
-    trace_id: int
-    other_text: str
-    other_tokens: TokenTable
-    other_hidden: np.ndarray  # float32 [layers + 1, T2, D]
-    sentence: np.ndarray  # float32 [layers + 1]: cosine of mean-pooled vectors at each layer
-    truncated_from: int | None = None
-
-
-def compare_texts(session: "Session", ctx: "TaskContext", trace_id: int, other_text: str) -> TextComparison:
-    """Job: run `other_text` (without replacing the session's trace) and compare it with the trace."""
-    from .trace import run_trace
-
-    trace = session.require_trace(trace_id)
-    if not isinstance(other_text, str) or not other_text.strip():
-        raise InputError("Type a second text to compare with.")
-    other = run_trace(session.require_model(), other_text, ctx)
-    if other.is_empty:
-        raise InputError("The second text has no tokens for this model.")
-    return TextComparison(trace.id, other_text, other.tokens, other.hidden_states,
-                          sentence_similarity(trace.hidden_states, other.hidden_states), other.truncated_from)
-
-
-# ---------------------------------------------------------------- projections (worker)
-
-
-@dataclass(frozen=True)
-class Projection:
-    """Token vectors in 2-D: one PCA per layer, and one shared by all layers (for trajectories)."""
-
-    trace_id: int
-    unit_length: bool
-    per_layer: np.ndarray  # float32 [layers + 1, T, 2]
-    per_layer_explained: np.ndarray  # float32 [layers + 1, 2]: fraction of variance per component
-    shared: np.ndarray  # float32 [layers + 1, T, 2]
-    shared_explained: np.ndarray  # float32 [2]
-    shared_fit_rows: int  # how many vectors the shared PCA was fitted on
-
-
-def _pca(data, fit=None):  # type: ignore[no-untyped-def]
+def _pca(data: torch.Tensor, fit: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(coordinates [N, 2], explained fractions [2]) of `data` by torch.pca_lowrank fitted on `fit`."""
-    import torch
-
     fit = data if fit is None else fit
     q = min(12, fit.shape[0], fit.shape[1])  # oversampled: the first two axes come out accurate
     mean = fit.mean(dim=0, keepdim=True)
@@ -191,12 +117,8 @@ def _align_signs(coords: np.ndarray) -> np.ndarray:
     return out
 
 
-def projection(session: "Session", ctx: "TaskContext", trace_id: int, unit_length: bool = True) -> Projection:
-    """Job: PCA of the trace's token vectors at every layer, and one PCA shared by all layers."""
-    import torch
-
-    trace = session.require_trace(trace_id)
-    hidden = trace.hidden_states
+def project(hidden: np.ndarray, trace_id: int, unit_length: bool, ctx: TaskContext) -> Projection:
+    """PCA of token vectors [layers + 1, T, D] at every layer, and one PCA shared by all layers."""
     layers, t, _d = hidden.shape
     if t < 2:
         raise LlmvizError("A projection needs at least two tokens.")
@@ -214,5 +136,5 @@ def projection(session: "Session", ctx: "TaskContext", trace_id: int, unit_lengt
         fit = flat[torch.from_numpy(pick)]
     ctx.progress("Projecting token vectors (PCA)", layers / (layers + 1), "shared by all layers")
     shared, shared_frac = _pca(flat, fit)
-    return Projection(trace.id, unit_length, _align_signs(per_layer), explained,
+    return Projection(trace_id, unit_length, _align_signs(per_layer), explained,
                       shared.numpy().reshape(layers, t, 2).astype(np.float32), shared_frac.numpy(), int(fit.shape[0]))

@@ -35,7 +35,7 @@ def environment_report() -> dict[str, str]:
     report = {
         "llmviz": llmviz.__version__,
         "Python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # TorchVersion would import torch where it is unpickled
         "transformers": package_version("transformers"),
         "accelerate": package_version("accelerate"),
         "bitsandbytes": package_version("bitsandbytes"),
@@ -216,8 +216,8 @@ class BackgroundSampler(Generic[T]):
 class RunRecord:
     """One load or run as the GUI saw it.  Mutable: views finish drawing after the result arrives.
 
-    All times are `time.perf_counter()` seconds, which is one clock for every thread of the
-    process, so the worker's `emitted_at` and the GUI's receipt time can be subtracted.
+    Times are the window's `time.perf_counter()` seconds; the transfer from the engine is
+    measured on the wall clock both processes share (JobOutcome.transfer_s).
     """
 
     job_id: int
@@ -235,11 +235,11 @@ class RunRecord:
     model: str = ""
     tokens: int | None = None
 
-    def finish(self, status: str, elapsed_s: float, emitted_at: float, received_at: float,
+    def finish(self, status: str, elapsed_s: float, transfer_s: float | None, received_at: float,
                timings: Mapping[str, float] | None = None, load_s: float | None = None) -> None:
-        """Record the outcome: worker phases from `timings` (runs) or `load_s` (loads), and the transfer."""
+        """Record the outcome: engine phases from `timings` (runs) or `load_s` (loads), and the transfer."""
         self.status, self.worker_s, self.finished_at = status, elapsed_s, received_at
-        self.transfer_s = max(0.0, received_at - emitted_at) if emitted_at else None
+        self.transfer_s = transfer_s
         phases: dict[str, float] = {}
         if timings:
             for key in ("tokenize", "forward", "capture"):

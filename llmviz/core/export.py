@@ -13,9 +13,9 @@ import psutil
 from .atomic import AtomicGroup, check_free_space, created_folder, remove_stale_temporaries
 from .config_check import MAX_LAYERS
 from .errors import InputError
-from .results import Trace
 from .specs import ModelInfo
 from .tasks import TaskContext
+from .trace_data import TraceData
 
 MODEL_KEYS = (
     "source", "title", "architecture", "model_type", "num_parameters", "num_layers", "num_heads",
@@ -72,7 +72,7 @@ def model_record(info: ModelInfo) -> dict:
     return {key: getattr(info, key) for key in MODEL_KEYS}
 
 
-def tokens_frame(trace: Trace) -> pd.DataFrame:
+def tokens_frame(trace: TraceData) -> pd.DataFrame:
     tok = trace.tokens
     return pd.DataFrame({
         "position": np.arange(len(tok)),
@@ -84,9 +84,9 @@ def tokens_frame(trace: Trace) -> pd.DataFrame:
     })
 
 
-def check_attention_fits(trace: Trace, layers: list[int] | None) -> int:
+def check_attention_fits(trace: TraceData, layers: list[int] | None) -> int:
     """Bytes the requested attention tensor needs; raises InputError if it would not fit in memory."""
-    cap = trace.attention
+    cap = trace.capture
     if cap is None:
         raise InputError(trace.attention_note or "This model's attention was not captured.")
     n_layers = cap.num_layers if layers is None else len(layers)
@@ -104,14 +104,14 @@ def check_attention_fits(trace: Trace, layers: list[int] | None) -> int:
     return need
 
 
-def check_has_tokens(trace: Trace) -> None:
+def check_has_tokens(trace: TraceData) -> None:
     """InputError when the text gave the model nothing but special tokens (or nothing at all)."""
     if trace.is_empty or not (~np.asarray(trace.tokens.special, dtype=bool)).any():
         raise InputError("The text has no tokens for this model (only special tokens such as [CLS] [SEP], "
                          "or none at all); give some text.")
 
 
-def write_export(info: ModelInfo, trace: Trace, out: Path, layers: list[int] | None = None,
+def write_export(info: ModelInfo, trace: TraceData, out: Path, layers: list[int] | None = None,
                  ctx: TaskContext | None = None) -> list[Path]:
     """Write the three files into `out` (created), all or nothing; returns their paths.
 
@@ -126,7 +126,7 @@ def write_export(info: ModelInfo, trace: Trace, out: Path, layers: list[int] | N
     need = check_attention_fits(trace, layers)
     record = model_record(info)
     record.update(num_tokens=trace.num_tokens, truncated_from=trace.truncated_from,
-                  attention_layers=layers if layers is not None else list(range(trace.attention.num_layers)))
+                  attention_layers=layers if layers is not None else list(range(trace.capture.num_layers)))
     model_text = json.dumps(record, indent=2)
     tokens = tokens_frame(trace)
     estimate = need + NPZ_OVERHEAD + len(model_text) + int(tokens.memory_usage(deep=True).sum())
@@ -143,7 +143,7 @@ def write_export(info: ModelInfo, trace: Trace, out: Path, layers: list[int] | N
             tokens.to_csv(tmp, index=False)
         ctx.progress(f"Computing and writing {attn_path.name}", None)
         with group.path(attn_path) as tmp:
-            maps = all_maps(trace.attention, layers)
+            maps = all_maps(trace.capture, layers)
             ctx.check()
             with open(tmp, "wb") as f:
                 np.savez(f, attention=maps)

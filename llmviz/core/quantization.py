@@ -36,9 +36,9 @@ if TYPE_CHECKING:  # pragma: no cover - types only
     import torch
 
     from .models import LoadedModel
-    from .results import Trace
     from .session import Session
     from .specs import ModelInfo, ModelSpec
+    from .trace_data import TraceData
 
 EXTRAS_KEY = "quantization"
 TOP_K = 10
@@ -366,7 +366,7 @@ class _Observation:
 
     trace_id: int
     tokens: int
-    trace: Trace
+    trace: TraceData
     logprobs: Any  # torch.Tensor [T, V] float32 on the CPU, or None without logits
     forward_s: float
 
@@ -375,7 +375,7 @@ class _Observation:
 class _State:
     variants: OrderedDict[str, _Variant] = field(default_factory=OrderedDict)
     reference: _Observation | None = None
-    last_traces: dict[str, Trace] = field(default_factory=dict)  # the latest visit's variant trace
+    last_traces: dict[str, TraceData] = field(default_factory=dict)  # the latest visit's variant trace
     dial: DialState | None = None
 
 
@@ -872,7 +872,7 @@ def hidden_relative_error(reference: np.ndarray, variant: np.ndarray) -> np.ndar
     return out
 
 
-def _reference_observation(session: Session, state: _State, trace: Trace, n: int, ctx: TaskContext) -> _Observation:
+def _reference_observation(session: Session, state: _State, trace: TraceData, n: int, ctx: TaskContext) -> _Observation:
     from .trace import run_trace
 
     obs = state.reference
@@ -887,10 +887,10 @@ def _reference_observation(session: Session, state: _State, trace: Trace, n: int
     return state.reference
 
 
-def _head(key: str, trace_id: int, ref_trace: Trace, var_trace: Trace, layer: int, head: int) -> HeadDiff | None:
+def _head(key: str, trace_id: int, ref_trace: TraceData, var_trace: TraceData, layer: int, head: int) -> HeadDiff | None:
     from .attention import head_map
 
-    rc, vc = ref_trace.attention, var_trace.attention
+    rc, vc = ref_trace.capture, var_trace.capture
     if rc is None or vc is None:
         return None
     layer = min(max(0, layer), rc.num_layers - 1)
@@ -899,7 +899,7 @@ def _head(key: str, trace_id: int, ref_trace: Trace, var_trace: Trace, layer: in
 
 
 def _measure(session: Session, state: _State, p: Precision, loaded: LoadedModel, entry: _Variant | None,
-             from_cache: bool, trace: Trace, layer: int, head: int, ctx: TaskContext, keep: bool = True) -> ModeReport:
+             from_cache: bool, trace: TraceData, layer: int, head: int, ctx: TaskContext, keep: bool = True) -> ModeReport:
     """Run the variant on the trace's text and compare; `keep` its trace for later head requests."""
     from .trace import run_trace
 

@@ -1,19 +1,21 @@
-"""Result types that cross from the worker thread to the views: frozen, numpy only.
+"""Result types that cross from the engine process to the views: frozen, numpy only.
 
-No torch here (and none imported): views use these types, and the GUI must start
-without paying for a torch import.
+No torch here (and none imported): views use these types, and the window never imports
+torch. Trace ids are unique across engine processes (a restarted engine's first trace
+must not be mistaken for the old one's), so they count from the time the module loads.
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Mapping
 
 import numpy as np
 
-_trace_ids = itertools.count(1)
+_trace_ids = itertools.count(int(time.time() * 1e6))
 
 
 def next_trace_id() -> int:
@@ -70,59 +72,43 @@ class TokenTable:
 
 
 @dataclass(frozen=True)
-class AttentionCapture:
-    """What is needed to produce any (layer, head) attention map of one trace.
+class AttentionShape:
+    """What the window knows about a trace's captured attention (the arrays stay in the engine).
 
-    method 'qk': post-RoPE queries and keys per layer, captured during an sdpa-speed
-    forward; a head's map is recomputed on demand (see core.attention.head_map).
-    method 'weights': the full maps from an eager forward (models whose attention cannot
-    be captured otherwise).  For grouped-query models, query head h uses key head
-    h // (num_heads // num_kv_heads), as transformers' repeat_kv does.
+    For grouped-query models, query head h uses key head h // (num_heads // num_kv_heads).
     """
 
-    method: str
+    method: str  # 'qk' (queries and keys captured, maps recomputed on demand) or 'weights' (eager maps)
+    num_layers: int
     num_heads: int
     num_kv_heads: int
-    queries: tuple[np.ndarray, ...] = ()  # per layer [H, T, d]
-    keys: tuple[np.ndarray, ...] = ()  # per layer [KV, T, d]
-    scaling: tuple[float, ...] = ()
-    causal: tuple[bool, ...] = ()
-    masks: tuple[np.ndarray | None, ...] = ()  # per layer bool [T, T] (True = may attend), shared objects
-    biases: tuple[np.ndarray | None, ...] = ()  # per layer float32 [1 or H, T, T] additive
-    softcap: tuple[float | None, ...] = ()
-    weights: tuple[np.ndarray, ...] = ()  # per layer [H, T, T] when method == 'weights'
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.weights) if self.method == "weights" else len(self.queries)
-
-    @property
-    def num_tokens(self) -> int:
-        if self.method == "weights":
-            return int(self.weights[0].shape[-1]) if self.weights else 0
-        return int(self.keys[0].shape[1]) if self.keys else 0
+    num_tokens: int
 
     def kv_head(self, head: int) -> int:
         return head // max(1, self.num_heads // max(1, self.num_kv_heads))
 
     def full_bytes(self) -> int:
         """Bytes a float32 [layers, heads, T, T] tensor of every map would take."""
-        t = self.num_tokens
-        return self.num_layers * self.num_heads * t * t * 4
+        return self.num_layers * self.num_heads * self.num_tokens * self.num_tokens * 4
 
 
 @dataclass(frozen=True)
 class Trace:
-    """One text run through one model."""
+    """One text run through one model, as the window sees it.
+
+    The big arrays of the run (every hidden state, the captured queries and keys) stay in
+    the engine (core/trace_data.py); views ask jobs for what they draw, by `id`.
+    """
 
     id: int
     model_source: str
     model_title: str
     text: str
     tokens: TokenTable
-    hidden_states: np.ndarray  # float32 [layers + 1, T, D]: embeddings output, then each layer
+    num_states: int  # hidden states kept: the embeddings' output, then one per layer
+    hidden_size: int
     last_logits: np.ndarray | None  # float32 [V] at the final position; None for encoders
-    attention: AttentionCapture | None
+    attention: AttentionShape | None
     attention_note: str = ""
     truncated_from: int | None = None  # token count before truncation, when truncated
     timings: Mapping[str, float] = field(default_factory=dict)

@@ -144,7 +144,7 @@ def head_values(session: Session, ids: np.ndarray, layer: int) -> tuple[torch.Te
 def head_walkthrough(session: Session, ctx: TaskContext, trace_id: int, layer: int = 0, head: int = 0) -> Walkthrough:
     """q, k (the model's own, after RoPE), scores, mask, softmax, V and output of one real head."""
     trace = session.require_trace(trace_id)
-    cap = trace.attention
+    cap = trace.capture
     if cap is None:
         raise LlmvizError(trace.attention_note or "This model's attention was not captured.")
     if cap.method != "qk":

@@ -10,10 +10,10 @@ from typing import Any, Callable
 
 from .config_check import ConfigFigures
 from .models import LoadedModel, free, load_model
-from .results import Trace
 from .specs import ModelInfo, ModelSpec
 from .tasks import TaskContext
 from .trace import run_trace
+from .trace_data import TraceData
 
 
 class Session:
@@ -21,7 +21,7 @@ class Session:
 
     def __init__(self) -> None:
         self.loaded: LoadedModel | None = None
-        self.trace: Trace | None = None
+        self.trace: TraceData | None = None
         #: Worker-side state that features keep between jobs (e.g. quantized variants of the
         #: model, a generation in progress), keyed by feature name; cleared when the model changes.
         self.extras: dict[str, Any] = {}
@@ -48,12 +48,12 @@ class Session:
         free(old)
         return new.info
 
-    def run(self, text: str, ctx: TaskContext | None = None, max_tokens: int | None = None) -> Trace:
+    def run(self, text: str, ctx: TaskContext | None = None, max_tokens: int | None = None) -> TraceData:
         trace = run_trace(self.require_model(), text, ctx, max_tokens)
         self.trace = trace
         return trace
 
-    def require_trace(self, trace_id: int | None = None) -> Trace:
+    def require_trace(self, trace_id: int | None = None) -> TraceData:
         from .errors import LlmvizError
 
         if self.trace is None or (trace_id is not None and self.trace.id != trace_id):

@@ -1,4 +1,4 @@
-"""Run a text through a loaded model and keep what the views need: a `Trace`.
+"""Run a text through a loaded model: a `TraceData` (engine side) holding the `Trace` the window gets.
 
 One forward pass at sdpa speed records per-layer queries/keys (see capture.py), every
 hidden state and the final position's logits.  Full-vocabulary logits at every position
@@ -19,8 +19,9 @@ from .capture import Recorder, recording
 from .errors import InputError
 from .memory import release_freed_memory
 from .models import LoadedModel
-from .results import AttentionCapture, TokenTable, Trace, next_trace_id
+from .results import TokenTable, Trace, next_trace_id
 from .tasks import TaskContext
+from .trace_data import AttentionCapture, TraceData
 
 TRIM_TOKENS = 2048  # from this length on, freed activations are returned to the OS as the trace goes
 
@@ -109,8 +110,8 @@ def forward_inputs(loaded: LoadedModel, ids: np.ndarray) -> dict[str, Any]:
     return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
 
 
-def run_trace(loaded: LoadedModel, text: str, ctx: TaskContext | None = None, max_tokens: int | None = None) -> Trace:
-    """Tokenize `text`, run one forward pass with capture, return a Trace of numpy arrays."""
+def run_trace(loaded: LoadedModel, text: str, ctx: TaskContext | None = None, max_tokens: int | None = None) -> TraceData:
+    """Tokenize `text`, run one forward pass with capture, return its TraceData (numpy arrays)."""
     ctx = ctx or TaskContext()
     if not isinstance(text, str):
         raise InputError("The input must be text.")
@@ -121,11 +122,10 @@ def run_trace(loaded: LoadedModel, text: str, ctx: TaskContext | None = None, ma
     timings["tokenize_s"] = time.perf_counter() - t0
     t = len(tokens)
     if t == 0:
-        return Trace(
-            id=next_trace_id(), model_source=info.source, model_title=info.title, text=text, tokens=tokens,
-            hidden_states=np.zeros((info.num_layers + 1, 0, info.hidden_size), np.float32),
-            last_logits=None, attention=None, attention_note="The text has no tokens.", timings=timings,
-        )
+        empty = Trace(id=next_trace_id(), model_source=info.source, model_title=info.title, text=text, tokens=tokens,
+                      num_states=info.num_layers + 1, hidden_size=info.hidden_size, last_logits=None, attention=None,
+                      attention_note="The text has no tokens.", timings=timings)
+        return TraceData(empty, np.zeros((info.num_layers + 1, 0, info.hidden_size), np.float32), None)
     ctx.check()
     module = _forward_module(loaded)
     kwargs = forward_inputs(loaded, tokens.ids)
@@ -168,11 +168,12 @@ def run_trace(loaded: LoadedModel, text: str, ctx: TaskContext | None = None, ma
     timings["total_s"] = time.perf_counter() - t0
     trace = Trace(
         id=next_trace_id(), model_source=info.source, model_title=info.title, text=text, tokens=tokens,
-        hidden_states=hidden, last_logits=last_logits, attention=attention, attention_note=note,
+        num_states=hidden.shape[0], hidden_size=hidden.shape[-1], last_logits=last_logits,
+        attention=attention.shape if attention is not None else None, attention_note=note,
         truncated_from=truncated_from, timings=timings,
     )
-    trace.token_labels  # noqa: B018 - made here, on the worker, not by the first view that draws
-    return trace
+    trace.token_labels  # noqa: B018 - made here, in the engine, not by the first view that draws
+    return TraceData(trace, hidden, attention)
 
 
 def _attention_from(out: Any, recorder: Recorder, info: Any, eager: bool) -> tuple[AttentionCapture | None, str]:

@@ -24,7 +24,7 @@ def eager_attentions(folder, ids, decoder):
 
 
 def max_diff(trace, reference):
-    cap = trace.attention
+    cap = trace.capture
     return max(float(np.abs(head_map(cap, l, h) - reference[l][h]).max())
                for l in range(cap.num_layers) for h in range(cap.num_heads))
 
@@ -33,7 +33,7 @@ def test_smollm2_matches_eager_on_every_head(smollm2_session):
     from llmviz.core import bundled
 
     trace = smollm2_session.run(TEXT)
-    assert trace.attention.method == "qk" and trace.attention.num_kv_heads == 3
+    assert trace.capture.method == "qk" and trace.capture.num_kv_heads == 3
     ref = eager_attentions(bundled.model_folder("bundled:smollm2"), trace.tokens.ids, True)
     assert max_diff(trace, ref) <= 1e-4
 
@@ -44,7 +44,7 @@ def test_minilm_matches_eager_on_every_head(minilm_session):
     trace = minilm_session.run(TEXT)
     ref = eager_attentions(bundled.model_folder("bundled:minilm"), trace.tokens.ids, False)
     assert max_diff(trace, ref) <= 1e-4
-    assert not trace.attention.causal[0]  # an encoder attends both ways
+    assert not trace.capture.causal[0]  # an encoder attends both ways
 
 
 @pytest.mark.parametrize("name", ["llama", "gpt2", "bert"])
@@ -57,13 +57,13 @@ def test_tiny_models_match_eager(tiny_models, name):
 
 def test_maps_are_distributions(smollm2_session):
     trace = smollm2_session.run("one two three four")
-    maps = layer_maps(trace.attention, 5)
+    maps = layer_maps(trace.capture, 5)
     np.testing.assert_allclose(maps.sum(-1), 1.0, atol=1e-5)
     assert np.all(np.triu(maps, 1) == 0)  # causal: no attention to later tokens
 
 
 def test_grouped_query_heads_share_keys():
-    from llmviz.core.results import AttentionCapture
+    from llmviz.core.trace_data import AttentionCapture
 
     cap = AttentionCapture("qk", num_heads=9, num_kv_heads=3)
     assert [cap.kv_head(h) for h in range(9)] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
@@ -72,6 +72,6 @@ def test_grouped_query_heads_share_keys():
 def test_out_of_range_head_is_an_error(smollm2_session):
     trace = smollm2_session.run("a b")
     with pytest.raises(IndexError):
-        head_map(trace.attention, 30, 0)
+        head_map(trace.capture, 30, 0)
     with pytest.raises(IndexError):
-        head_map(trace.attention, 0, 9)
+        head_map(trace.capture, 0, 9)

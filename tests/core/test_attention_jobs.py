@@ -39,7 +39,7 @@ def mamba_folder(tmp_path_factory):
 
 def test_out_of_range_selection_is_clamped(llama):
     trace = llama.run(TEXT)
-    cap = trace.attention
+    cap = trace.capture
     got = J.attention_map(llama, TaskContext(), trace.id, "head", layer=29, head=8)
     assert (got.layer, got.head) == (cap.num_layers - 1, cap.num_heads - 1)
     np.testing.assert_allclose(got.matrix, A.head_map(cap, cap.num_layers - 1, cap.num_heads - 1), atol=1e-6)
@@ -53,7 +53,7 @@ def test_screen_resolution_and_zoom_regions(llama):
     assert coarse.block == -(-t // 5) and coarse.reduce == "mean" and max(coarse.matrix.shape) <= 5
     zoom = J.attention_map(llama, TaskContext(), trace.id, "mean", 1, 0, max_cells=5, region=(2, 6, 1, 4))
     assert zoom.block == 1 and zoom.region == (2, 6, 1, 4)
-    np.testing.assert_allclose(zoom.matrix, A.layer_maps(trace.attention, 1).mean(0)[2:6, 1:4], atol=1e-6)
+    np.testing.assert_allclose(zoom.matrix, A.layer_maps(trace.capture, 1).mean(0)[2:6, 1:4], atol=1e-6)
 
 
 def test_results_are_cached_per_trace(llama):
@@ -80,7 +80,7 @@ def test_hiding_every_token_says_so(llama):
 def test_rows_with_hidden_sink_and_renormalisation(llama):
     trace = llama.run(TEXT)
     row = J.attention_row(llama, TaskContext(), trace.id, 7, "head", 2, 3, hide_first=True, renormalise=True)
-    exact = A.head_map(trace.attention, 2, 3)[7, 1:]
+    exact = A.head_map(trace.capture, 2, 3)[7, 1:]
     np.testing.assert_allclose(row.values, exact / exact.sum(), atol=1e-6)
     assert row.positions[0] == 1 and row.query == 7
     with pytest.raises(LlmvizError):
@@ -89,7 +89,7 @@ def test_rows_with_hidden_sink_and_renormalisation(llama):
 
 def test_rollout_map_and_rows(llama, monkeypatch):
     trace = llama.run(TEXT)
-    full = A.rollout(trace.attention)
+    full = A.rollout(trace.capture)
     shown = J.attention_map(llama, TaskContext(), trace.id, "rollout", max_cells=4096)
     np.testing.assert_allclose(shown.matrix, full, atol=1e-6)
     row = J.attention_row(llama, TaskContext(), trace.id, 5, "rollout")
@@ -105,7 +105,7 @@ def test_rollout_map_and_rows(llama, monkeypatch):
 def test_overview_layer(llama):
     trace = llama.run(TEXT)
     out = J.overview_layer(llama, TaskContext(), trace.id, 1, size=8)
-    assert out.thumbs.shape[0] == trace.attention.num_heads and out.layer == 1
+    assert out.thumbs.shape[0] == trace.capture.num_heads and out.layer == 1
     assert J.overview_layer(llama, TaskContext(), trace.id, 1, size=8) is out
     with pytest.raises(LlmvizError):
         J.overview_layer(llama, TaskContext(), trace.id, 99)
@@ -115,7 +115,7 @@ def test_model_without_capture_says_so(mamba_folder):
     session = Session()
     session.load(ModelSpec(str(mamba_folder), device="cpu"))
     trace = session.run(TEXT)
-    assert trace.attention is None
+    assert trace.capture is None
     with pytest.raises(LlmvizError, match="attention"):
         J.attention_map(session, TaskContext(), trace.id)
 
@@ -137,7 +137,7 @@ def test_one_head_is_computed_on_one_thread_and_the_pool_is_restored(llama, monk
     try:
         trace = llama.run(TEXT)
         head = J.attention_map(llama, TaskContext(), trace.id, "head", layer=1, head=2)
-        np.testing.assert_allclose(head.matrix, A.head_map(trace.attention, 1, 2), atol=1e-6)
+        np.testing.assert_allclose(head.matrix, A.head_map(trace.capture, 1, 2), atol=1e-6)
         J.attention_map(llama, TaskContext(), trace.id, "mean", layer=1)
         assert seen == [("head", 1), ("mean", 2)]
         assert torch.get_num_threads() == 2

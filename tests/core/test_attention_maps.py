@@ -55,7 +55,7 @@ def np_rollout(layers: list[np.ndarray]) -> np.ndarray:
 @pytest.mark.parametrize("name", ["llama", "bert", "gpt2"])
 @pytest.mark.parametrize("block,how", [(1, "max"), (3, "max"), (3, "mean"), (5, "mean")])
 def test_block_maps_equal_numpy_reduction_of_exact_map(traces, name, block, how):
-    cap = traces[name].attention
+    cap = traces[name].capture
     exact = A.head_map(cap, 1, 2)
     got = A.attention_blocks(cap, 1, 2, block=block, reduce=how)
     np.testing.assert_allclose(got, np_blocks(exact, block, how), atol=1e-6)
@@ -77,7 +77,7 @@ def test_block_reduce_of_signed_values_with_implicit_zero_columns(rows, cols, wi
 
 @pytest.mark.parametrize("source", ["mean", "max"])
 def test_aggregates_over_heads(traces, source):
-    cap = traces["llama"].attention
+    cap = traces["llama"].capture
     maps = A.layer_maps(cap, 2)
     want = maps.mean(0) if source == "mean" else maps.max(0)
     np.testing.assert_allclose(A.attention_blocks(cap, 2, 0, source), want, atol=1e-6)
@@ -88,7 +88,7 @@ def test_aggregates_over_heads(traces, source):
 @pytest.mark.parametrize("name", ["llama", "bert"])
 def test_hiding_renormalising_and_regions(traces, name):
     trace = traces[name]
-    cap = trace.attention
+    cap = trace.capture
     keep = A.kept_positions(trace.num_tokens, trace.tokens.special, hide_first=True, hide_special=True)
     assert 0 not in keep and not trace.tokens.special[keep].any()
     exact = A.head_map(cap, 0, 1)[np.ix_(keep, keep)]
@@ -105,7 +105,7 @@ def test_hiding_renormalising_and_regions(traces, name):
 
 
 def test_many_small_slabs_give_the_same_map(traces, monkeypatch):
-    cap = traces["llama"].attention
+    cap = traces["llama"].capture
     whole = A.attention_blocks(cap, 1, 3, source="mean", block=2, reduce="mean")
     monkeypatch.setattr(A, "CHUNK_ELEMENTS", 64)  # a few rows per slab
     np.testing.assert_allclose(A.attention_blocks(cap, 1, 3, source="mean", block=2, reduce="mean"), whole, atol=1e-6)
@@ -115,7 +115,7 @@ def test_many_small_slabs_give_the_same_map(traces, monkeypatch):
 def test_the_reused_scratch_buffer_leaks_nothing_between_maps(traces):
     """Slabs are written into one reused buffer: maps of other shapes, sources and models
     computed in between (leaving larger and stale contents behind) change nothing."""
-    llama, bert = traces["llama"].attention, traces["bert"].attention
+    llama, bert = traces["llama"].capture, traces["bert"].capture
     first = A.attention_blocks(llama, 1, 2, block=3, reduce="max")
     A.scratch(10_000).fill_(float("nan"))  # garbage where the next slab will go
     A.attention_blocks(bert, 0, 1, source="max", block=1)
@@ -125,13 +125,13 @@ def test_the_reused_scratch_buffer_leaks_nothing_between_maps(traces):
 
 
 def test_exact_row_matches_map(traces):
-    cap = traces["bert"].attention
+    cap = traces["bert"].capture
     np.testing.assert_allclose(A.exact_row(cap, 1, 0, 5), A.head_map(cap, 1, 0)[5], atol=1e-6)
     np.testing.assert_allclose(A.exact_row(cap, 1, 0, 5, "max"), A.layer_maps(cap, 1).max(0)[5], atol=1e-6)
 
 
 def test_layer_overview_statistics(traces):
-    cap = traces["llama"].attention
+    cap = traces["llama"].capture
     maps = A.layer_maps(cap, 1).astype(np.float64)
     t = cap.num_tokens
     out = A.layer_overview(cap, 1, size=8, reduce="max")
@@ -149,7 +149,7 @@ def test_layer_overview_statistics(traces):
 
 @pytest.mark.parametrize("name", ["llama", "bert"])
 def test_rollout_equals_direct_numpy_formula(traces, name):
-    cap = traces[name].attention
+    cap = traces[name].capture
     want = np_rollout([A.layer_maps(cap, l) for l in range(cap.num_layers)])
     got = A.rollout(cap)
     np.testing.assert_allclose(got, want, atol=1e-5)
@@ -161,22 +161,22 @@ def test_rollout_equals_direct_numpy_formula(traces, name):
 def test_rollout_map_has_a_size_limit(traces, monkeypatch):
     monkeypatch.setattr(A, "ROLLOUT_MAP_MAX_TOKENS", 4)
     with pytest.raises(ValueError):
-        A.rollout(traces["llama"].attention)
-    assert A.rollout_row(traces["llama"].attention, 3).shape == (traces["llama"].num_tokens,)
+        A.rollout(traces["llama"].capture)
+    assert A.rollout_row(traces["llama"].capture, 3).shape == (traces["llama"].num_tokens,)
 
 
 def test_one_token_gives_a_one_by_one_map(tiny_models):
     loaded = load_model(ModelSpec(str(tiny_models["llama"]), device="cpu"))
     trace = run_trace(loaded, "Hi", max_tokens=1)
     assert trace.num_tokens == 1
-    np.testing.assert_allclose(A.attention_blocks(trace.attention, 0, 0, block=1), [[1.0]], atol=1e-6)
-    np.testing.assert_allclose(A.rollout(trace.attention), [[1.0]], atol=1e-6)
-    out = A.layer_overview(trace.attention, 0, size=48)
-    assert out["thumbs"].shape == (trace.attention.num_heads, 1, 1) and np.all(out["entropy"] == 0)
+    np.testing.assert_allclose(A.attention_blocks(trace.capture, 0, 0, block=1), [[1.0]], atol=1e-6)
+    np.testing.assert_allclose(A.rollout(trace.capture), [[1.0]], atol=1e-6)
+    out = A.layer_overview(trace.capture, 0, size=48)
+    assert out["thumbs"].shape == (trace.capture.num_heads, 1, 1) and np.all(out["entropy"] == 0)
 
 
 def test_nan_from_the_model_stays_visible(traces):
-    cap = traces["llama"].attention
+    cap = traces["llama"].capture
     queries = [q.copy() for q in cap.queries]
     queries[0][1, 4, 0] = np.nan  # one broken query vector
     broken = dataclasses.replace(cap, queries=tuple(queries))
@@ -191,16 +191,16 @@ def test_cancel_stops_a_long_computation(traces, monkeypatch):
     ctx.token.cancel()
     monkeypatch.setattr(A, "CHUNK_ELEMENTS", 64)
     with pytest.raises(Cancelled):
-        A.attention_blocks(traces["llama"].attention, 0, 0, ctx=ctx)
+        A.attention_blocks(traces["llama"].capture, 0, 0, ctx=ctx)
     with pytest.raises(Cancelled):
-        A.rollout(traces["llama"].attention, ctx)
+        A.rollout(traces["llama"].capture, ctx)
 
 
 def test_smollm2_block_map_of_a_long_text(smollm2_session):
     """Real weights, grouped-query heads, several slabs: block max equals the exact map's."""
     text = " ".join(f"Sentence number {i} talks about cats, dogs and the weather." for i in range(60))
     trace = smollm2_session.run(text)
-    cap = trace.attention
+    cap = trace.capture
     assert cap.num_tokens > 600
     exact = A.head_map(cap, 7, 4)
     np.testing.assert_allclose(A.attention_blocks(cap, 7, 4, block=16, reduce="max"), np_blocks(exact, 16, "max"), atol=1e-6)

@@ -9,6 +9,8 @@ from transformers import AutoModel, AutoTokenizer
 
 from llmviz.core import bundled
 from llmviz.core import embeddings as em
+from llmviz.core import embeddings_jobs as ej
+from llmviz.core.embeddings_results import layer_name
 from llmviz.core.errors import InputError, LlmvizError
 from llmviz.core.session import Session
 from llmviz.core.specs import ModelSpec
@@ -84,23 +86,23 @@ def _sentence_transformers_embedding(text: str) -> np.ndarray:
 def test_two_texts_sentence_similarity_matches_minilm_usage(minilm_session):
     trace = minilm_session.run("The cat sat on the mat")
     ctx = TaskContext()
-    near = em.compare_texts(minilm_session, ctx, trace.id, "A kitten rested on the rug")
-    far = em.compare_texts(minilm_session, ctx, trace.id, "Quarterly profits fell sharply")
+    near = ej.compare_texts(minilm_session, ctx, trace.id, "A kitten rested on the rug")
+    far = ej.compare_texts(minilm_session, ctx, trace.id, "Quarterly profits fell sharply")
     expected = float(_sentence_transformers_embedding("The cat sat on the mat")
                      @ _sentence_transformers_embedding("A kitten rested on the rug"))
     assert near.sentence[-1] == pytest.approx(expected, abs=1e-4)
     assert near.sentence[-1] > far.sentence[-1] + 0.3
-    assert near.sentence.shape == (7,) and near.other_hidden.shape[0] == 7
+    assert near.sentence.shape == (7,)
     assert minilm_session.trace is trace  # the second text did not replace the trace
     with pytest.raises(InputError):
-        em.compare_texts(minilm_session, ctx, trace.id, "   ")
+        ej.compare_texts(minilm_session, ctx, trace.id, "   ")
     with pytest.raises(LlmvizError, match="no longer current"):
-        em.compare_texts(minilm_session, ctx, trace.id + 1000, "x")
+        ej.compare_texts(minilm_session, ctx, trace.id + 1000, "x")
 
 
 def test_projection_matches_an_svd(llama):
     trace = llama.run("The quick brown fox jumps over the lazy dog, " * 4)  # more tokens than PCA oversamples
-    proj = em.projection(llama, TaskContext(), trace.id, unit_length=False)
+    proj = ej.projection(llama, TaskContext(), trace.id, unit_length=False)
     layers, t = trace.hidden_states.shape[:2]
     assert proj.per_layer.shape == (layers, t, 2) and proj.shared.shape == (layers, t, 2)
     for layer in range(layers):
@@ -113,22 +115,48 @@ def test_projection_matches_an_svd(llama):
             sign = np.sign(np.dot(ours[:, axis], expected[:, axis]))
             np.testing.assert_allclose(ours[:, axis] * sign, expected[:, axis], atol=1e-3 * max(1.0, np.abs(expected).max()))
         np.testing.assert_allclose(proj.per_layer_explained[layer], s[:2] ** 2 / (s ** 2).sum(), atol=1e-4)
-    again = em.projection(llama, TaskContext(), trace.id, unit_length=False)
+    again = ej.projection(llama, TaskContext(), trace.id, unit_length=False)
     np.testing.assert_array_equal(proj.per_layer, again.per_layer)  # deterministic despite randomized PCA
 
 
 def test_projection_unit_length_and_too_short(llama):
     trace = llama.run("one two three four five")
-    proj = em.projection(llama, TaskContext(), trace.id, unit_length=True)
+    proj = ej.projection(llama, TaskContext(), trace.id, unit_length=True)
     assert proj.unit_length and np.abs(proj.per_layer).max() <= 2.0  # unit vectors stay within the unit ball
     assert proj.shared_fit_rows == trace.hidden_states.shape[0] * trace.num_tokens
     short = llama.run("a")
     assert short.num_tokens == 1
     with pytest.raises(LlmvizError, match="at least two tokens"):
-        em.projection(llama, TaskContext(), short.id)
+        ej.projection(llama, TaskContext(), short.id)
 
 
 def test_layer_names():
-    assert em.layer_name(0, 30) == "embeddings"
-    assert em.layer_name(30, 30) == "layer 30 (last)"
-    assert em.layer_name(5, 30) == "layer 5"
+    assert layer_name(0, 30) == "embeddings"
+    assert layer_name(30, 30) == "layer 30 (last)"
+    assert layer_name(5, 30) == "layer 5"
+
+
+def _torch_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    return torch.nn.functional.cosine_similarity(ta.unsqueeze(1), tb.unsqueeze(0), dim=-1).numpy()
+
+
+def test_map_jobs_compute_from_the_engines_hidden_states(minilm_session):
+    """The similarity view's maps, now jobs: the token map and the cross map of two texts at a
+    layer equal torch's cosine similarity of the hidden states (the second text run separately)."""
+    trace = minilm_session.run("The cat sat on the mat")
+    ctx = TaskContext()
+    sim = ej.similarity_map(minilm_session, ctx, trace.id, layer=3)
+    assert sim.layer == 3 and sim.trace_id == trace.id and sim.block == 1
+    np.testing.assert_allclose(sim.matrix, _torch_cosine(trace.hidden_states[3], trace.hidden_states[3]), atol=1e-5)
+    with pytest.raises(LlmvizError, match="Compare a second text first"):
+        ej.cross_map(minilm_session, ctx, trace.id, layer=6)
+    ej.compare_texts(minilm_session, ctx, trace.id, "A kitten rested on the rug")
+    other = Session()
+    other.loaded = minilm_session.loaded  # the same weights, a separate run of the second text
+    second = other.run("A kitten rested on the rug")
+    cross = ej.cross_map(minilm_session, ctx, trace.id, layer=6)
+    np.testing.assert_allclose(cross.matrix, _torch_cosine(trace.hidden_states[6], second.hidden_states[6]), atol=1e-5)
+    assert minilm_session.trace is trace
+    big = ej.similarity_map(minilm_session, ctx, trace.id, layer=99)  # clamped to the last layer
+    assert big.layer == 6

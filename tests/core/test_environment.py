@@ -120,7 +120,7 @@ def test_failing_sampler_stops_with_the_reason():
 def test_run_record_phases_transfer_and_draws():
     record = RunRecord(7, "run", "Running the model", started_at=100.0)
     timings = {"tokenize_s": 0.002, "forward_s": 0.5, "capture_s": 0.03, "total_s": 0.532}
-    record.finish("ok", elapsed_s=0.6, emitted_at=100.6, received_at=100.61, timings=timings)
+    record.finish("ok", elapsed_s=0.6, transfer_s=0.01, received_at=100.61, timings=timings)
     assert record.phases == pytest.approx({"tokenize": 0.002, "forward": 0.5, "capture": 0.03, "other worker": 0.068})
     assert record.transfer_s == pytest.approx(0.01)
     assert record.add_draw("attention", busy_at=100.612, ready_at=100.7)
@@ -134,10 +134,10 @@ def test_run_record_phases_transfer_and_draws():
 
 def test_load_record_and_table():
     load = RunRecord(1, "load", "Loading", started_at=0.0, model="tiny")
-    load.finish("ok", elapsed_s=4.0, emitted_at=4.0, received_at=4.002, load_s=3.5)
+    load.finish("ok", elapsed_s=4.0, transfer_s=0.002, received_at=4.002, load_s=3.5)
     assert load.phases == pytest.approx({"load": 3.5, "other worker": 0.5})
     failed = RunRecord(2, "run", "Running", started_at=5.0)
-    failed.finish("failed", elapsed_s=0.1, emitted_at=5.1, received_at=5.1005)
+    failed.finish("failed", elapsed_s=0.1, transfer_s=0.0005, received_at=5.1005)
     frame = run_log_frame([load, failed])
     assert list(frame["#"]) == [1, 2] and list(frame["status"]) == ["ok", "failed"]
     assert frame.loc[0, "load_ms"] == 3500.0 and frame.loc[0, "transfer_ms"] == pytest.approx(2.0)

@@ -31,7 +31,7 @@ def test_trace_matches_a_plain_forward(llama):
 def test_labels_are_made_on_the_worker_with_the_trace(llama):
     """run_trace (worker) makes the display labels, so the GUI thread's first draw does not."""
     trace = run_trace(llama, "Hello, world! 世界 🤖")
-    assert "token_labels" in vars(trace)  # computed already, not on first access
+    assert "token_labels" in vars(trace.trace)  # computed already, not on first access
     assert list(trace.token_labels) == trace.tokens.labels(trace.text) == trace.labels()
     assert trace.labels() is not trace.labels()  # callers get their own list
 
@@ -41,14 +41,14 @@ def test_token_spans_cover_the_text(llama):
     trace = run_trace(llama, text)
     covered = "".join(text[s:e] for s, e in zip(trace.tokens.starts, trace.tokens.ends) if e > s)
     assert covered.replace(" ", "") .startswith("Hello,world!")
-    assert trace.num_tokens > 8 and trace.attention is not None
+    assert trace.num_tokens > 8 and trace.capture is not None
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t  "])
 def test_empty_and_whitespace_text(llama, text):
     trace = run_trace(llama, text)
     if text == "":
-        assert trace.is_empty and trace.attention is None and trace.hidden_states.shape[1] == 0
+        assert trace.is_empty and trace.capture is None and trace.hidden_states.shape[1] == 0
     else:
         assert trace.num_tokens >= 1  # whitespace is real tokens for a BPE model
 
@@ -57,7 +57,7 @@ def test_text_longer_than_the_context_is_truncated(llama):
     trace = run_trace(llama, "word " * 200)
     assert trace.truncated_from is not None and trace.truncated_from > 64
     assert trace.num_tokens == 64
-    assert trace.attention.num_tokens == 64
+    assert trace.capture.num_tokens == 64
 
 
 def test_encoder_trace_has_no_logits(tiny_models):

@@ -1,0 +1,123 @@
+"""What the engine keeps of a run: the window's Trace plus the arrays that stay here.
+
+Every hidden state of an 8,192-token SmolLM2 run is 585 MB and its captured queries and
+keys more; they never cross to the window. Jobs read them from `session.trace` (a
+TraceData) and send back what a view draws, at screen resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from .results import AttentionShape, TokenTable, Trace
+
+
+@dataclass(frozen=True)
+class AttentionCapture:
+    """What is needed to produce any (layer, head) attention map of one trace.
+
+    method 'qk': post-RoPE queries and keys per layer, captured during an sdpa-speed
+    forward; a head's map is recomputed on demand (see core.attention.head_map).
+    method 'weights': the full maps from an eager forward (models whose attention cannot
+    be captured otherwise).  For grouped-query models, query head h uses key head
+    h // (num_heads // num_kv_heads), as transformers' repeat_kv does.
+    """
+
+    method: str
+    num_heads: int
+    num_kv_heads: int
+    queries: tuple[np.ndarray, ...] = ()  # per layer [H, T, d]
+    keys: tuple[np.ndarray, ...] = ()  # per layer [KV, T, d]
+    scaling: tuple[float, ...] = ()
+    causal: tuple[bool, ...] = ()
+    masks: tuple[np.ndarray | None, ...] = ()  # per layer bool [T, T] (True = may attend), shared objects
+    biases: tuple[np.ndarray | None, ...] = ()  # per layer float32 [1 or H, T, T] additive
+    softcap: tuple[float | None, ...] = ()
+    weights: tuple[np.ndarray, ...] = ()  # per layer [H, T, T] when method == 'weights'
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.weights) if self.method == "weights" else len(self.queries)
+
+    @property
+    def num_tokens(self) -> int:
+        if self.method == "weights":
+            return int(self.weights[0].shape[-1]) if self.weights else 0
+        return int(self.keys[0].shape[1]) if self.keys else 0
+
+    def kv_head(self, head: int) -> int:
+        return head // max(1, self.num_heads // max(1, self.num_kv_heads))
+
+    def full_bytes(self) -> int:
+        """Bytes a float32 [layers, heads, T, T] tensor of every map would take."""
+        t = self.num_tokens
+        return self.num_layers * self.num_heads * t * t * 4
+
+    @property
+    def shape(self) -> AttentionShape:
+        """What the window is told about this capture."""
+        return AttentionShape(self.method, self.num_layers, self.num_heads, self.num_kv_heads, self.num_tokens)
+
+
+@dataclass(frozen=True)
+class TraceData:
+    """A run as the engine keeps it: `trace` (sent to the window) and its big arrays."""
+
+    trace: Trace
+    hidden_states: np.ndarray  # float32 [layers + 1, T, D]: embeddings output, then each layer
+    capture: AttentionCapture | None
+
+    # The window's fields, read through for the jobs' convenience.
+    @property
+    def id(self) -> int:
+        return self.trace.id
+
+    @property
+    def text(self) -> str:
+        return self.trace.text
+
+    @property
+    def tokens(self) -> TokenTable:
+        return self.trace.tokens
+
+    @property
+    def num_tokens(self) -> int:
+        return self.trace.num_tokens
+
+    @property
+    def is_empty(self) -> bool:
+        return self.trace.is_empty
+
+    @property
+    def last_logits(self) -> np.ndarray | None:
+        return self.trace.last_logits
+
+    @property
+    def attention_note(self) -> str:
+        return self.trace.attention_note
+
+    @property
+    def model_source(self) -> str:
+        return self.trace.model_source
+
+    @property
+    def model_title(self) -> str:
+        return self.trace.model_title
+
+    @property
+    def token_labels(self) -> tuple[str, ...]:
+        return self.trace.token_labels
+
+    @property
+    def truncated_from(self) -> int | None:
+        return self.trace.truncated_from
+
+    @property
+    def timings(self) -> Mapping[str, float]:
+        return self.trace.timings
+
+    def labels(self) -> list[str]:
+        return self.trace.labels()
