@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import weakref
 from pathlib import Path
 
@@ -92,9 +93,44 @@ def no_dangling_qthreads(request: pytest.FixtureRequest):
     assert not running, f"test left QThreads running: {running}"
 
 
+def _live_children() -> list:
+    import psutil
+
+    out = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                out.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes():
+    """Fail a test that leaves a child process running (an engine or a converter outliving its
+    window is a leak a user pays for); the survivors are killed so later tests start clean."""
+    import psutil
+
+    yield
+    deadline = time.monotonic() + 3.0
+    alive = _live_children()
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = _live_children()
+    described = []
+    for child in alive:
+        try:
+            described.append(" ".join(child.cmdline()[:6]))
+            child.kill()
+        except psutil.NoSuchProcess:
+            continue
+    assert not described, f"test left processes running: {described}"
+
+
 @pytest.fixture
 def host(qtbot):
-    """A ModelHost with its worker thread; shut down after the test."""
+    """A ModelHost with its engine process; shut down after the test."""
     from llmviz.workers.model_host import ModelHost
 
     h = ModelHost()
