@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
+import socket
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
-from PySide6.QtCore import QObject, QSettings, QTimer
+from PySide6.QtCore import QObject, QSettings, QSocketNotifier, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
 from .core.bundled import DEFAULT_MODEL
 from .core.errors import LlmvizError
 from .core.specs import ModelSpec
 from .main_window import DEFAULT_TEXT, MainWindow, application
-from .workers.model_host import LOAD, TRACE, JobOutcome, ModelHost
+from .workers.jobs import JobOutcome
+from .workers.model_host import LOAD, TRACE, EngineEvent, ModelHost
 
 SETTINGS_ENV = "LLMVIZ_SETTINGS"
 
@@ -37,6 +42,7 @@ class ScreenshotDriver(QObject):
         self.exit_code: int | None = None
         self._capture_pending = False
         window.host.sig_finished.connect(self._on_finished)
+        window.host.sig_engine.connect(self._on_engine)
         window.sig_idle.connect(self.check)
         for view in window.views.values():
             view.sig_ready.connect(self.check)
@@ -68,6 +74,15 @@ class ScreenshotDriver(QObject):
     def _on_finished(self, outcome: JobOutcome) -> None:
         if outcome.channel in (LOAD, TRACE) and outcome.status == "failed":
             self.fail(outcome.message)
+
+    def _on_engine(self, event: EngineEvent) -> None:
+        """A restart keeps the promise (the shot is taken once the views have drawn again); an
+        engine that cannot start, or dies again while recovering, ends the run."""
+        if event.state == "died":
+            self._capture_pending = False
+            print(f"llmviz: {event.message}", file=sys.stderr, flush=True)
+        elif event.state == "failed":
+            self.fail(event.message)
 
     def check(self) -> None:
         w = self.window
@@ -110,7 +125,7 @@ def run_app(args: argparse.Namespace, text: str | None) -> int:
         return 2
     started = time.perf_counter()
     app = application()
-    host = ModelHost()
+    host = ModelHost()  # starts the engine process now: its torch import overlaps the window's start
     window = MainWindow(host, make_settings(), persist_layout=not args.screenshot)
     spec = ModelSpec(args.model, args.device, args.dtype, args.trust_remote_code)
     if args.size:
@@ -127,16 +142,52 @@ def run_app(args: argparse.Namespace, text: str | None) -> int:
     if args.quit_when_shown:
         QTimer.singleShot(0, lambda: (print(f"window-shown {time.perf_counter() - started:.3f}", flush=True), app.quit()))
     else:
-        QTimer.singleShot(0, lambda: (host.warm_up(), window.load_model(spec)))
-    code = app.exec()
-    if not host.shutdown():
-        # A torch call that cannot be interrupted is still running: leave without
-        # destroying the QThread under it (which would abort the process).
-        print("llmviz: the worker did not stop in time; exiting without waiting", file=sys.stderr)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code or (driver.exit_code if driver else 0) or 0)
+        QTimer.singleShot(0, lambda: window.load_model(spec))
+    with quit_on_signals(app) as stopped:
+        code = app.exec()
+    host.shutdown()  # the window's closeEvent did it already, unless the event loop was left otherwise
+    if stopped:
+        print(f"llmviz: stopped by {stopped[0].name}.", file=sys.stderr)
+        return 128 + stopped[0].value
     return driver.exit_code if driver and driver.exit_code is not None else code
+
+
+@contextlib.contextmanager
+def quit_on_signals(app: QApplication) -> Iterator[list[signal.Signals]]:
+    """SIGINT (Ctrl-C) and SIGTERM close the window as Quit does: the layout is saved and the
+    engine ended. Python runs signal handlers only between bytecodes, which the Qt event loop
+    rarely executes, so the signal is written to a socket that a QSocketNotifier watches."""
+    received: list[signal.Signals] = []
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    theirs.setblocking(False)
+
+    def on_wake() -> None:
+        try:
+            data = theirs.recv(16)
+        except OSError:
+            return
+        for number in data:
+            if not received:
+                received.append(signal.Signals(number))
+                for window in app.topLevelWidgets():
+                    if isinstance(window, MainWindow):
+                        window.close()
+                app.exit(128 + number)
+
+    notifier = QSocketNotifier(theirs.fileno(), QSocketNotifier.Type.Read)
+    notifier.activated.connect(on_wake)
+    previous_fd = signal.set_wakeup_fd(ours.fileno())
+    previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        signal.set_wakeup_fd(previous_fd)
+        notifier.setEnabled(False)
+        ours.close()
+        theirs.close()
 
 
 def main_gui(args: argparse.Namespace) -> int:

@@ -24,24 +24,25 @@ from PySide6.QtWidgets import (
 
 import llmviz
 
+from .core import targets
 from .core.errors import InputError
+from .core.formatting import bytes_text
 from .core.paths import resource
 from .core.results import Trace
 from .core.specs import ModelInfo, ModelSpec
 from .core.textio import read_text_file
 from .views import VIEWS, DockView
+from .widgets.elided_label import ElidedLabel
 from .widgets.message_bar import MessageBar
 from .widgets.model_bar import ModelBar
 from .widgets.text_input import TextInput
-from .workers.model_host import LOAD, TRACE, JobEvent, JobOutcome, ModelHost
+from .workers.jobs import JobEvent, JobHandle, JobOutcome
+from .workers.model_host import LOAD, TRACE, EngineEvent, ModelHost
 
 LAYOUT_VERSION = 1
 PROGRESS_DELAY_MS = 250  # work shorter than this shows no progress bar
+STUCK_AFTER_MS = 2000  # a job that has not honoured Cancel by then is inside one long native call
 DEFAULT_TEXT = "The cat sat on the mat"
-
-
-def human_gb(n: float) -> str:
-    return f"{n / 2**30:.2f} GB"
 
 
 class MainWindow(QMainWindow):
@@ -107,6 +108,14 @@ class MainWindow(QMainWindow):
         host.sig_progress.connect(self._on_progress)
         host.sig_started.connect(self._on_started)
         host.sig_busy.connect(self._on_busy)
+        host.sig_engine.connect(self._on_engine)
+        #: Each view's state when the engine died, put back once the text has run again.
+        self._states_to_restore: dict[str, dict] | None = None
+        self._stuck_timer = QTimer(self)
+        self._stuck_timer.setSingleShot(True)
+        self._stuck_timer.setInterval(STUCK_AFTER_MS)
+        self._stuck_timer.timeout.connect(self._check_stuck)
+        self._cancelled_job: JobHandle | None = None
         self._memory_timer = QTimer(self)
         self._memory_timer.timeout.connect(self._update_memory)
         self._memory_timer.start(1000)
@@ -165,9 +174,11 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
-        self.model_label = QLabel("No model")
+        self.model_label = ElidedLabel("No model")
+        self.engine_label = ElidedLabel()
+        self.engine_label.setObjectName("engineState")
         self.memory_label = QLabel()
-        self.progress_label = QLabel()
+        self.progress_label = ElidedLabel()
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
         self.progress.setTextVisible(False)
@@ -175,6 +186,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.setToolTip("Cancel the running work (Esc)")
         self.cancel_button.clicked.connect(self.cancel)
         bar.addWidget(self.model_label, 1)
+        bar.addPermanentWidget(self.engine_label)
         bar.addPermanentWidget(self.progress_label)
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
@@ -208,6 +220,8 @@ class MainWindow(QMainWindow):
         run_menu = self.menuBar().addMenu("&Run")
         self._action(run_menu, "Run now", self.text_input.emit_now, "Ctrl+Return")
         self._action(run_menu, "Cancel", self.cancel, "Esc")
+        run_menu.addSeparator()
+        self._action(run_menu, "Restart engine", lambda: self.host.restart_engine())
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "About llmviz", self.show_about)
 
@@ -277,7 +291,38 @@ class MainWindow(QMainWindow):
         self.text_input.set_text(text, emit=True)
 
     def cancel(self) -> None:
+        """The user's Stop: cancel everything; a job still running after STUCK_AFTER_MS (one long
+        native call that never reaches a cancel check) gets the offer to restart the engine."""
+        self._cancelled_job = self.host.running_job()
         self.host.cancel_all()
+        if self._cancelled_job is not None:
+            self._stuck_timer.start()
+
+    def _check_stuck(self) -> None:
+        job = self._cancelled_job
+        if job is not None and job is self.host.running_job():
+            self.message_bar.show_message(
+                f"“{job.label}” did not stop within {STUCK_AFTER_MS / 1000:.0f} s: it is inside one long call that "
+                "cannot be interrupted. Restarting the engine ends it at once and loads the model again.",
+                "warning", "Restart the engine", self.host.restart_engine)
+
+    def _on_engine(self, event: EngineEvent) -> None:
+        """The engine started, became ready, died (and is restarting), recovered, or failed."""
+        if event.state == "starting":
+            self.engine_label.setText("Starting the model engine…")
+        elif event.state == "ready":
+            self.engine_label.setText("")
+            self.engine_label.setToolTip(f"{event.message} · pid {event.pid}")
+        elif event.state == "died":
+            if self._states_to_restore is None:
+                self._states_to_restore = {name: view.state() for name, view in self.views.items()}
+            self.message_bar.show_message(event.message, "error")
+        elif event.state == "recovered":
+            self.message_bar.show_message(f"The model engine was restarted. {event.message}", "info")
+        elif event.state == "failed":
+            self._states_to_restore = None
+            self.engine_label.setText("")
+            self.message_bar.show_message(event.message, "error")
 
     # -- host signals (GUI thread) -------------------------------------------------------------
     def _on_model_loaded(self, info: ModelInfo) -> None:
@@ -297,7 +342,7 @@ class MainWindow(QMainWindow):
         for view in self.views.values():
             view.on_model_loaded(info)
         if self.env_report is None:
-            self.host.call("window.environment", "llmviz.core.jobs.environment", "Reading versions")
+            self.host.call(targets.ENVIRONMENT_REPORT, label="Reading versions", on_done=self._environment_read)
 
     def _on_trace(self, trace: Trace) -> None:
         self.trace = trace
@@ -313,11 +358,17 @@ class MainWindow(QMainWindow):
             self.text_input.set_notice(f"{trace.num_tokens:,} tokens · forward {t.get('forward_s', 0) * 1000:.0f} ms")
         for view in self.views.values():
             view.on_trace(trace)
+        if self._states_to_restore is not None:  # the engine was restarted: put back what each view showed
+            states, self._states_to_restore = self._states_to_restore, None
+            for name, state in states.items():
+                if name in self.views and state:
+                    self.views[name].restore_state(state)
+
+    def _environment_read(self, outcome: JobOutcome) -> None:
+        if outcome.ok:
+            self.env_report = outcome.value
 
     def _on_finished(self, outcome: JobOutcome) -> None:
-        if outcome.channel == "window.environment" and outcome.ok:
-            self.env_report = outcome.value
-            return
         if outcome.channel == LOAD and not outcome.ok:
             current = f" Still using {self.info.title}." if self.info else ""
             if outcome.status == "cancelled":
@@ -346,9 +397,8 @@ class MainWindow(QMainWindow):
         self.model_bar.set_spec(spec)
         self.host.load(spec)
 
-    def _on_started(self, started: tuple[int, str, str]) -> None:
-        _id, _channel, label = started
-        self.progress_label.setText(label)
+    def _on_started(self, handle: JobHandle) -> None:
+        self.progress_label.setText(handle.label)
 
     def _on_progress(self, event: JobEvent) -> None:
         p = event.progress
@@ -376,8 +426,10 @@ class MainWindow(QMainWindow):
             self.progress_label.clear()
 
     def _update_memory(self) -> None:
-        rss = psutil.Process().memory_info().rss
-        self.memory_label.setText(f"RAM {human_gb(rss)}")
+        own = psutil.Process().memory_info().rss
+        engine = self.host.engine_rss()
+        self.memory_label.setText(f"RAM {bytes_text(own + engine, 2)}")
+        self.memory_label.setToolTip(f"window {bytes_text(own)} · model engine {bytes_text(engine)}")
 
     # -- about, closing ------------------------------------------------------------------------
     def about_text(self) -> str:

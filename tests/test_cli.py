@@ -110,12 +110,14 @@ def test_export_selected_layers_and_bad_layers(tmp_path, tiny_models):
 def test_export_refuses_what_would_not_fit_in_memory():
     from llmviz.core.errors import InputError
     from llmviz.core.export import check_attention_fits
-    from llmviz.core.results import AttentionCapture, TokenTable, Trace
+    from llmviz.core.results import TokenTable, Trace
+    from llmviz.core.trace_data import AttentionCapture, TraceData
 
     t = 400_000  # 30 x 9 x T^2 floats: far beyond any machine's memory
     keys = np.broadcast_to(np.zeros((1, 1, 1), np.float32), (3, t, 64))
     cap = AttentionCapture("qk", 9, 3, queries=(keys,) * 30, keys=(keys,) * 30)
-    trace = Trace(1, "m", "m", "", TokenTable.empty(), np.zeros((1, 0, 1), np.float32), None, cap)
+    summary = Trace(1, "m", "m", "", TokenTable.empty(), 1, 1, None, cap.shape)
+    trace = TraceData(summary, np.zeros((1, 0, 1), np.float32), cap)
     with pytest.raises(InputError, match="--layers"):
         check_attention_fits(trace, None)
 
@@ -147,3 +149,53 @@ def test_a_damaged_dependency_is_named_without_a_traceback(tmp_path, tiny_models
     assert result.returncode == 3, result.stderr[-3000:]
     assert "'kernels'" in result.stderr and "the package is incomplete or damaged" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "o").exists()
+
+
+def engine_of(proc: subprocess.Popen, timeout_s: float = 60.0):  # type: ignore[no-untyped-def]
+    """The engine process a running `python -m llmviz` window started."""
+    import time
+
+    import psutil
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for child in psutil.Process(proc.pid).children():
+            if "__engine__" in child.cmdline():
+                return child
+        time.sleep(0.05)
+    raise AssertionError("no engine process appeared")
+
+
+@pytest.mark.slow
+def test_screenshot_keeps_its_promise_across_a_killed_engine(tmp_path, tiny_models):
+    """The engine dies before the views have drawn: the restart is reported on stderr, the views
+    draw again on the new engine and the shot is saved (exit 0)."""
+    out = tmp_path / "after-restart.png"
+    proc = subprocess.Popen([sys.executable, "-m", "llmviz", "--model", str(tiny_models["llama"]), "--text",
+                             "The cat sat on the mat", "--screenshot", str(out), "--size", "1000x700"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    engine_of(proc).kill()
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "SIGKILL" in stderr and "Restarting" in stderr and "Traceback" not in stderr
+    assert png_stats(out)[:2] == (1000, 700) and png_stats(out)[2] > 20
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_the_window_ends_cleanly_on_ctrl_c_and_sigterm(tmp_path, tiny_models, sig):
+    """Ctrl-C (SIGINT) and SIGTERM close the window like Quit: exit 130/143, one line, no
+    traceback, and the engine process ends with it."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "llmviz", "--model", str(tiny_models["llama"]), "--text", "x"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**ENV, "LLMVIZ_SETTINGS": str(tmp_path / "s.ini")})
+    engine = engine_of(proc)
+    time.sleep(1.0)
+    proc.send_signal(getattr(signal, sig))
+    _stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + getattr(signal, sig), stderr[-2000:]
+    assert f"stopped by {sig}" in stderr and "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    engine.wait(timeout=3)

@@ -37,12 +37,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.architecture import PRECISIONS, ArchitectureSummary, FamiliesComparison, human_bytes
+from ..core import targets
+from ..core.architecture import PRECISIONS, ArchitectureSummary, FamiliesComparison
 from ..core.block_builder import FORMULA_WHY, LABELS, LIMITS, BlockSpec, BuiltBlock
+from ..core.formatting import bytes_text
 from ..core.specs import ModelInfo
 from ..widgets.adaptive_splitter import AdaptiveSplitter
 from ..widgets.plot_style import style_plot
-from ..workers.model_host import JobOutcome
+from ..workers.jobs import JobOutcome
 from .base import DockView
 
 if TYPE_CHECKING:
@@ -50,7 +52,6 @@ if TYPE_CHECKING:
 
     from ..widgets.frame_table import FrameTable
 
-JOBS = "llmviz.core.structure_jobs"
 BAR_COLOR = "#0072B2"
 ERROR = "#B00020"
 
@@ -73,6 +74,7 @@ class ArchitectureView(DockView):
     TITLE = "Architecture"
     AREA = Qt.DockWidgetArea.LeftDockWidgetArea
     NEEDS_TRACE = False
+    STATE = ("tabs", "norm")
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(host, parent)
@@ -230,13 +232,30 @@ class ArchitectureView(DockView):
     def model_changed(self, info: ModelInfo) -> None:
         self.show_message(f"Summarizing the architecture of {info.title}…")
         self._pending = {"summary", "families", "block"}
-        self.host.call(f"{self.NAME}.summary", f"{JOBS}.architecture", "Summarizing the architecture")
-        self.host.call(f"{self.NAME}.families", f"{JOBS}.families", "Comparing architecture families")
+        self.host.call(targets.ARCHITECTURE_SUMMARY, label="Summarizing the architecture",
+                       on_done=lambda o: self._part_done("summary", o))
+        self.host.call(targets.ARCHITECTURE_FAMILIES, label="Comparing architecture families",
+                       on_done=lambda o: self._part_done("families", o))
         self.request_block()
 
     def on_trace(self, trace) -> None:  # type: ignore[no-untyped-def]
         """Nothing here depends on the text."""
         self.trace = trace
+
+    def state(self) -> dict:
+        return {**super().state(), "block": {name: box.value() for name, box in self.spin.items()}}
+
+    def restore_state(self, state: dict) -> list[str]:
+        unused = super().restore_state({k: v for k, v in state.items() if k != "block"})
+        block = state.get("block")
+        if isinstance(block, dict):
+            for name, value in block.items():
+                if name in self.spin and isinstance(value, int) and not isinstance(value, bool):
+                    self.spin[name].setValue(value)
+                else:
+                    unused.append(f"block.{name}")
+            self.request_block()
+        return unused
 
     def spec(self) -> BlockSpec:
         return BlockSpec(**{name: box.value() for name, box in self.spin.items()}, norm=self.norm.currentData())
@@ -244,7 +263,8 @@ class ArchitectureView(DockView):
     def request_block(self) -> None:
         self._pending.add("block")
         self.mark_busy()
-        self.host.call(f"{self.NAME}.block", f"{JOBS}.build_block", "Building the transformer block", spec=self.spec())
+        self.host.call(targets.ARCHITECTURE_BLOCK, label="Building the transformer block",
+                       on_done=lambda o: self._part_done("block", o), spec=self.spec())
 
     def match_loaded(self) -> None:
         """Set the builder to the loaded model's sizes (one block) and build."""
@@ -266,8 +286,7 @@ class ArchitectureView(DockView):
         self.norm.setCurrentIndex(0)
         self.request_block()
 
-    def job_finished(self, outcome: JobOutcome) -> None:
-        part = outcome.channel.split(".", 1)[1]
+    def _part_done(self, part: str, outcome: JobOutcome) -> None:
         if outcome.status == "cancelled":
             pass
         elif part == "block":
@@ -320,7 +339,7 @@ class ArchitectureView(DockView):
         item.addItem(pg.BarGraphItem(x0=[0] * len(ys), y=ys, width=sizes, height=0.6, brush=BAR_COLOR, pen=None))
         item.setLabel("bottom", f"{unit} (weights only)", **{"font-size": "12pt", "color": "#222"})
         for y, (label, bits), value in zip(ys, PRECISIONS, sizes):
-            text = pg.TextItem(human_bytes(summary.weight_bytes(bits)), color="#111", anchor=(0, 0.5))
+            text = pg.TextItem(bytes_text(summary.weight_bytes(bits)), color="#111", anchor=(0, 0.5))
             text.setPos(value, y)
             item.addItem(text)
         item.getAxis("left").setTicks([[(y, label) for y, (label, _) in zip(ys, PRECISIONS)]])

@@ -36,10 +36,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core import targets
 from ..core.attention_results import ROLLOUT_MAP_MAX_TOKENS, AttentionMap, AttentionRow, LayerOverview
 from ..core.results import Trace
 from ..core.specs import ModelInfo
-from ..workers.model_host import JobOutcome
+from ..workers.jobs import JobOutcome
 from .base import DockView
 from .head_grid import HeadGrid
 from .heatmap import HeatmapPlot
@@ -48,7 +49,6 @@ from .token_bars import TokenBars
 if TYPE_CHECKING:  # pandas is imported when a table or CSV is made, not at start-up
     import pandas as pd
 
-JOBS = "llmviz.core.attention_jobs"
 GRID_CELLS = 48  # thumbnail resolution (cells a side)
 MIN_CELLS, MAX_CELLS, FALLBACK_CELLS = 200, 2048, 1024
 ZOOM_DEBOUNCE_MS = 150
@@ -171,6 +171,8 @@ class AttentionView(DockView):
     NAME = "attention"
     TITLE = "Attention"
     AREA = Qt.DockWidgetArea.RightDockWidgetArea
+    STATE = ("source", "reduce", "colormap", "log_scale", "hide_first", "hide_special", "renormalise", "layer", "head",
+             "query", "grid_normalise", "stat_metric", "tabs")
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(host, parent)
@@ -414,8 +416,8 @@ class AttentionView(DockView):
             return
         source, layer, head = self.selection()
         self.mark_busy()
-        self.host.call(f"{self.NAME}.head", f"{JOBS}.attention_map", "Computing the attention map",
-                       trace_id=self.trace.id, source=source, layer=layer, head=head,
+        self.host.call(targets.ATTENTION_MAP, channel=self.channel("head"), label="Computing the attention map",
+                       on_done=self.on_result(self._draw_head, lambda o: self._job_failed("head", o)), trace_id=self.trace.id, source=source, layer=layer, head=head,
                        reduce=self.reduce.currentData(), max_cells=self.head_panel.max_cells(), **self._options())
         if self.head_panel.query_unit is not None:
             self._request_row()
@@ -424,7 +426,8 @@ class AttentionView(DockView):
         shown = self.head_panel.shown
         if shown is None or not self._has_maps():
             return
-        self.host.call(f"{self.NAME}.head_detail", f"{JOBS}.attention_map", "Computing the zoomed region",
+        self.host.call(targets.ATTENTION_MAP, channel=self.channel("head_detail"), label="Computing the zoomed region",
+                       on_done=self.on_result(self._draw_head_detail, lambda o: self._job_failed("head_detail", o)),
                        trace_id=self.trace.id, source=shown.source, layer=shown.layer, head=shown.head,
                        reduce=self.reduce.currentData(), max_cells=self.head_panel.max_cells(),
                        region=region, **self._options())
@@ -439,7 +442,9 @@ class AttentionView(DockView):
         if shown is None or unit is None or unit >= shown.positions.size or not self._has_maps():
             return
         source, layer, head = self.selection()
-        self.host.call(f"{self.NAME}.row", f"{JOBS}.attention_row", "Computing the query's attention",
+        self.host.call(targets.ATTENTION_ROW, channel=self.channel("row"), label="Computing the query's attention",
+                       on_done=self.on_result(lambda row: self._draw_row(row, self.head_panel, "Attention"),
+                                              lambda o: self._job_failed("row", o)),
                        trace_id=self.trace.id, query=int(shown.positions[unit]), source=source, layer=layer,
                        head=head, **self._options())
 
@@ -473,8 +478,9 @@ class AttentionView(DockView):
         layers, heads = self.layer.maximum() + 1, self.head.maximum() + 1
         flat = result.layer * heads + result.head
         picks = [divmod(f, heads) for f in (flat + 1, flat - 1, flat + heads, flat - heads) if 0 <= f < layers * heads]
-        self.host.call_background(f"{self.NAME}.prefetch", f"{JOBS}.prefetch_maps", "Precomputing neighbouring heads",
-                                  trace_id=self.trace.id, heads=picks, reduce=self.reduce.currentData(),
+        # Background work only fills the engine's cache; a failure shows when the head is asked for.
+        self.host.call(targets.ATTENTION_PREFETCH, channel=self.channel("prefetch"), background=True,
+                       label="Precomputing neighbouring heads", trace_id=self.trace.id, heads=picks, reduce=self.reduce.currentData(),
                                   max_cells=self.head_panel.max_cells(), **self._options())
 
     def _draw_row(self, row: AttentionRow, panel: _MapPanel, what: str) -> None:
@@ -508,7 +514,8 @@ class AttentionView(DockView):
                                      f"{self.trace.num_tokens:,} tokens")
             return
         self.grid_status.setText(f"Computing layer {missing[0] + 1} of {cap.num_layers}…")
-        self.host.call(f"{self.NAME}.overview", f"{JOBS}.overview_layer", "Overview of all heads",
+        self.host.call(targets.ATTENTION_OVERVIEW, channel=self.channel("overview"), label="Overview of all heads",
+                       on_done=self.on_result(self._overview_arrived, lambda o: self._job_failed("overview", o)),
                        trace_id=self.trace.id, layer=missing[0], size=GRID_CELLS, reduce=self.reduce.currentData())
 
     def _draw_stats(self, *_: object) -> None:
@@ -554,14 +561,17 @@ class AttentionView(DockView):
             return
         self.rollout_panel.heatmap.setVisible(True)
         self.rollout_panel.summary.setText("Computing the rollout…")
-        self.host.call(f"{self.NAME}.rollout", f"{JOBS}.attention_map", "Attention rollout",
+        self.host.call(targets.ATTENTION_MAP, channel=self.channel("rollout"), label="Attention rollout",
+                       on_done=self.on_result(self._draw_rollout, lambda o: self._job_failed("rollout", o)),
                        trace_id=self.trace.id, source="rollout", reduce=self.reduce.currentData(),
                        max_cells=self.rollout_panel.max_cells(), **self._options())
         self._request_rollout_row()
 
     def _request_rollout_detail(self, region: tuple[int, int, int, int]) -> None:
         if self._has_maps():
-            self.host.call(f"{self.NAME}.rollout_detail", f"{JOBS}.attention_map", "Computing the zoomed region",
+            self.host.call(targets.ATTENTION_MAP, channel=self.channel("rollout_detail"),
+                           label="Computing the zoomed region",
+                           on_done=self.on_result(self._draw_rollout_detail, lambda o: self._job_failed("rollout_detail", o)),
                            trace_id=self.trace.id, source="rollout", reduce=self.reduce.currentData(),
                            max_cells=self.rollout_panel.max_cells(), region=region, **self._options())
 
@@ -572,7 +582,9 @@ class AttentionView(DockView):
 
     def _request_rollout_row(self, *_: object) -> None:
         if self._has_maps():
-            self.host.call(f"{self.NAME}.rollout_row", f"{JOBS}.attention_row", "Rollout of one token",
+            self.host.call(targets.ATTENTION_ROW, channel=self.channel("rollout_row"), label="Rollout of one token",
+                           on_done=self.on_result(lambda row: self._draw_row(row, self.rollout_panel, "Rollout"),
+                                                  lambda o: self._job_failed("rollout_row", o)),
                            trace_id=self.trace.id, query=self.query.value(), source="rollout", **self._options())
 
     def _draw_rollout(self, result: AttentionMap) -> None:
@@ -582,35 +594,20 @@ class AttentionView(DockView):
                               f"each input token contributes to position q at the top · {result.compute_s * 1000:.0f} ms")
 
     # -- results ---------------------------------------------------------------------------
-    def job_finished(self, outcome: JobOutcome) -> None:
-        trace = self.trace
-        if trace is None or outcome.kwargs.get("trace_id") != trace.id:
-            return
-        what = outcome.channel.split(".", 1)[1]
-        if what == "prefetch":
-            return  # background work: it only fills the worker's cache (a failure shows when the head is asked for)
-        if not outcome.ok:
-            self._job_failed(what, outcome)
-            return
-        value = outcome.value
-        if what == "head":
-            self._draw_head(value)
-        elif what == "head_detail" and self.head_panel.shown is not None:
-            self.head_panel.draw_detail(value)
-        elif what == "row":
-            self._draw_row(value, self.head_panel, "Attention")
-        elif what == "overview":
-            self.overviews[value.layer] = value
-            self.grid.set_layer(value)
-            if self.tabs.currentIndex() == TAB_STATS:
-                self._draw_stats()
-            self._next_overview()
-        elif what == "rollout":
-            self._draw_rollout(value)
-        elif what == "rollout_detail" and self.rollout_panel.shown is not None:
-            self.rollout_panel.draw_detail(value)
-        elif what == "rollout_row":
-            self._draw_row(value, self.rollout_panel, "Rollout")
+    def _draw_head_detail(self, result: AttentionMap) -> None:
+        if self.head_panel.shown is not None:
+            self.head_panel.draw_detail(result)
+
+    def _draw_rollout_detail(self, result: AttentionMap) -> None:
+        if self.rollout_panel.shown is not None:
+            self.rollout_panel.draw_detail(result)
+
+    def _overview_arrived(self, overview: LayerOverview) -> None:
+        self.overviews[overview.layer] = overview
+        self.grid.set_layer(overview)
+        if self.tabs.currentIndex() == TAB_STATS:
+            self._draw_stats()
+        self._next_overview()
 
     def _job_failed(self, what: str, outcome: JobOutcome) -> None:
         text = "Cancelled." if outcome.status == "cancelled" else outcome.message

@@ -24,14 +24,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core import targets
 from ..core.attention_results import WalkStep, Walkthrough
 from ..core.results import Trace
 from ..core.specs import ModelInfo
-from ..workers.model_host import JobOutcome
+from ..workers.jobs import JobOutcome
 from .base import DockView
 from .heatmap import HeatmapPlot
 
-TARGET = "llmviz.core.scratch"
 SIGNED_MAP = "CET-D1"  # blue-white-red, perceptually uniform
 PANEL_HEIGHT = 300
 
@@ -51,6 +51,7 @@ class ScratchView(DockView):
     TITLE = "Attention from scratch"
     AREA = Qt.DockWidgetArea.RightDockWidgetArea
     NEEDS_TRACE = False
+    STATE = ("toy_mode", "head_mode", "embed_dim", "seq_len", "seed", "layer", "head")
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(host, parent)
@@ -106,8 +107,8 @@ class ScratchView(DockView):
     def request(self, *_: object) -> None:
         self.mark_busy()
         if self.toy_mode.isChecked():
-            self.host.call(f"{self.NAME}.walk", f"{TARGET}.toy_walkthrough", "Attention from scratch",
-                           embed_dim=self.embed_dim.value(), seq_len=self.seq_len.value(), seed=self.seed.value())
+            self.host.call(targets.SCRATCH_TOY, channel=self.channel("walk"), label="Attention from scratch",
+                           on_done=self._walked, embed_dim=self.embed_dim.value(), seq_len=self.seq_len.value(), seed=self.seed.value())
             return
         trace = self.trace
         if trace is None or trace.is_empty or trace.attention is None:
@@ -115,8 +116,8 @@ class ScratchView(DockView):
                                        "Run some text through a model to walk through one of its heads."))
             self.mark_ready()
             return
-        self.host.call(f"{self.NAME}.walk", f"{TARGET}.head_walkthrough", "Walking through one head",
-                       trace_id=trace.id, layer=self.layer.value(), head=self.head.value())
+        self.host.call(targets.SCRATCH_HEAD, channel=self.channel("walk"), label="Walking through one head",
+                       on_done=self._walked, trace_id=trace.id, layer=self.layer.value(), head=self.head.value())
 
     # -- hooks ------------------------------------------------------------------------------
     def model_changed(self, info: ModelInfo) -> None:
@@ -135,7 +136,7 @@ class ScratchView(DockView):
         else:
             self.mark_ready()
 
-    def job_finished(self, outcome: JobOutcome) -> None:
+    def _walked(self, outcome: JobOutcome) -> None:
         if outcome.ok:
             self.draw(outcome.value)
         elif outcome.status == "failed":

@@ -2,22 +2,25 @@
 
 A view is a QWidget subclass with three class attributes (NAME: the short lowercase
 dock name used by --dock, the View menu and the saved layout; TITLE; AREA) and a few
-hooks the window calls.  Views never import torch: heavy work is submitted to the
-ModelHost by dotted path and comes back as frozen dataclasses.
+hooks the window calls.  Views never import torch: they ask the engine for work with
+`self.host.call(targets.X, on_done=..., **kwargs)` and draw the frozen result their
+callback receives.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, Callable, ClassVar
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QStackedLayout, QVBoxLayout, QWidget
 
 from ..core.results import Trace
 from ..core.specs import ModelInfo
-from ..workers.model_host import JobOutcome, ModelHost
+from ..widgets.widget_state import read_value, write_value
+from ..workers.jobs import JobOutcome
+from ..workers.model_host import ModelHost
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,11 @@ class DockView(QWidget):
     AREA: ClassVar[Qt.DockWidgetArea] = Qt.DockWidgetArea.RightDockWidgetArea
     #: Views that only depend on the model (not on the text) are ready once the model is shown.
     NEEDS_TRACE: ClassVar[bool] = True
+    #: The controls whose values make up what the user chose here (attribute names, restored in
+    #: this order): saved in sessions and lessons, and put back after the engine restarts.
+    STATE: ClassVar[tuple[str, ...]] = ()
     #: Hidden views (closed docks, background tabs) react to a new model or text only when shown:
-    #: one worker thread serves every view, and work for views nobody sees would delay the
-    #: visible ones (a background tab's jobs once held the first heatmap back by a minute).
+    #: one engine serves every view, and work for views nobody sees delays the visible ones.
     LAZY: ClassVar[bool] = True
 
     sig_ready = Signal()
@@ -101,7 +106,6 @@ class DockView(QWidget):
         outer.addLayout(self._stack)
         self.show_message("Load a model to begin." if not self.NEEDS_TRACE else "Load a model and type some text.")
         self._ready = False
-        host.sig_finished.connect(self._on_outcome)
 
     # -- layout helpers -----------------------------------------------------------------
     @property
@@ -190,12 +194,51 @@ class DockView(QWidget):
         """Override: draw a new (non-empty) trace, then call mark_ready()."""
         self.mark_ready()
 
-    def job_finished(self, outcome: JobOutcome) -> None:
-        """Override: a job this view submitted (channel starting with NAME + '.') finished."""
+    def channel(self, name: str) -> str:
+        """A job channel of this view (a newer call on it supersedes the older one)."""
+        return f"{self.NAME}.{name}"
 
-    def _on_outcome(self, outcome: JobOutcome) -> None:
-        if outcome.channel.startswith(self.NAME + "."):
-            self.job_finished(outcome)
+    def on_result(self, draw: Callable[[Any], None],
+                  failed: Callable[[JobOutcome], None] | None = None) -> Callable[[JobOutcome], None]:
+        """An `on_done` for host.call: `draw(value)` when the job succeeded, `failed(outcome)` when
+        it failed or was cancelled; nothing for a result about a text no longer shown (a job
+        whose kwargs carry another `trace_id`)."""
+        def done(outcome: JobOutcome) -> None:
+            trace_id = outcome.kwargs.get("trace_id")
+            if trace_id is not None and (self.trace is None or trace_id != self.trace.id):
+                return
+            if outcome.ok:
+                draw(outcome.value)
+            elif failed is not None:
+                failed(outcome)
+        return done
+
+    def control(self, name: str) -> Any:
+        """The control a STATE name stands for; a dotted name reaches into a composite widget
+        ("n_slider.slider")."""
+        target: Any = self
+        for part in name.split("."):
+            target = getattr(target, part)
+        return target
+
+    def state(self) -> dict[str, Any]:
+        """What the user chose in this view (the STATE controls' values, plain JSON); extend it in
+        a subclass for choices that live outside a control."""
+        out = {}
+        for name in self.STATE:
+            value = read_value(self.control(name))
+            if value is not None:
+                out[name] = value
+        return out
+
+    def restore_state(self, state: dict[str, Any]) -> list[str]:
+        """Put back what `state()` returned, as if the user did it; returns the keys it could not
+        use (unknown controls, values of the wrong kind), so a caller can say so."""
+        unused = [k for k in state if k not in self.STATE]
+        for name in self.STATE:
+            if name in state and not write_value(self.control(name), state[name]):
+                unused.append(name)
+        return unused
 
     def on_close(self) -> None:
         """Override: release resources when the window closes."""

@@ -7,15 +7,15 @@ tensors and accelerate's device map; and a plot, updated once a second, of the p
 resident memory and, with CUDA, the allocator's allocated/reserved bytes, with shaded
 spans where loads (orange) and runs (blue) happened.
 
-Sampling: RSS is read on the GUI thread by the 1 s timer (psutil reads /proc: microseconds).
+Sampling: the window's and the engine's RSS are read on the GUI thread by the 1 s timer
+(psutil reads /proc: microseconds).
 CUDA counters come from a `BackgroundSampler` thread (see llmviz.core.environment for why
 a thread rather than a worker job), started only once the environment snapshot says CUDA
 is available, so the GUI never imports torch.
 
 "Run log" tab: every load and run with its phases laid end to end: tokenize, forward and
 capture from `Trace.timings` (load time from `ModelInfo.load_s`), the rest of the worker
-job, the transfer to the GUI (receipt here minus `JobOutcome.emitted_at`, one
-perf_counter clock for all threads) and drawing (views' busy->ready, from `draw_times`).
+job, the transfer to the window (`JobOutcome.transfer_s`) and drawing (views' busy->ready, from `draw_times`).
 """
 
 from __future__ import annotations
@@ -43,17 +43,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core import targets
 from ..core.environment import BackgroundSampler, CudaMemory, EnvironmentSnapshot, RunRecord, cuda_memory, process_rss
 from ..core.specs import ModelInfo
+from ..core.formatting import bytes_text
 from ..widgets.plot_export import export_plot, save_with_dialog
 from ..widgets.plot_style import style_plot
-from ..workers.model_host import LOAD, TRACE, JobOutcome
+from ..workers.jobs import JobHandle, JobOutcome
+from ..workers.model_host import LOAD, TRACE
 from .base import DockView, DrawTime, draw_times
 
 if TYPE_CHECKING:
     from ..widgets.frame_table import FrameTable
 
-GB = 2**30
+GB = 2**30  # the memory plots are in GiB
 WINDOW_S = 300.0  # the memory plot follows the last five minutes
 KEEP_SAMPLES = 3600
 KEEP_RECORDS = 200
@@ -96,12 +99,14 @@ class EnvironmentView(DockView):
     TITLE = "Environment"
     AREA = Qt.DockWidgetArea.RightDockWidgetArea
     NEEDS_TRACE = False
+    STATE = ("tabs", "include_loads")
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(host, parent)
         self.t0 = time.perf_counter()
         self.snapshot_value: EnvironmentSnapshot | None = None
-        self.rss: deque[tuple[float, int]] = deque(maxlen=KEEP_SAMPLES)
+        self.rss: deque[tuple[float, int]] = deque(maxlen=KEEP_SAMPLES)  # the engine's
+        self.gui_rss: deque[tuple[float, int]] = deque(maxlen=KEEP_SAMPLES)
         self.gpu: deque[tuple[float, tuple[CudaMemory, ...]]] = deque(maxlen=KEEP_SAMPLES)
         self.sampler: BackgroundSampler | None = None
         self.records: OrderedDict[int, RunRecord] = OrderedDict()
@@ -153,11 +158,13 @@ class EnvironmentView(DockView):
 
         self.rss_plot = pg.PlotWidget()
         self.rss_plot.setMenuEnabled(False)
-        style_plot(self.rss_plot.getPlotItem(), "Process memory (RSS)", left="GB", bottom="seconds since start")
+        style_plot(self.rss_plot.getPlotItem(), "Memory (RSS): engine (black), window (grey)", left="GiB",
+                   bottom="seconds since start")
         self.rss_curve = self.rss_plot.plot(pen=pg.mkPen("#222222", width=2.5))
+        self.gui_rss_curve = self.rss_plot.plot(pen=pg.mkPen("#999999", width=2))
         self.gpu_plot = pg.PlotWidget()
         self.gpu_plot.setMenuEnabled(False)
-        style_plot(self.gpu_plot.getPlotItem(), "GPU memory (PyTorch allocator)", left="GB", bottom="seconds since start")
+        style_plot(self.gpu_plot.getPlotItem(), "GPU memory (PyTorch allocator)", left="GiB", bottom="seconds since start")
         self.gpu_plot.getPlotItem().addLegend(offset=(8, 8), labelTextSize="10pt")
         self.gpu_curves: dict[tuple[int, str], pg.PlotDataItem] = {}
         self.gpu_message = QLabel("GPU memory: waiting for the first model load to ask torch about CUDA.")
@@ -173,6 +180,7 @@ class EnvironmentView(DockView):
         self.memory_now = QLabel()
         self.memory_now.setStyleSheet("font-size: 12pt;")
         self.memory_now.setTextFormat(Qt.TextFormat.RichText)
+        self.memory_now.setWordWrap(True)
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(4, 0, 0, 0)
@@ -239,9 +247,9 @@ class EnvironmentView(DockView):
     # -- versions and placement ---------------------------------------------------------------------------------
     def model_changed(self, info: ModelInfo) -> None:
         self.placement.setText(f"<b>{html.escape(info.title)}</b>: reading where its weights are…")
-        self.host.call(f"{self.NAME}.snapshot", "llmviz.core.environment.snapshot", "Reading the environment")
+        self.host.call(targets.ENVIRONMENT_SNAPSHOT, label="Reading the environment", on_done=self._snapshot_done)
 
-    def job_finished(self, outcome: JobOutcome) -> None:
+    def _snapshot_done(self, outcome: JobOutcome) -> None:
         if outcome.ok:
             self.snapshot_value = outcome.value
             self._show_versions()
@@ -261,7 +269,7 @@ class EnvironmentView(DockView):
         if self.snapshot_value is not None:
             for device in self.snapshot_value.devices:
                 rows.append((f"CUDA device {device.index}", device.name))
-                rows.append((f"GPU memory (device {device.index})", f"{device.total_bytes / GB:.1f} GB total, "
+                rows.append((f"GPU memory (device {device.index})", f"{bytes_text(device.total_bytes)} total, "
                                                                      f"compute capability {device.capability}"))
             if self.snapshot_value.cuda_available:
                 rows.append(("CUDA (torch build)", report.get("CUDA (torch build)", "")))
@@ -317,7 +325,7 @@ class EnvironmentView(DockView):
         for device in snap.devices:
             self.gpu_plot.getPlotItem().addItem(pg.InfiniteLine(
                 pos=device.total_bytes / GB, angle=0, pen=pg.mkPen("#999999", style=Qt.PenStyle.DashLine),
-                label=f"device {device.index} total {device.total_bytes / GB:.0f} GB",
+                label=f"device {device.index} total {bytes_text(device.total_bytes, 0)}",
                 labelOpts={"position": 0.15, "color": "#666666"}))
         if self.sampler is None:
             self.sampler = BackgroundSampler(cuda_memory, interval_s=1.0, keep=KEEP_SAMPLES, name="llmviz-cuda-sampler")
@@ -330,7 +338,8 @@ class EnvironmentView(DockView):
 
     def sample(self) -> None:
         """Timer tick: read RSS here, collect the CUDA sampler's readings, update the plots."""
-        self.rss.append((time.perf_counter(), process_rss()))
+        self.rss.append((time.perf_counter(), self.host.engine_rss()))
+        self.gui_rss.append((time.perf_counter(), process_rss()))
         if self.sampler is not None:
             self.gpu.extend(self.sampler.take())
             if self.sampler.error and not self.sampler.running:
@@ -348,13 +357,15 @@ class EnvironmentView(DockView):
         t = [s - self.t0 for s, _ in self.rss]
         gb = [v / GB for _, v in self.rss]
         self.rss_curve.setData(t, gb)
+        self.gui_rss_curve.setData([s - self.t0 for s, _ in self.gui_rss], [v / GB for _, v in self.gui_rss])
         peak = max(gb) if gb else 0.0
-        text = f"RSS <b>{gb[-1]:.2f} GB</b> (peak {peak:.2f} GB)" if gb else ""
+        text = (f"engine RSS <b>{bytes_text(self.rss[-1][1], 2)}</b> (peak {bytes_text(peak * GB, 2)}) · window "
+                f"{bytes_text(self.gui_rss[-1][1], 2)}" if gb and self.gui_rss else "")
         if self.gpu:
             last = self.gpu[-1][1]
             for mem in last:
-                text += (f" · GPU {mem.index}: allocated <b>{mem.allocated / GB:.2f} GB</b>, "
-                         f"reserved {mem.reserved / GB:.2f} GB")
+                text += (f" · GPU {mem.index}: allocated <b>{bytes_text(mem.allocated, 2)}</b>, "
+                         f"reserved {bytes_text(mem.reserved, 2)}")
             self._draw_gpu()
         legend = " · ".join(f"<span style='background: rgba{SPAN_COLORS[k][:3] + (0.45,)};'>&nbsp;{k}&nbsp;</span>"
                             for k in SPAN_COLORS)
@@ -380,10 +391,10 @@ class EnvironmentView(DockView):
                 self.gpu_curves[key].setData(times, values)
 
     # -- loads and runs ----------------------------------------------------------------------------------------
-    def _on_started(self, started: tuple[int, str, str]) -> None:
+    def _on_started(self, handle: JobHandle) -> None:
         now = time.perf_counter()
-        job_id, channel, label = started
-        self._close_running(now)  # one worker thread: a job starting means every earlier one has ended
+        job_id, channel, label = handle.id, handle.channel, handle.label
+        self._close_running(now)  # one engine, one job at a time: a job starting means every earlier one has ended
         if channel not in KIND:
             self._add_span(job_id, "other job", now)
             return
@@ -403,7 +414,7 @@ class EnvironmentView(DockView):
         value = outcome.value if outcome.ok else None
         timings = getattr(value, "timings", None) if record.kind == "run" else None
         load_s = getattr(value, "load_s", None) if record.kind == "load" else None
-        record.finish(outcome.status, outcome.elapsed_s, outcome.emitted_at, received, timings, load_s)
+        record.finish(outcome.status, outcome.elapsed_s, outcome.transfer_s, received, timings, load_s)
         if record.kind == "run" and value is not None:
             record.trace_id, record.tokens = value.id, value.num_tokens
             record.model = value.model_title

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import time
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -34,15 +35,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core import targets
 from ..core.generation import GenerationStep
 from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..widgets.plot_export import ask_image_path, export_plot
-from ..workers.model_host import JobOutcome
+from ..workers.jobs import JobOutcome
 from .base import DockView
 from .heatmap import HeatmapPlot
 
-PIPELINE = 2  # step jobs kept queued on the worker
+PIPELINE = 2  # step jobs kept queued in the engine
 PLOT_INTERVAL_MS = 250  # 4 Hz: painting holds the GIL the worker's decoding needs
 
 def _y_axis(item: pg.PlotItem, top: float) -> None:
@@ -71,6 +73,7 @@ class GenerationView(DockView):
     NAME = "generation"
     TITLE = "Generation"
     AREA = Qt.DockWidgetArea.RightDockWidgetArea
+    STATE = ("max_new", "mode", "temperature", "top_k", "top_p", "seed", "chat", "stop_at_eos")
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(host, parent)
@@ -88,7 +91,6 @@ class GenerationView(DockView):
         self.attention_step = -1
         self.target = 0  # tokens this run should reach
         self._jobs: set[int] = set()  # ids of step jobs submitted and not yet back
-        self._lane = 0
         self._shown = ("", "")  # (prompt, generated) in the text box
         self._generated_format = QTextCharFormat()
         self._arrivals: list[float] = []
@@ -301,17 +303,18 @@ class GenerationView(DockView):
         self.status.setText("Reading the prompt…")
         self._update_buttons()
         self.mark_busy()
-        self._submit("llmviz.core.generation.start", text=self.prompt_source, **self.settings())
+        self._submit(targets.GENERATION_START, text=self.prompt_source, **self.settings())
 
-    def _submit(self, target: str, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        """Queue a step on the lane not in use: two lanes keep one step waiting behind the running one,
-        so the worker never waits for the GUI to draw (a newer job on one channel would cancel the older)."""
-        self._lane ^= 1
-        self._jobs.add(self.host.call(f"{self.NAME}.step{self._lane}", target, "Generating", **kwargs))
+    def _submit(self, target: str, **kwargs: Any) -> None:
+        """Queue a step without superseding the ones in flight: a step waits behind the running one,
+        so the engine never waits for the window to draw."""
+        handle = self.host.call(target, channel=self.channel("step"), supersede=False, label="Generating",
+                                on_done=self._step_done, **kwargs)
+        self._jobs.add(handle.id)
 
     def _top_up(self) -> None:
         while len(self._jobs) < PIPELINE and len(self.steps) + len(self._jobs) < self.target:
-            self._submit("llmviz.core.generation.step", run_id=self.run_id, max_new_tokens=None)
+            self._submit(targets.GENERATION_STEP, run_id=self.run_id, max_new_tokens=None)
 
     def stop(self) -> None:
         """Stop after the steps in flight (they are kept, so the text matches the model's state)."""
@@ -327,13 +330,10 @@ class GenerationView(DockView):
         self._arrivals = []
         self._update_buttons()
         self.mark_busy()
-        self._submit("llmviz.core.generation.step", run_id=self.run_id, max_new_tokens=self.target)
+        self._submit(targets.GENERATION_STEP, run_id=self.run_id, max_new_tokens=self.target)
         self._top_up()
 
-    def job_finished(self, outcome: JobOutcome) -> None:
-        if outcome.channel == f"{self.NAME}.attention":
-            self._attention_finished(outcome)
-            return
+    def _step_done(self, outcome: JobOutcome) -> None:
         if outcome.id not in self._jobs:
             return  # from an earlier run
         self._jobs.discard(outcome.id)
@@ -467,7 +467,7 @@ class GenerationView(DockView):
         if step.attention is not None:  # eager models deliver it with the step
             self.draw_attention(index, step.attention)
         elif self.run_id is not None:
-            self.host.call(f"{self.NAME}.attention", "llmviz.core.generation.attention_row", "Attention of a step",
+            self.host.call(targets.GENERATION_ATTENTION, label="Attention of a step", on_done=self._attention_finished,
                            run_id=self.run_id, step=index)
 
     def draw_attention(self, index: int, matrix: np.ndarray) -> None:

@@ -28,10 +28,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core import targets
 from ..core.layer_summary import LayerSummary
 from ..core.results import Trace
 from ..widgets.plot_style import style_plot
-from ..workers.model_host import JobOutcome
+from ..workers.jobs import JobOutcome
 from .base import DockView
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ class LayerSummaryView(DockView):
     NAME = "layer-summary"
     TITLE = "Layer summary"
     AREA = Qt.DockWidgetArea.LeftDockWidgetArea
+    STATE = ("depth", "filter")
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(host, parent)
@@ -149,10 +151,10 @@ class LayerSummaryView(DockView):
             return
         self.mark_busy()
         self.show_message(f"Measuring every module on {trace.num_tokens:,} tokens…")
-        self.host.call(f"{self.NAME}.measure", "llmviz.core.structure_jobs.layer_summary",
-                       "Measuring every module", trace_id=trace.id)
+        self.host.call(targets.LAYER_SUMMARY, label="Measuring every module", on_done=self._measured,
+                       trace_id=trace.id)
 
-    def job_finished(self, outcome: JobOutcome) -> None:
+    def _measured(self, outcome: JobOutcome) -> None:
         if self.trace is None or outcome.kwargs.get("trace_id") != self.trace.id:
             return
         if outcome.ok:

@@ -32,11 +32,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core import targets
+from ..core.formatting import bytes_text
 from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..core.structure import ModuleTree, WeightHistogram, config_for_module
 from ..widgets.plot_style import style_plot
-from ..workers.model_host import JobOutcome
+from ..workers.jobs import JobOutcome
 from .base import DockView
 
 COLUMNS = ("Module", "Class", "Parameters", "Own", "Trainable", "dtype", "Device", "Bytes", "Parameter shapes")
@@ -45,14 +47,6 @@ WIDTHS = (230, 150, 110, 95, 95, 75, 55, 85)
 TIED_COLOR = QColor("#B35900")
 QUANT_COLOR = QColor("#5B2C8F")
 Index = QModelIndex | QPersistentModelIndex
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:,.1f} TiB"
 
 
 class ModuleTreeModel(QAbstractItemModel):
@@ -131,7 +125,7 @@ class ModuleTreeModel(QAbstractItemModel):
         if col == 6:
             return t.devices[i]
         if col == 7:
-            return human_bytes(int(t.storage_bytes[i]))
+            return bytes_text(int(t.storage_bytes[i]))
         return t.shapes(i)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -156,7 +150,7 @@ class ModuleTreeModel(QAbstractItemModel):
         assert t is not None
         lines = [t.paths[i] or "(whole model)", t.classes[i],
                  f"{int(t.total_params[i]):,} parameters in this subtree (each shared weight once)",
-                 f"{human_bytes(int(t.storage_bytes[i]))} of parameter storage"]
+                 f"{bytes_text(int(t.storage_bytes[i]))} of parameter storage"]
         if t.tied(i):
             lines.append("Shares weights with another module (counted once, at their first owner): " + t.tied(i))
         if t.quantized[i]:
@@ -170,6 +164,7 @@ class ModelTreeView(DockView):
     TITLE = "Model tree"
     AREA = Qt.DockWidgetArea.LeftDockWidgetArea
     NEEDS_TRACE = False
+    STATE = ("depth", "search", "log_counts")
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(host, parent)
@@ -280,16 +275,13 @@ class ModelTreeView(DockView):
     def model_changed(self, info: ModelInfo) -> None:
         self.show_message(f"Reading the module tree of {info.title}…")
         self.selected_path = None
-        self.host.call(f"{self.NAME}.structure", "llmviz.core.structure_jobs.structure", "Reading the module tree")
+        self.host.call(targets.STRUCTURE_TREE, label="Reading the module tree", on_done=self._tree_done)
 
     def on_trace(self, trace: Trace) -> None:
         """The module tree does not depend on the text: keep showing it, whatever the text."""
         self.trace = trace
 
-    def job_finished(self, outcome: JobOutcome) -> None:
-        if outcome.channel == f"{self.NAME}.weights":
-            self._weights_finished(outcome)
-            return
+    def _tree_done(self, outcome: JobOutcome) -> None:
         if outcome.ok:
             self.set_tree(outcome.value)
         elif outcome.status == "failed":
@@ -312,7 +304,7 @@ class ModelTreeView(DockView):
     def _update_summary(self, tree: ModuleTree) -> None:
         info = self.info
         title = html.escape(info.title if info else "Model")
-        parts = [f"<b>{title}</b>: {tree.total:,} parameters", f"{human_bytes(int(tree.storage_bytes[0]))} in memory",
+        parts = [f"<b>{title}</b>: {tree.total:,} parameters", f"{bytes_text(int(tree.storage_bytes[0]))} in memory",
                  f"{len(tree):,} modules"]
         if info:
             parts.append(f"{info.num_layers} layers · hidden {info.hidden_size} · {info.num_heads} heads · "
@@ -392,8 +384,8 @@ class ModelTreeView(DockView):
         self.selected_path = path
         self.info_text.setHtml(self.details_html(node))
         self._show_plot_message("Computing the histogram…")
-        self.host.call(f"{self.NAME}.weights", "llmviz.core.structure_jobs.module_weights",
-                       f"Histogram of {path or 'the whole model'}", path=path)
+        self.host.call(targets.STRUCTURE_WEIGHTS, label=f"Histogram of {path or 'the whole model'}",
+                       on_done=self._weights_finished, path=path)
 
     def details_html(self, node: int) -> str:
         t = self.model.tree
@@ -401,7 +393,7 @@ class ModelTreeView(DockView):
         esc = html.escape
         rows = [("Class", t.classes[node]), ("Parameters", f"{int(t.total_params[node]):,}"),
                 ("Own parameters", f"{int(t.own_params[node]):,}"), ("Trainable", f"{int(t.trainable_params[node]):,}"),
-                ("Storage", human_bytes(int(t.storage_bytes[node]))), ("Children", f"{t.num_children(node):,}")]
+                ("Storage", bytes_text(int(t.storage_bytes[node]))), ("Children", f"{t.num_children(node):,}")]
         if t.dtypes[node]:
             rows.append(("dtype / device", f"{t.dtypes[node]} / {t.devices[node]}"))
         if t.per_use_params[node] != t.total_params[node]:

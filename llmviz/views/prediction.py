@@ -27,12 +27,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core import targets
 from ..core.prediction import LogitLens, PositionLogits, entropy_bits, is_greedy, sampling_distribution, softmax
 from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot
 from ..widgets.token_chips import TokenChips
-from ..workers.model_host import JobOutcome
+from ..workers.jobs import JobOutcome
 from .base import DockView
 from .heatmap import HeatmapPlot
 
@@ -141,6 +142,7 @@ class PredictionView(DockView):
     NAME = "prediction"
     TITLE = "Prediction"
     AREA = Qt.DockWidgetArea.RightDockWidgetArea
+    STATE = ("tabs", "temperature", "top_k", "top_p", "bars", "lens_start", "lens_count", "lens_colour")
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(host, parent)
@@ -153,6 +155,7 @@ class PredictionView(DockView):
         self.logits: PositionLogits | None = None
         self.lens_result: LogitLens | None = None
         self.position = -1  # -1 = the last position
+        self._restored_position: int | None = None  # a session's position, kept until a trace arrives
         self._pending: set[str] = set()
 
     # -- construction ------------------------------------------------------------------------------
@@ -274,11 +277,12 @@ class PredictionView(DockView):
                 "Load a decoder such as bundled:smollm2.")
             self.mark_ready()
             return
-        self.position = -1
+        restored, self._restored_position = self._restored_position, None
+        self.position = restored if restored is not None and restored < trace.num_tokens else -1
         labels = trace.labels()
         self.chips.set_tokens(labels, lambda i: f"position {i}: {labels[i]} (id {int(trace.tokens.ids[i])})",
                               special=trace.tokens.special)
-        self.chips.set_selected(trace.num_tokens - 1)
+        self.chips.set_selected(self.position if self.position >= 0 else trace.num_tokens - 1)
         QTimer.singleShot(0, self._show_selected_chip)  # after the chips are laid out at their width
         self.lens_start.blockSignals(True)
         self.lens_start.setRange(0, max(0, trace.num_tokens - 1))
@@ -293,7 +297,22 @@ class PredictionView(DockView):
             centre = self.chips.chip_rect(i).center()
             self.chips_area.ensureVisible(int(centre.x()), int(centre.y()))
 
+    def state(self) -> dict:
+        return {**super().state(), "position": self.position}
+
+    def restore_state(self, state: dict) -> list[str]:
+        unused = super().restore_state({k: v for k, v in state.items() if k != "position"})
+        position = state.get("position")
+        if isinstance(position, int) and self.trace is None and position >= -1:
+            self._restored_position = position  # applied when the trace arrives
+        elif isinstance(position, int) and self.trace is not None and -1 <= position < self.trace.num_tokens:
+            self.select_position(position)
+        elif "position" in state:
+            unused.append("position")
+        return unused
+
     def select_position(self, position: int) -> None:
+        """Show the predictions at `position` (-1: the last)."""
         self.position = position
         self.chips.set_selected(position)
         self.request_next()
@@ -309,21 +328,20 @@ class PredictionView(DockView):
             return
         self._pending.add("next")
         self.mark_busy()
-        self.host.call(f"{self.NAME}.next", "llmviz.core.prediction.next_token", "Computing next-token probabilities",
-                       trace_id=self.trace.id, position=self.position)
+        self.host.call(targets.PREDICTION_NEXT, label="Computing next-token probabilities",
+                       on_done=lambda o: self._part_done("next", o), trace_id=self.trace.id, position=self.position)
 
     def request_lens(self) -> None:
         if self.trace is None or self.trace.is_empty or (self.info is not None and not self.info.is_decoder):
             return
         self._pending.add("lens")
         self.mark_busy()
-        self.host.call(f"{self.NAME}.lens", "llmviz.core.prediction.logit_lens", "Logit lens",
+        self.host.call(targets.PREDICTION_LENS, label="Logit lens", on_done=lambda o: self._part_done("lens", o),
                        trace_id=self.trace.id, start=self.lens_start.value(), count=self.lens_count.value())
 
-    def job_finished(self, outcome: JobOutcome) -> None:
+    def _part_done(self, kind: str, outcome: JobOutcome) -> None:
         if self.trace is None or outcome.kwargs.get("trace_id") != self.trace.id:
             return
-        kind = outcome.channel.split(".", 1)[1]
         self._pending.discard(kind)
         if outcome.ok:
             if kind == "next":

@@ -8,11 +8,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout
 
-from ..core.embeddings import Projection, layer_name
+from ..core import targets
+from ..core.embeddings_results import Projection, layer_name
 from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..widgets.plot_export import ask_image_path, export_plot
-from ..workers.model_host import JobOutcome
+from ..workers.jobs import JobOutcome
 from .base import DockView
 
 MAX_LABELS = 80  # token labels drawn on the plot; every point has a hover read-out
@@ -23,6 +24,7 @@ class ProjectionView(DockView):
     NAME = "projection"
     TITLE = "Projection"
     AREA = Qt.DockWidgetArea.RightDockWidgetArea
+    STATE = ("mode", "unit", "slider")
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(host, parent)
@@ -96,10 +98,10 @@ class ProjectionView(DockView):
         if self.trace is None or self.trace.num_tokens < 2:
             return
         self.mark_busy()
-        self.host.call(f"{self.NAME}.pca", "llmviz.core.embeddings.projection", "Projecting token vectors",
+        self.host.call(targets.PROJECTION, label="Projecting token vectors", on_done=self._projected,
                        trace_id=self.trace.id, unit_length=self.unit.isChecked())
 
-    def job_finished(self, outcome: JobOutcome) -> None:
+    def _projected(self, outcome: JobOutcome) -> None:
         if self.trace is None or outcome.kwargs.get("trace_id") != self.trace.id:
             return
         if not outcome.ok:

@@ -8,7 +8,7 @@ as positions are visited.  INT2/INT1 are simulated and say so wherever they appe
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyqtgraph as pg
@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core import targets
 from ..core.quantization import (
     PRECISIONS,
     DialState,
@@ -48,7 +49,7 @@ from ..widgets.frame_table import DataFrameModel, FrameTable
 from ..widgets.message_bar import MessageBar
 from ..widgets.plot_export import export_plot
 from ..widgets.plot_style import style_plot
-from ..workers.model_host import JobOutcome
+from ..workers.jobs import JobOutcome
 from .base import DockView
 from .heatmap import HeatmapPlot
 
@@ -325,10 +326,11 @@ class QuantizationView(DockView):
     TITLE = "Quantization"
     AREA = Qt.DockWidgetArea.RightDockWidgetArea
     DEBOUNCE_MS = 250
+    STATE = ("tabs", "layer", "head", "position", "dial")
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(host, parent)
-        self.state: DialState | None = None
+        self.dial_state: DialState | None = None
         self.reports: dict[str, ModeReport] = {}  # the latest report per precision
         self.shown: ModeReport | None = None
         self.head_shown: HeadDiff | None = None
@@ -541,7 +543,7 @@ class QuantizationView(DockView):
     # -- window hooks -----------------------------------------------------------------------
     def model_changed(self, info: ModelInfo) -> None:
         self._timer.stop()
-        self.state, self.shown, self.head_shown, self._visiting = None, None, None, None
+        self.dial_state, self.shown, self.head_shown, self._visiting = None, None, None, None
         self.reports.clear()
         self.banner.dismiss()
         self.kl_bars.setOpts(x=[], height=[])
@@ -554,24 +556,17 @@ class QuantizationView(DockView):
             box.setValue(min(box.value(), max(0, count - 1)) if box is self.head else max(0, count // 2))
             box.blockSignals(False)
         self.mode_title.setText("Checking precisions…")
-        self.host.call(f"{self.NAME}.state", "llmviz.core.quantization.dial_state",
-                       "Checking which precisions can run here")
+        self.host.call(targets.QUANTIZATION_STATE, label="Checking which precisions can run here",
+                       on_done=self._if_not_cancelled(self._on_state))
 
     def trace_changed(self, trace: Trace) -> None:
-        if self.state is None:
+        if self.dial_state is None:
             return  # the dial state arrives first; it starts the visit
         self._start_visit(self.current_key(), immediately=True)
 
-    def job_finished(self, outcome: JobOutcome) -> None:
-        channel = outcome.channel.removeprefix(self.NAME + ".")
-        if outcome.status == "cancelled":
-            return
-        if channel == "state":
-            self._on_state(outcome)
-        elif channel == "variant":
-            self._on_variant(outcome)
-        elif channel == "head" and outcome.ok:
-            self._on_head(outcome.value)
+    @staticmethod
+    def _if_not_cancelled(callback: Callable[[JobOutcome], None]) -> Callable[[JobOutcome], None]:
+        return lambda outcome: None if outcome.status == "cancelled" else callback(outcome)
 
     # -- the dial ---------------------------------------------------------------------------
     def current_key(self) -> str:
@@ -583,7 +578,7 @@ class QuantizationView(DockView):
             self.mark_ready()
             return
         state: DialState = outcome.value
-        self.state = state
+        self.dial_state = state
         labels = [p.short for p in PRECISIONS]
         enabled = [state.status(p.key).available for p in PRECISIONS]
         self.dial.set_positions(labels, enabled, [self._tooltip(p) for p in PRECISIONS])
@@ -603,8 +598,8 @@ class QuantizationView(DockView):
             self._start_visit(self.current_key(), immediately=True)
 
     def _tooltip(self, p: Precision) -> str:
-        assert self.state is not None
-        status = self.state.status(p.key)
+        assert self.dial_state is not None
+        status = self.dial_state.status(p.key)
         head = f"{p.label} · {p.bits} bit" + (" · SIMULATED" if p.simulated else "")
         if not status.available:
             return f"{head}\nNot available here: {status.reason}"
@@ -612,10 +607,10 @@ class QuantizationView(DockView):
         return f"{head}\n{p.summary}{size}" + (f"\n{status.note}" if status.note else "")
 
     def _describe_mode(self) -> None:
-        if self.state is None:
+        if self.dial_state is None:
             return
         p = precision(self.current_key())
-        status = self.state.status(p.key)
+        status = self.dial_state.status(p.key)
         sim = " · <span style='color:#a15c00'>SIMULATED</span>" if p.simulated else ""
         self.mode_title.setText(f"{_plain_label(p)} · {p.bits} bit{sim}")
         if status.available:
@@ -625,8 +620,8 @@ class QuantizationView(DockView):
             self.mode_text.setText(f"<span style='color:#8a1020'><b>Not available here.</b> {status.reason}</span>")
 
     def _describe_reference(self) -> None:
-        assert self.state is not None and self.info is not None
-        info, state = self.info, self.state
+        assert self.dial_state is not None and self.info is not None
+        info, state = self.info, self.dial_state
         text = (f"<b>Reference</b> (the loaded model): {state.reference_label} · {_mb(state.reference_bytes)} · "
                 f"loaded in {info.load_s:.1f} s")
         if state.reference_note:
@@ -634,11 +629,11 @@ class QuantizationView(DockView):
         self.reference_text.setText(text)
 
     def _on_dial(self, _value: int) -> None:
-        if self.state is None:
+        if self.dial_state is None:
             return
         self._describe_mode()
         key = self.current_key()
-        status = self.state.status(key)
+        status = self.dial_state.status(key)
         if not status.available:
             self._timer.stop()
             self._visiting = None
@@ -649,9 +644,9 @@ class QuantizationView(DockView):
 
     def _start_visit(self, key: str, immediately: bool) -> None:
         """Debounced: while the dial turns only the position it stops at is loaded."""
-        if self.trace is None or self.trace.is_empty or self.state is None:
+        if self.trace is None or self.trace.is_empty or self.dial_state is None:
             return
-        if not self.state.status(key).available:
+        if not self.dial_state.status(key).available:
             self.mark_ready()
             return
         self.mark_busy()
@@ -668,8 +663,8 @@ class QuantizationView(DockView):
         if key is None or self.trace is None:
             return
         label = precision(key).label
-        self.host.call(f"{self.NAME}.variant", "llmviz.core.quantization.visit", f"Quantization: {label}",
-                       mode=key, trace_id=self.trace.id, layer=self.layer.value(), head=self.head.value(),
+        self.host.call(targets.QUANTIZATION_VISIT, channel=self.channel("variant"), label=f"Quantization: {label}",
+                       on_done=self._if_not_cancelled(self._on_variant), mode=key, trace_id=self.trace.id, layer=self.layer.value(), head=self.head.value(),
                        memory_limit_bytes=self.memory_limit_bytes)
 
     def _on_variant(self, outcome: JobOutcome) -> None:
@@ -699,10 +694,11 @@ class QuantizationView(DockView):
         assert self.trace is not None
         stale = [k for k, r in self.reports.items() if r.comparison.trace_id != self.trace.id]
         cached = set(self.shown.cached) if self.shown else set()
-        keys = [k for k in stale if k in cached or (self.state and k == self.state.reference_key)]
+        keys = [k for k in stale if k in cached or (self.dial_state and k == self.dial_state.reference_key)]
         if keys:
-            self.host.call(f"{self.NAME}.variant", "llmviz.core.quantization.refresh",
-                           "Quantization: measuring the other precisions on this text", modes=keys,
+            self.host.call(targets.QUANTIZATION_REFRESH, channel=self.channel("variant"),
+                           label="Quantization: measuring the other precisions on this text",
+                           on_done=self._if_not_cancelled(self._on_variant), modes=keys,
                            trace_id=self.trace.id, layer=self.layer.value(), head=self.head.value())
 
     # -- drawing: overview ------------------------------------------------------------------
@@ -715,11 +711,11 @@ class QuantizationView(DockView):
     def _draw_overview(self) -> None:
         """Update the persistent chart items (never clear and re-add: discarded Qt items left to Python's
         cyclic GC may be collected on the worker thread, which crashes Qt)."""
-        if self.state is not None:
+        if self.dial_state is not None:
             bits = np.array([1, 2, 4, 8, 16, 32], float)
-            self.theory.setData(np.log2(bits), self.state.num_parameters * bits / 8 / 2**20)
+            self.theory.setData(np.log2(bits), self.dial_state.num_parameters * bits / 8 / 2**20)
         trace_id = self.trace.id if self.trace else None
-        top = self.state.num_parameters * 4 / 2**20 if self.state else 1.0
+        top = self.dial_state.num_parameters * 4 / 2**20 if self.dial_state else 1.0
         kl_values = []
         for p in PRECISIONS:
             report = self.reports.get(p.key)
@@ -755,10 +751,10 @@ class QuantizationView(DockView):
     # -- drawing: against the reference -------------------------------------------------------
     def _draw_detail(self) -> None:
         report = self.shown
-        if report is None or self.state is None:
+        if report is None or self.dial_state is None:
             return
         p, q = precision(report.key), report.comparison
-        ref = self.state.reference_label
+        ref = self.dial_state.reference_label
         prefix = f" (first {q.num_tokens:,} of {q.full_tokens:,} tokens)" if q.num_tokens < q.full_tokens else ""
         if q.has_distributions:
             ppl = (f" · perplexity {_number(q.perplexity_variant)} vs {_number(q.perplexity_reference)}"
@@ -859,8 +855,8 @@ class QuantizationView(DockView):
     def _request_head(self) -> None:
         if self.shown is None or self.trace is None or self.shown.head is None:
             return
-        self.host.call(f"{self.NAME}.head", "llmviz.core.quantization.head_diff", "Comparing the attention head",
-                       mode=self.shown.key, trace_id=self.trace.id, layer=self.layer.value(), head=self.head.value())
+        self.host.call(targets.QUANTIZATION_HEAD, label="Comparing the attention head",
+                       on_done=self.on_result(self._on_head), mode=self.shown.key, trace_id=self.trace.id, layer=self.layer.value(), head=self.head.value())
 
     def _on_head(self, result: HeadDiff) -> None:
         if self.trace is None or self.shown is None or result.trace_id != self.trace.id or result.key != self.shown.key:

@@ -100,6 +100,7 @@ class ScalingView(DockView):
     TITLE = "Scaling laws"
     AREA = Qt.DockWidgetArea.RightDockWidgetArea
     NEEDS_TRACE = False
+    STATE = ("n_slider.slider", "d_slider.slider", "c_slider.slider")
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(host, parent)

@@ -1,8 +1,8 @@
 """Similarity dock: cosine similarity of token vectors at any layer, and two texts compared.
 
-The maps are computed here, on the GUI thread, from the hidden states the trace already
-holds (numpy, about a millisecond at T = 512), so the layer slider redraws live.  Only the
-second text's forward pass runs on the worker.
+The hidden states stay in the engine: each layer's map is a small job (about a millisecond
+of numpy at T = 512, block means for long texts), and dragging the slider supersedes the
+layers it passes, so the map follows the slider.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.embeddings import SimilarityMap, TextComparison, cosine_map, dominant_token, layer_name
+from ..core import targets
+from ..core.embeddings_results import SimilarityMap, TextComparison, layer_name
 from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot
-from ..workers.model_host import JobOutcome
+from ..workers.jobs import JobOutcome
 from .base import DockView
 from .heatmap import HeatmapPlot
 
@@ -46,6 +47,7 @@ class SimilarityView(DockView):
     NAME = "similarity"
     TITLE = "Similarity"
     AREA = Qt.DockWidgetArea.RightDockWidgetArea
+    STATE = ("center", "other_text", "slider", "tabs")
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(host, parent)
@@ -127,7 +129,8 @@ class SimilarityView(DockView):
         self._comparing = False
         self.shown: SimilarityMap | None = None
         self.cross_shown: SimilarityMap | None = None
-        self.last_redraw_ms = 0.0
+        self.last_redraw_ms = 0.0  # from asking for a layer's map to drawing it (the bench reads it)
+        self._asked_at = 0.0
         self.slider.valueChanged.connect(self.redraw)
         self.center.toggled.connect(self.redraw)
         self.tabs.currentChanged.connect(lambda _i: self.redraw())
@@ -144,7 +147,7 @@ class SimilarityView(DockView):
 
     def trace_changed(self, trace: Trace) -> None:
         self.slider.blockSignals(True)
-        self.slider.setRange(0, trace.hidden_states.shape[0] - 1)
+        self.slider.setRange(0, trace.num_states - 1)
         self.slider.blockSignals(False)
         if self.comparison is not None:
             self.request_comparison()  # the first text changed: compare the new one
@@ -164,30 +167,53 @@ class SimilarityView(DockView):
 
     # -- drawing -------------------------------------------------------------------------------
     def redraw(self) -> None:
-        """Recompute and draw the map(s) for the slider's layer (timed: the bench reads last_redraw_ms)."""
+        """Ask the engine for the map(s) at the slider's layer; a newer request supersedes an older one,
+        so dragging the slider only ever waits for the latest layer."""
         trace = self.trace
         if trace is None or trace.is_empty:
             return
-        started = time.perf_counter()
-        layer = min(self.layer, trace.hidden_states.shape[0] - 1)
-        num_layers = trace.hidden_states.shape[0] - 1
+        layer = min(self.layer, trace.num_states - 1)
+        num_layers = trace.num_states - 1
         self.layer_label.setText(f"{layer_name(layer, num_layers)}  ({layer}/{num_layers})")
         centered = self.center.isChecked()
         self.note.setText(CENTER_NOTE if not centered else
                           "Centred: the mean of this text's unit-length vectors at this layer is subtracted before "
                           "the cosine (the common direction removed; 0 now means “no more alike than average”; "
                           "unit length first, so one very long vector cannot become the mean by itself).")
+        self._asked_at = time.perf_counter()
         if self.tabs.currentIndex() == 0:
-            self._draw_tokens(trace, layer, centered)
-        else:
-            self._draw_cross(trace, layer, centered)
-        self.last_redraw_ms = (time.perf_counter() - started) * 1000
+            self.host.call(targets.SIMILARITY_MAP, channel=self.channel("map"), label="Token similarity",
+                           on_done=self.on_result(self._draw_tokens, self._map_failed), trace_id=trace.id,
+                           layer=layer, centered=centered)
+        elif self.comparison is not None and self.comparison.trace_id == trace.id:
+            self.host.call(targets.SIMILARITY_CROSS, channel=self.channel("cross"), label="Similarity of the two texts",
+                           on_done=self.on_result(self._draw_cross, self._map_failed), trace_id=trace.id,
+                           layer=layer, centered=centered)
+        elif not self._comparing:
+            self.show_content()
+            self.mark_ready()
+
+    def _drawn(self) -> None:
+        self.last_redraw_ms = (time.perf_counter() - self._asked_at) * 1000
         self.show_content()
         if not self._comparing:
             self.mark_ready()
 
-    def _draw_tokens(self, trace: Trace, layer: int, centered: bool) -> None:
-        sim = cosine_map(trace.hidden_states[layer], center=centered)
+    def _map_failed(self, outcome: JobOutcome) -> None:
+        if outcome.status == "failed":
+            self.summary.setText(f"⚠ {html.escape(outcome.message)}")
+        self._drawn()
+
+    def _dominance_warning(self, name: str, dominant: tuple[int, float] | None, labels: list[str]) -> str:
+        if dominant is None:
+            return ""
+        position, ratio = dominant
+        return (f"<br><span style='color:#8a5300'>In the {name} text, {html.escape(labels[position])} [{position}] has a "
+                f"vector {ratio:.0f}× longer than the median token's, so it dominates the mean.</span>")
+
+    def _draw_tokens(self, sim: SimilarityMap) -> None:
+        trace = self.trace
+        assert trace is not None
         labels = trace.labels()
         self.heatmap.set_matrix(sim.matrix, labels, labels, levels=LEVELS, block=sim.block, keep_view=True)
         self.shown = sim
@@ -195,35 +221,40 @@ class SimilarityView(DockView):
         how = "exact values" if sim.block == 1 else f"each cell is the mean over {sim.block} x {sim.block} token pairs"
         if trace.num_tokens < 2:
             self.summary.setText("One token: it is only compared with itself.")
-            return
-        off = sim.matrix[~np.eye(n, dtype=bool)].mean() if n > 1 else float(sim.matrix[0, 0])
-        self.summary.setText(f"{trace.num_tokens:,} tokens · mean similarity between different tokens "
-                             f"{float(off):.3f} · {how}")
+        else:
+            off = sim.matrix[~np.eye(n, dtype=bool)].mean() if n > 1 else float(sim.matrix[0, 0])
+            self.summary.setText(f"{trace.num_tokens:,} tokens · mean similarity between different tokens "
+                                 f"{float(off):.3f} · {how}")
+        self._drawn()
 
-    def _draw_cross(self, trace: Trace, layer: int, centered: bool) -> None:
-        comp = self.comparison
-        if comp is None or comp.trace_id != trace.id:
+    def _draw_cross(self, sim: SimilarityMap) -> None:
+        trace, comp = self.trace, self.comparison
+        if trace is None or comp is None or comp.trace_id != trace.id:
             return
-        layer = min(layer, comp.other_hidden.shape[0] - 1)
-        sim = cosine_map(trace.hidden_states[layer], comp.other_hidden[layer], center=centered)
         a, b = trace.labels(), comp.other_tokens.labels(comp.other_text)
         self.cross.set_matrix(sim.matrix, a, b, levels=LEVELS, block=sim.block, keep_view=True)
         self.cross_shown = sim
+        layer = min(sim.layer, len(comp.sentence) - 1)
         self.sentence_marker.setValue(layer)
         value = float(comp.sentence[layer])
         last = float(comp.sentence[-1])
-        warn = ""
-        for name, hidden, labels in (("first", trace.hidden_states[layer], a), ("second", comp.other_hidden[layer], b)):
-            big = dominant_token(hidden)
-            if big is not None:
-                warn += (f"<br><span style='color:#8a5300'>In the {name} text, {html.escape(labels[big[0]])} [{big[0]}] has a "
-                         f"vector {big[1]:.0f}× longer than the median token's, so it dominates the mean.</span>")
+        warn = self._dominance_warning("first", sim.dominant[0], a) + self._dominance_warning("second", sim.dominant[1], b)
         self.sentence_label.setText(
             f"Sentence similarity at {layer_name(layer, len(comp.sentence) - 1)}: <b style='font-size:15pt'>{value:.3f}</b> "
             f"· at the last layer: <b>{last:.3f}</b> (cosine of the mean-pooled token vectors, as all-MiniLM-L6-v2 "
             f"is meant to be used; not centred){' · second text truncated' if comp.truncated_from else ''}{warn}")
+        self._drawn()
 
     # -- two texts -----------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {**super().state(), "compared": self.comparison is not None}
+
+    def restore_state(self, state: dict) -> list[str]:
+        unused = super().restore_state({k: v for k, v in state.items() if k != "compared"})
+        if state.get("compared") is True and self.other_text.text().strip():
+            self.request_comparison()
+        return unused
+
     def request_comparison(self) -> None:
         text = self.other_text.text()
         if self.trace is None or self.trace.is_empty:
@@ -235,10 +266,10 @@ class SimilarityView(DockView):
         self.mark_busy()
         self.tabs.setCurrentIndex(1)
         self.sentence_label.setText("Running the second text…")
-        self.host.call(f"{self.NAME}.compare", "llmviz.core.embeddings.compare_texts", "Running the second text",
+        self.host.call(targets.SIMILARITY_COMPARE, label="Running the second text", on_done=self._compared,
                        trace_id=self.trace.id, other_text=text)
 
-    def job_finished(self, outcome: JobOutcome) -> None:
+    def _compared(self, outcome: JobOutcome) -> None:
         if self.trace is None or outcome.kwargs.get("trace_id") != self.trace.id:
             return
         self._comparing = False

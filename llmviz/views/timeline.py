@@ -77,6 +77,7 @@ class TimelineView(DockView):
     TITLE = "Timeline"
     AREA = Qt.DockWidgetArea.RightDockWidgetArea
     NEEDS_TRACE = False
+    STATE = ("show_unknown", "tabs")
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(host, parent)

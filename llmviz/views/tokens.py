@@ -17,11 +17,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core import targets
 from ..core.results import visible
 from ..core.specs import ModelInfo
 from ..core.tokenizers import CHOICES, GPT2, MODEL, Tokenization, TokenizerComparison, char_name, token_rows
 from ..widgets.token_chips import TokenChips
-from ..workers.model_host import JobOutcome
+from ..workers.jobs import JobOutcome
 from .base import DockView
 
 if TYPE_CHECKING:  # pandas is imported when a table or CSV is made, not at start-up
@@ -92,6 +93,7 @@ class TokensView(DockView):
     NAME = "tokens"
     TITLE = "Tokens"
     AREA = Qt.DockWidgetArea.BottomDockWidgetArea
+    STATE = ("second",)
 
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(host, parent)
@@ -136,7 +138,8 @@ class TokensView(DockView):
         self.shown = None
 
     def prepare(self, info: ModelInfo) -> None:
-        self.host.call(f"{self.NAME}.warm", "llmviz.core.tokenizers.warm", "Loading the comparison tokenizer",
+        # No callback: a failure shows in the comparison that follows.
+        self.host.call(targets.TOKENIZERS_WARM, label="Loading the comparison tokenizer",
                        source=self.second_source() or GPT2)
 
     def trace_changed(self, trace) -> None:  # type: ignore[no-untyped-def]
@@ -156,12 +159,10 @@ class TokensView(DockView):
         if self.trace is None or self.trace.is_empty:
             return
         self.mark_busy()
-        self.host.call(f"{self.NAME}.compare", "llmviz.core.tokenizers.compare", "Comparing tokenizers",
+        self.host.call(targets.TOKENIZERS_COMPARE, label="Comparing tokenizers", on_done=self._compared,
                        text=self.compared_text(), second=self.second_source() or GPT2, first=MODEL)
 
-    def job_finished(self, outcome: JobOutcome) -> None:
-        if outcome.channel == f"{self.NAME}.warm":
-            return  # a failure shows in the comparison that follows
+    def _compared(self, outcome: JobOutcome) -> None:
         if self.trace is None or outcome.kwargs.get("text") != self.compared_text():
             return
         if not outcome.ok:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget
 
 STYLES = {
     "error": "background:#fde7e9; border:1px solid #e8a0a8; color:#6b0d17;",
@@ -13,7 +15,8 @@ STYLES = {
 
 
 class MessageBar(QFrame):
-    """Shows one message at a time; `level` is 'error', 'warning' or 'info'."""
+    """Shows one message at a time; `level` is 'error', 'warning' or 'info'; optionally one action
+    button (e.g. "Restart the engine") that runs a callback and dismisses the message."""
 
     sig_closed = Signal()
 
@@ -28,18 +31,34 @@ class MessageBar(QFrame):
         self.close_button.setToolTip("Dismiss")
         self.close_button.setAutoRaise(True)
         self.close_button.clicked.connect(self.dismiss)
+        self.action_button = QPushButton()
+        self.action_button.setObjectName("messageAction")
+        self.action_button.clicked.connect(self._act)
+        self.action_button.hide()
+        self._action: Callable[[], None] | None = None
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 4, 4, 4)
         layout.addWidget(self.label, 1)
+        layout.addWidget(self.action_button, 0, Qt.AlignmentFlag.AlignTop)
         layout.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
         self.level = ""
         self.hide()
 
-    def show_message(self, text: str, level: str = "error") -> None:
+    def show_message(self, text: str, level: str = "error", action: str = "",
+                     on_action: Callable[[], None] | None = None) -> None:
         self.level = level
         self.setStyleSheet(f"QFrame#messageBar {{ {STYLES.get(level, STYLES['info'])} border-radius: 4px; }}")
         self.label.setText(text)
+        self._action = on_action if action else None
+        self.action_button.setText(action)
+        self.action_button.setVisible(bool(action))
         self.show()
+
+    def _act(self) -> None:
+        action = self._action
+        self.dismiss()
+        if action is not None:
+            action()
 
     def dismiss(self) -> None:
         self.hide()

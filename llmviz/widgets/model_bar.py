@@ -27,7 +27,8 @@ class ModelBar(QWidget):
         super().__init__(parent)
         self.source = QComboBox()
         self.source.setEditable(True)
-        self.source.setMinimumContentsLength(34)
+        self.source.setMinimumContentsLength(24)  # shrinks to this in a narrow window, widens with it
+        self.source.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.source.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.source.lineEdit().setPlaceholderText("bundled:smollm2, a hub id (gpt2), a folder or a .gguf file")
         for model in BUNDLED_MODELS.values():

@@ -4,8 +4,8 @@ one line and no traceback, its converter child ends with it, and nothing partial
 from __future__ import annotations
 
 import os
-import signal
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -14,8 +14,18 @@ import pytest
 
 from llmviz.core import bundled
 
-from .support import SIGNALS, assert_refused, env_with, finish, interrupt, leftover_processes, run_cli, start_cli
-from .support import temporaries_under, wait_for
+from .support import (
+    SIGNALS,
+    assert_refused,
+    env_with,
+    finish,
+    interrupt,
+    leftover_processes,
+    run_cli,
+    start_cli,
+    temporaries_under,
+    wait_for,
+)
 
 LONG_TEXT = "the cat sat on the mat " * 150  # MiniLM truncates to 512 tokens: 75 MB of attention
 

@@ -112,9 +112,12 @@ def test_export_tables_and_a_failing_export(view, tmp_path):
     assert view.message_text == ""
 
 
-def test_a_damaged_families_file_leaves_the_other_tabs_working(qtbot, host, tmp_path, monkeypatch):
+def test_a_damaged_families_file_leaves_the_other_tabs_working(qtbot, tmp_path, monkeypatch):
+    from llmviz.workers.model_host import ModelHost
+
     (tmp_path / "architectures.json").write_text("{not json")
-    monkeypatch.setenv("LLMVIZ_RESOURCES", str(tmp_path))
+    monkeypatch.setenv("LLMVIZ_RESOURCES", str(tmp_path))  # before the engine starts: it reads the file
+    host = ModelHost()
     v = ArchitectureView(host)
     qtbot.addWidget(v)
     v.show()  # hidden views are lazy: they draw a new model only when shown
@@ -124,3 +127,4 @@ def test_a_damaged_families_file_leaves_the_other_tabs_working(qtbot, host, tmp_
         v.on_model_loaded(loaded.args[0])
     assert "architecture families table" in v.families_title.text() and "damaged" in v.families_title.text()
     assert v.message_text == "" and v.summary is not None and v.built is not None
+    host.shutdown()

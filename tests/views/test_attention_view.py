@@ -22,6 +22,8 @@ from llmviz.views import head_grid
 from llmviz.views.attention import TAB_GRID, TAB_HEAD, TAB_ROLLOUT, TAB_STATS, AttentionView
 from llmviz.views.attention_scratch import ScratchView
 
+from ..engine_jobs import ATTENTION_CACHE, SLABS_OF_ROWS
+
 TEXT = "The cat sat on the mat because it was tired, and the dog barked."
 WAIT = 60_000
 
@@ -54,24 +56,37 @@ class Rig:
             host.sig_trace.connect(v.on_trace)
         self.trace = None
         host.sig_trace.connect(lambda t: setattr(self, "trace", t))
+        self._asked: tuple | None = None  # (folder, text, max_tokens) of the last run
+        self._reference: dict = {}
 
     def idle(self) -> None:
         self.qtbot.waitUntil(lambda: not self.host.busy, timeout=WAIT)
 
     def load(self, folder, text: str = TEXT, max_tokens: int | None = None) -> None:
+        self.folder = folder
         self.host.load(ModelSpec(str(folder), device="cpu"))
         self.qtbot.waitUntil(lambda: self.view.info is not None and self.view.info.source == str(folder), timeout=WAIT)
         self.run(text, max_tokens)
 
     def run(self, text: str, max_tokens: int | None = None) -> None:
         before = self.trace
+        self._asked = (str(self.folder), text, max_tokens)
         self.host.run_text(text, max_tokens)
         self.qtbot.waitUntil(lambda: self.trace is not before and self.view.is_ready(), timeout=WAIT)
         self.idle()
 
     @property
     def cap(self):
-        return self.trace.attention
+        """The captured attention of the same model and text, run again in this process (the
+        window's trace holds none of it): what the drawn maps must equal."""
+        from llmviz.core.session import Session
+
+        folder, text, max_tokens = self._asked
+        if self._reference.get("key") != self._asked:
+            session = Session()
+            session.load(ModelSpec(folder, device="cpu"))
+            self._reference = {"key": self._asked, "data": session.run(text, max_tokens=max_tokens)}
+        return self._reference["data"].capture
 
     def shown(self) -> np.ndarray:
         return self.view.head_panel.heatmap.matrix
@@ -122,11 +137,14 @@ def test_neighbouring_heads_are_precomputed_for_the_arrow_keys(rig, tiny_models)
     rig.load(tiny_models["llama"])
     rig.qtbot.waitUntil(lambda: bool(done), timeout=WAIT)
     assert done[-1] == 2  # from (0, 0): Right (0, 1) and Down (1, 0)
-    cache = rig.host._worker.session.extras["attention"]
-    cached = list(cache.maps.values())
+    cached = []
+    rig.host.call(ATTENTION_CACHE, on_done=lambda o: cached.append(o.value))
+    rig.qtbot.waitUntil(lambda: bool(cached), timeout=WAIT)
+    assert {(0, 0), (0, 1), (1, 0)} <= set(cached[0])
     rig.qtbot.keyClick(rig.view.head_panel.heatmap.plot, Qt.Key.Key_Right)
     rig.qtbot.waitUntil(lambda: rig.view.is_ready() and rig.view.head_panel.shown.head == 1, timeout=WAIT)
-    assert any(rig.view.head_panel.shown is m for m in cached)  # drawn from the cache, not recomputed
+    # drawn from the cache, not recomputed: the map carries the compute time of its precomputation
+    assert rig.view.head_panel.shown.compute_s == cached[0][(0, 1)]
     np.testing.assert_allclose(rig.shown(), A.head_map(rig.cap, 0, 1), atol=1e-6)
 
 
@@ -176,17 +194,18 @@ def test_model_without_attention_says_so(rig, mamba_folder):
     assert "attention" in rig.scratch.note.text()
 
 
-def test_cancelling_a_long_computation_keeps_the_view_usable(rig, tiny_models, monkeypatch):
+def test_cancelling_a_long_computation_keeps_the_view_usable(rig, tiny_models):
     rig.load(tiny_models["llama"])
     before = rig.shown().copy()
-    monkeypatch.setattr(A, "slab_rows", lambda *a: 1)  # one query row per slab, a cancel check each
+    rig.host.call(SLABS_OF_ROWS, rows=1)  # in the engine: one query row per slab, a cancel check each
+    rig.idle()
     rig.view.source.setCurrentIndex(1)  # mean over heads
     rig.host.cancel()
     rig.qtbot.waitUntil(lambda: rig.view.is_ready(), timeout=WAIT)
     rig.idle()
     assert "Cancelled" in rig.view.head_panel.summary.text()
     np.testing.assert_array_equal(rig.shown(), before)
-    monkeypatch.undo()
+    rig.host.call(SLABS_OF_ROWS, rows=None)
     rig.view.set_selection(1, 2)  # and the next request works
     rig.qtbot.waitUntil(lambda: rig.view.is_ready(), timeout=WAIT)
     rig.idle()
@@ -364,13 +383,14 @@ def test_scratch_toy_and_real_head(rig, tiny_models):
     assert s.plots["scores"].row_labels == rig.trace.labels()
 
 
-def test_real_app_with_minilm(window, qtbot):
+def test_real_app_with_minilm(window, qtbot, minilm_session):
     """The registered docks in the main window, on the bundled MiniLM (12 heads, no grouping)."""
     window.set_text("Attention lets every token look at every other token.")
     window.load_model(ModelSpec("bundled:minilm", device="cpu"))
-    view = window.views["attention"]
+    view = window.view("attention")
     qtbot.waitUntil(lambda: window.trace is not None and view.is_ready() and not window.host.busy, timeout=WAIT)
-    np.testing.assert_allclose(view.head_panel.heatmap.matrix, A.head_map(window.trace.attention, 0, 0), atol=1e-6)
+    reference = minilm_session.run("Attention lets every token look at every other token.").capture
+    np.testing.assert_allclose(view.head_panel.heatmap.matrix, A.head_map(reference, 0, 0), atol=1e-6)
     assert "scratch" in window.view_classes and window.docks["scratch"].objectName() == "scratch"
     view.tabs.setCurrentIndex(TAB_GRID)
     qtbot.waitUntil(lambda: len(view.overviews) == 6, timeout=WAIT)

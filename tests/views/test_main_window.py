@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 
+import psutil
 from PySide6.QtWidgets import QDockWidget
 
 from llmviz.core.specs import ModelSpec
+from llmviz.core.targets import TOKENIZERS_COMPARE, TOKENIZERS_WARM
 from llmviz.views import VIEWS
+
+from ..engine_jobs import SLOW_STEPS
 
 
 def load(qtbot, window, source, timeout=120_000):
@@ -35,7 +39,7 @@ def test_load_and_run_updates_window_and_views(qtbot, window, tiny_models):
     assert window.info.num_layers == 3
     assert "tiny-llama" in window.windowTitle()
     assert "6 tokens" in window.text_input.notice.text()
-    qtbot.waitUntil(lambda: window.views["attention"].is_ready(), timeout=30_000)
+    qtbot.waitUntil(lambda: window.view("attention").is_ready(), timeout=30_000)
 
 
 def test_typing_reruns_after_a_pause(qtbot, window, tiny_models):
@@ -61,7 +65,7 @@ def test_bad_model_keeps_the_loaded_one(qtbot, window, tiny_models):
 def test_empty_text_shows_an_empty_state(qtbot, window, tiny_models):
     window.set_text("")
     load(qtbot, window, str(tiny_models["llama"]))
-    attention = window.views["attention"]
+    attention = window.view("attention")
     assert attention.is_ready() and "Type some text" in attention.message_text
     assert "No tokens" in window.text_input.notice.text()
 
@@ -118,14 +122,14 @@ def test_progress_shows_for_long_work_only(qtbot, window):
     shows its stage and a Cancel button while it runs, and they go once it is done."""
     from llmviz.main_window import PROGRESS_DELAY_MS
 
-    window.host.warm_up()  # the worker's first job imports torch (long): get it out of the way
-    qtbot.waitUntil(lambda: not window.host.busy and not window.progress.isVisibleTo(window), timeout=60_000)
+    qtbot.waitUntil(lambda: window.host.engine_ready, timeout=60_000)  # the engine's torch import is long
+    qtbot.waitUntil(lambda: not window.progress.isVisibleTo(window), timeout=5_000)
     with qtbot.waitSignal(window.host.sig_finished, timeout=10_000):
-        window.host.call("test.quick", "tests.workers.test_model_host.slow_steps", steps=2)  # ~20 ms
+        window.host.call(SLOW_STEPS, steps=2)  # ~20 ms
     assert not window.progress.isVisibleTo(window)
     assert not window.cancel_button.isVisibleTo(window)
 
-    window.host.call("test.slow", "tests.workers.test_model_host.slow_steps", steps=150)  # ~1.5 s
+    window.host.call(SLOW_STEPS, steps=150)  # ~1.5 s
     started = time.perf_counter()
     qtbot.waitUntil(lambda: window.progress.isVisibleTo(window), timeout=5_000)
     assert time.perf_counter() - started >= PROGRESS_DELAY_MS / 1000 * 0.9
@@ -137,12 +141,13 @@ def test_progress_shows_for_long_work_only(qtbot, window):
 
 def test_closing_during_a_run_exits_quickly(qtbot, window, tiny_models):
     load(qtbot, window, str(tiny_models["llama"]))
-    window.host.call("test.slow", "tests.workers.test_model_host.slow_steps", steps=1000)
+    window.host.call(SLOW_STEPS, steps=1000)
     window.run_text("queued behind the slow job")
+    pid = window.host.engine_pid
     started = time.perf_counter()
     window.close()
     assert time.perf_counter() - started < 2.0
-    assert not window.host.thread_running()
+    assert not window.host.thread_running() and not psutil.pid_exists(pid)
 
 
 def test_a_bad_first_model_shows_a_dialog_and_opens_the_default(qtbot, window, tiny_models):
@@ -164,10 +169,45 @@ def test_comparison_tokenizer_is_loaded_with_the_model_before_the_first_trace(qt
     load, before the text runs: building it freezes the GUI (GIL) and belongs to the load."""
     assert window.views["tokens"].isVisible()
     started: list[str] = []
-    window.host.sig_started.connect(lambda s: started.append(s[1]))
+    window.host.sig_started.connect(lambda handle: started.append(handle.channel))
     window.set_text("The cat sat on the mat")
     load(qtbot, window, str(tiny_models["llama"]))
-    assert "tokens.warm" in started and "trace" in started
-    assert started.index("tokens.warm") < started.index("trace") < started.index("tokens.compare")
+    assert TOKENIZERS_WARM in started and "trace" in started
+    assert started.index(TOKENIZERS_WARM) < started.index("trace") < started.index(TOKENIZERS_COMPARE)
     qtbot.waitUntil(lambda: window.views["tokens"].is_ready(), timeout=30_000)
     assert window.views["tokens"].shown.second.name == "GPT-2 BPE (bundled)"
+
+
+def test_after_the_engine_is_killed_every_view_comes_back_as_it_was(qtbot, window, tiny_models):
+    """SIGKILL of the engine mid-session: the window says so, a new engine reloads the model,
+    the text runs again and the attention view shows the same head as before."""
+    import os
+    import signal
+
+    events = []
+    window.host.sig_engine.connect(events.append)
+    window.set_text("The cat sat on the mat and looked at the dog")
+    load(qtbot, window, str(tiny_models["llama"]))
+    view = window.view("attention")
+    view.set_selection(2, 3)
+    qtbot.waitUntil(lambda: view.is_ready() and view.head_panel.shown.layer == 2, timeout=60_000)
+    shown = view.head_panel.heatmap.matrix.copy()
+    old = window.host.engine_pid
+    os.kill(old, signal.SIGKILL)
+    qtbot.waitUntil(lambda: any(e.state == "recovered" for e in events), timeout=120_000)
+    assert "SIGKILL" in window.message_bar.text or "restarted" in window.message_bar.text
+    qtbot.waitUntil(lambda: not window.host.busy and view.is_ready() and view.head_panel.shown is not None
+                    and (view.layer.value(), view.head.value()) == (2, 3) and view.head_panel.shown.layer == 2,
+                    timeout=120_000)
+    assert window.host.engine_pid != old
+    assert (view.head_panel.shown.layer, view.head_panel.shown.head) == (2, 3)
+    import numpy as np
+
+    np.testing.assert_allclose(view.head_panel.heatmap.matrix, shown, atol=1e-6)  # the same weights, the same map
+
+
+def test_closing_the_window_while_a_model_loads_leaves_no_process(qtbot, window, tiny_models):
+    window.load_model(ModelSpec(str(tiny_models["llama"]), device="cpu"))
+    pids = window.host.engine_pids()
+    window.close()
+    assert pids and not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)

@@ -10,6 +10,7 @@ import torch
 
 from llmviz.core.specs import ModelSpec
 from llmviz.core.structure import module_tree
+from llmviz.core.targets import STRUCTURE_TREE
 from llmviz.views.model_tree import COLUMNS, ModelTreeView
 
 WAIT_MS = 120_000
@@ -168,5 +169,5 @@ def test_structure_failure_shows_a_message(qtbot, host):
     view = ModelTreeView(host)
     qtbot.addWidget(view)
     with qtbot.waitSignal(view.sig_ready, timeout=WAIT_MS):
-        host.call("model-tree.structure", "llmviz.core.structure_jobs.structure", "Reading the module tree")
+        host.call(STRUCTURE_TREE, on_done=view._tree_done)  # the view's request, with no model loaded
     assert view.message_text == "No model is loaded yet."

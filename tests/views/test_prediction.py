@@ -63,7 +63,7 @@ def test_logit_lens_grid(qtbot, host, view, tiny_models, tmp_path):
     load(qtbot, host, [view], str(tiny_models["gpt2"]))
     trace = run(qtbot, host, view, "one two three four five six")
     lens, plot = view.lens_result, view.lens_plot
-    layers = trace.hidden_states.shape[0]
+    layers = trace.num_states
     assert plot.matrix.shape == (layers, trace.num_tokens)
     np.testing.assert_allclose(plot.matrix[0], lens.top_probs[-1, :, 0])  # the last layer is the top row
     np.testing.assert_allclose(plot.matrix[-1], lens.top_probs[0, :, 0])  # embeddings at the bottom

@@ -16,6 +16,8 @@ from llmviz.core.quantization import PRECISIONS
 from llmviz.core.specs import ModelSpec
 from llmviz.views.quantization import QuantizationView
 
+from ..engine_jobs import LOADED_INFO
+
 TEXT = "The cat sat on the mat and looked at the dog."
 KEYS = [p.key for p in PRECISIONS]
 WAIT_MS = 240_000
@@ -49,7 +51,7 @@ def turn(qtbot, host, view, key: str) -> None:
 def variant_jobs(host) -> list[str]:
     """Labels of the variant jobs the worker starts from now on."""
     started: list[str] = []
-    host.sig_started.connect(lambda s: started.append(s[2]) if s[1] == "quantization.variant" else None)
+    host.sig_started.connect(lambda h: started.append(h.label) if h.channel == "quantization.variant" else None)
     return started
 
 
@@ -162,7 +164,10 @@ def test_out_of_memory_keeps_the_reference(qtbot, host, llama_view):
     assert view.banner.level == "error" and "Not enough memory for FP4" in view.banner.text
     assert "reference model stays loaded" in view.banner.text
     assert set(view.reports) == {"fp32"} and view.shown.key == "fp32"
-    assert host._worker.session.loaded.info is info  # the reference is still the loaded model
+    loaded = []
+    host.call(LOADED_INFO, on_done=lambda o: loaded.append(o.value))
+    qtbot.waitUntil(lambda: bool(loaded), timeout=60_000)
+    assert loaded[0] == info  # the reference is still the loaded model
     view.memory_limit_bytes = None
     turn(qtbot, host, view, "fp16")
     assert view.shown.key == "fp16" and not view.banner.isVisible()

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmviz.core.embeddings import cosine_map
 from llmviz.views.projection import ProjectionView
 from llmviz.views.similarity import SimilarityView
 
@@ -31,39 +30,62 @@ def projection(qtbot, host):
     return v
 
 
-def test_layer_slider_and_centring_redraw_the_map(qtbot, host, similarity):
+def cosine(a: np.ndarray, b: np.ndarray | None = None, center: bool = False) -> np.ndarray:
+    """The notebook's cosine similarity, written here independently of llmviz's."""
+    import torch
+
+    ta = torch.nn.functional.normalize(torch.from_numpy(a), dim=-1)
+    tb = ta if b is None else torch.nn.functional.normalize(torch.from_numpy(b), dim=-1)
+    if center:
+        mean = (ta if b is None else torch.cat([ta, tb])).mean(0)
+        ta = torch.nn.functional.normalize(ta - mean, dim=-1)
+        tb = ta if b is None else torch.nn.functional.normalize(tb - mean, dim=-1)
+    return (ta @ tb.T).clamp(-1, 1).numpy()
+
+
+def redraw(qtbot, view, change) -> None:  # type: ignore[no-untyped-def]
+    """Change a control and wait until the engine's map for it is drawn."""
+    with qtbot.waitSignal(view.sig_ready, timeout=60_000):
+        view.mark_busy()
+        change()
+
+
+def test_layer_slider_and_centring_redraw_the_map(qtbot, host, similarity, minilm_session):
     load(qtbot, host, [similarity], "bundled:minilm")
     trace = run(qtbot, host, similarity, "The cat sat on the mat")
+    hidden = minilm_session.run("The cat sat on the mat").hidden_states  # the same run, in this process
     plot = similarity.heatmap
     assert similarity.slider.maximum() == 6 and similarity.layer == 6  # starts at the last hidden state
-    np.testing.assert_allclose(plot.matrix, cosine_map(trace.hidden_states[6]).matrix, atol=1e-6)
+    np.testing.assert_allclose(plot.matrix, cosine(hidden[6]), atol=1e-5)
     assert plot.levels == (-1.0, 1.0) and plot.row_labels == trace.labels() == plot.col_labels
-    similarity.slider.setValue(0)
-    np.testing.assert_allclose(plot.matrix, cosine_map(trace.hidden_states[0]).matrix, atol=1e-6)
+    redraw(qtbot, similarity, lambda: similarity.slider.setValue(0))
+    np.testing.assert_allclose(plot.matrix, cosine(hidden[0]), atol=1e-5)
     assert "embeddings" in similarity.layer_label.text()
     raw_mean = plot.matrix[~np.eye(trace.num_tokens, dtype=bool)].mean()
-    similarity.center.setChecked(True)
-    np.testing.assert_allclose(plot.matrix, cosine_map(trace.hidden_states[0], center=True).matrix, atol=1e-6)
+    redraw(qtbot, similarity, lambda: similarity.center.setChecked(True))
+    np.testing.assert_allclose(plot.matrix, cosine(hidden[0], center=True), atol=1e-5)
     assert plot.matrix[~np.eye(trace.num_tokens, dtype=bool)].mean() < raw_mean
     assert "Centred" in similarity.note.text()
     assert similarity.last_redraw_ms > 0
 
 
-def test_two_texts(qtbot, host, similarity):
+def test_two_texts(qtbot, host, similarity, minilm_session):
     load(qtbot, host, [similarity], "bundled:minilm")
     trace = run(qtbot, host, similarity, "The cat sat on the mat")
+    first = minilm_session.run("The cat sat on the mat").hidden_states
+    second = minilm_session.run("A kitten rested on the rug").hidden_states
     similarity.other_text.setText("A kitten rested on the rug")
     with qtbot.waitSignal(similarity.sig_ready, timeout=60_000):
         similarity.request_comparison()
     comp = similarity.comparison
     assert similarity.tabs.currentIndex() == 1
     assert similarity.cross.matrix.shape == (trace.num_tokens, comp.other_tokens.ids.size)
-    np.testing.assert_allclose(similarity.cross.matrix,
-                               cosine_map(trace.hidden_states[6], comp.other_hidden[6]).matrix, atol=1e-6)
+    np.testing.assert_allclose(similarity.cross.matrix, cosine(first[6], second[6]), atol=1e-5)
     assert f"{comp.sentence[6]:.3f}" in similarity.sentence_label.text()
     x, y = similarity.sentence_curve.getData()
     np.testing.assert_allclose(y, comp.sentence) and list(x) == list(range(7))
-    similarity.slider.setValue(2)
+    redraw(qtbot, similarity, lambda: similarity.slider.setValue(2))
+    np.testing.assert_allclose(similarity.cross.matrix, cosine(first[2], second[2]), atol=1e-5)
     assert f"{comp.sentence[2]:.3f}" in similarity.sentence_label.text() and similarity.sentence_marker.value() == 2
 
 
@@ -99,7 +121,7 @@ def test_projection_layers_and_trajectories(qtbot, host, projection, tiny_models
     np.testing.assert_allclose([p.pos().x() for p in projection.scatter.points()], proj.per_layer[1][:, 0], atol=1e-5)
     projection.mode.setCurrentIndex(1)
     x, _y = projection.paths.getData()
-    assert len(x) == trace.num_tokens * (trace.hidden_states.shape[0] + 1)  # each path plus a gap
+    assert len(x) == trace.num_tokens * (trace.num_states + 1)  # each path plus a gap
     np.testing.assert_allclose([p.pos().x() for p in projection.scatter.points()], proj.shared[-1][:, 0], atol=1e-5)
     assert not projection.slider.isEnabled()
     assert sum(item.isVisible() for item in projection.text_items) == trace.num_tokens
