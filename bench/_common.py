@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Engine processes import the benchmarks' own reference jobs (e.g. tokens.reference_job) by name.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "bench"), os.environ.get("PYTHONPATH", "")) if p)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -90,3 +92,17 @@ def wait_until(predicate, timeout_s: float = 600.0) -> None:  # type: ignore[no-
     timer.stop()
     if not predicate():
         raise TimeoutError("benchmark step timed out")
+
+
+def peak_rss_bytes(pid: int | None = None) -> int:
+    """A process's peak resident memory (Linux VmHWM, the kernel's high-water mark); this
+    process when `pid` is None. 0 where /proc has no such line."""
+    path = f"/proc/{pid or 'self'}/status"
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0

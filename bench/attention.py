@@ -9,7 +9,7 @@
   precomputed the neighbouring heads in the background;
 - grid: time from the trace arriving to all 270 thumbnails drawn, T = 256;
 - long: T = 8192: forward-with-capture time, time to show one (new) head, and the
-  process's peak RSS (ru_maxrss: the whole app, model and every dock included), beside
+  peak RSS of both processes added (window and engine, each its VmHWM), beside
   what a full eager attention tensor would need;
 - the longest GUI stall during all of it (10 ms heartbeat on the GUI thread), and during the
   attention work alone (every phase after the model load; the load's own stall, GIL held by
@@ -17,19 +17,18 @@
 
 Run: python bench/attention.py [--only-attention]
 (--only-attention builds the window with the attention dock alone, to tell its own cost
-from that of the other docks, which also react to every text on the same worker thread.)
+from that of the other docks, which also react to every text on the same engine.)
 """
 
 from __future__ import annotations
 
 import os
-import resource
 import statistics
 import sys
 import tempfile
 import time
 
-from _common import Heartbeat, result_line, table, wait_until
+from _common import Heartbeat, peak_rss_bytes, result_line, table, wait_until
 
 os.environ["LLMVIZ_SETTINGS"] = os.path.join(tempfile.mkdtemp(prefix="llmviz-bench-"), "settings.ini")
 
@@ -52,8 +51,9 @@ def long_text(sentences: int = 1500, seed: int = 0) -> str:
     return " ".join(out)
 
 
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # Linux: KiB
+def peak_rss_gb(engine_pid: int | None) -> float:
+    """Peak RSS of the window process plus that of the engine (each its own high-water mark)."""
+    return (peak_rss_bytes() + (peak_rss_bytes(engine_pid) if engine_pid else 0)) / 1e9
 
 
 def main() -> int:
@@ -81,17 +81,17 @@ def main() -> int:
     window.docks["attention"].raise_()
     beat = Heartbeat()
     beat.start()
-    jobs: dict[str, float] = {}  # worker seconds per job label, this phase
+    jobs: dict[str, float] = {}  # engine seconds per job label, this phase
     host.sig_finished.connect(lambda o: jobs.__setitem__(o.label, jobs.get(o.label, 0.0) + o.elapsed_s))
     phases: list[tuple[str, object]] = []
 
     def phase(name: str) -> None:
-        """Close a phase: its longest GUI stall, the process's RSS, the worker's busiest jobs."""
+        """Close a phase: its longest GUI stall, the process's RSS, the engine's busiest jobs."""
         stall = beat.worst_ms
         beat.worst = 0.0
         busiest = sorted(jobs.items(), key=lambda kv: -kv[1])[:4]
-        phases.append((name, f"stall {stall:.0f} ms, RSS {psutil.Process().memory_info().rss / 1e9:.2f} GB, "
-                             "worker: " + ", ".join(f"{k} {v:.1f} s" for k, v in busiest)))
+        phases.append((name, f"stall {stall:.0f} ms, RSS {(psutil.Process().memory_info().rss + host.engine_rss()) / 1e9:.2f} GB, "
+                             "engine: " + ", ".join(f"{k} {v:.1f} s" for k, v in busiest)))
         worst_stall[0] = max(worst_stall[0], stall)
         if name != "load":
             worst_stall[1] = max(worst_stall[1], stall)
@@ -154,12 +154,12 @@ def main() -> int:
         med = statistics.median(times) * 1000
         figures[f"switch_ms_{t}"] = med
         rows.append((f"switch T={t} (block {block}, one every {PACE_S * 1000:.0f} ms, median of 20)",
-                     f"{med:.1f} ms (min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f}; worker compute "
+                     f"{med:.1f} ms (min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f}; engine compute "
                      f"median {statistics.median(computed) * 1000:.1f} ms)"))
         computed.clear()
         rushed = [switch_to(*far_apart(20 + i)) for i in range(20)]
-        rows.append((f"  the same back to back (each as soon as the last is drawn)",
-                     f"{statistics.median(rushed) * 1000:.1f} ms (worker compute median "
+        rows.append(("  the same back to back (each as soon as the last is drawn)",
+                     f"{statistics.median(rushed) * 1000:.1f} ms (engine compute median "
                      f"{statistics.median(computed) * 1000:.1f} ms)"))
         phase(f"40 switches T={t}")
         switch_to(2, 0)
@@ -187,7 +187,7 @@ def main() -> int:
     phase("one head T=8192")
     cap = trace.attention
     eager_gb = cap.full_bytes() / 1e9
-    rss = peak_rss_gb()
+    rss = peak_rss_gb(host.engine_pid)
     beat.stop()
     stall, attention_stall = worst_stall
     figures.update(app="attention-only" if only else "whole", long_tokens=trace.num_tokens, long_forward_s=forward, long_head_s=long_head, long_rss_gb=rss,
@@ -197,7 +197,7 @@ def main() -> int:
         ("long text tokens", trace.num_tokens),
         ("forward with capture, T=8192", f"{forward:.1f} s (run to drawn {wall:.1f} s)"),
         ("show one new head, T=8192", f"{long_head:.2f} s (block {view.head_panel.shown.block})"),
-        ("peak RSS of the whole app", f"{rss:.2f} GB"),
+        ("peak RSS of the whole app (window + engine)", f"{rss:.2f} GB"),
         ("a full eager attention tensor", f"{eager_gb:.1f} GB"),
         ("longest GUI stall (heartbeat), whole script", f"{stall:.0f} ms"),
         ("  after the load: runs, switches, grid, T=8192", f"{attention_stall:.0f} ms"),

@@ -46,10 +46,10 @@ def reference_job(session, ctx, text: str, new_tokens: int) -> float:  # type: i
 
 
 def on_worker(host, target: str, **kwargs):  # type: ignore[no-untyped-def]
-    """Run a job on the ModelHost's worker thread and wait for its value."""
+    """Run a job in the ModelHost's engine process and wait for its value."""
     done: dict = {}
-    host.sig_finished.connect(lambda outcome: done.setdefault("outcome", outcome) if outcome.channel == "bench" else None)
-    host.call("bench", target, "bench", **kwargs)
+    host.call(target, channel="bench", label="bench", on_done=lambda outcome: done.setdefault("outcome", outcome),
+              **kwargs)
     idle_until(lambda: "outcome" in done)
     assert done["outcome"].ok, done["outcome"].message
     return done["outcome"].value
@@ -95,20 +95,20 @@ def main() -> int:
     sim.on_trace(trace)
     app.processEvents()
     redraws = []
-    for layer in list(range(trace.hidden_states.shape[0])) + [trace.hidden_states.shape[0] - 1, 0]:
+    def move_to(layer: int) -> float:
+        """Slider moved -> the engine's map for that layer drawn and painted (ms)."""
         started = time.perf_counter()
+        sim.mark_busy()
         sim.slider.setValue(layer)
+        wait_until(sim.is_ready)
         sim.repaint()  # force the paint now, so it is inside the measurement
         app.processEvents()
-        redraws.append((time.perf_counter() - started) * 1000)
-    centred = []
+        return (time.perf_counter() - started) * 1000
+
+    redraws = [move_to(layer) for layer in list(range(trace.num_states)) + [trace.num_states - 1, 0]]
     sim.center.setChecked(True)
-    for layer in (5, 15, 25):
-        started = time.perf_counter()
-        sim.slider.setValue(layer)
-        sim.repaint()
-        app.processEvents()
-        centred.append((time.perf_counter() - started) * 1000)
+    wait_until(sim.is_ready)
+    centred = [move_to(layer) for layer in (5, 15, 25)]
 
     # -- generation: the dock against model.generate
     view = GenerationView(host)
@@ -124,14 +124,14 @@ def main() -> int:
     on_worker(host, "tokens.reference_job", text=PROMPT, new_tokens=8)  # warm-up
     live, plain, stalls, step_ms, gui_ms = [], [], [], [], []
     heartbeat = Heartbeat()
-    handle = view.job_finished
+    handle = view._step_done
 
-    def timed_job_finished(outcome):  # type: ignore[no-untyped-def]
+    def timed_step_done(outcome):  # type: ignore[no-untyped-def]
         started = time.perf_counter()
         handle(outcome)
         gui_ms.append((time.perf_counter() - started) * 1000)
 
-    view.job_finished = timed_job_finished  # type: ignore[method-assign]
+    view._step_done = timed_step_done  # type: ignore[method-assign]  # each step's on_done is looked up at call time
     core, plain_stalls = [], []
     for _ in range(ROUNDS):
         heartbeat.start()  # ticking during the reference too: the same GIL traffic from the GUI thread
