@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import threading
 from importlib import metadata
 
 import psutil
@@ -49,6 +50,7 @@ class MainWindow(QMainWindow):
     """Owns the docks and routes ModelHost results to them."""
 
     sig_idle = Signal()
+    sig_text_read = Signal(str, object)  # (path, text or InputError), from the reading thread
     """Emitted when no job is queued or running."""
     sig_view_created = Signal(object)
     """A dock's view was built (on the dock's first showing)."""
@@ -77,6 +79,7 @@ class MainWindow(QMainWindow):
         self.text_input = TextInput()
         self.text_input.sig_text.connect(self.run_text)
         self.text_input.sig_open_file.connect(self.open_text_file)
+        self.sig_text_read.connect(self._on_text_read)
         self.message_bar = MessageBar()
         top = QWidget()
         top_layout = QVBoxLayout(top)
@@ -283,12 +286,22 @@ class MainWindow(QMainWindow):
             path, _ = QFileDialog.getOpenFileName(self, "Open a UTF-8 text file", "", "Text (*.txt *.md *.csv *.json);;All files (*)")
             if not path:
                 return
+        self.statusBar().showMessage(f"Reading {path}…")
+        threading.Thread(target=self._read_text, args=(path,), name="llmviz-open-text", daemon=True).start()
+
+    def _read_text(self, path: str) -> None:
+        """On a thread: a pipe or a slow network file may take seconds, the window must not wait."""
         try:
-            text = read_text_file(path)
+            self.sig_text_read.emit(path, read_text_file(path))
         except InputError as exc:
-            self.message_bar.show_message(str(exc), "error")
-            return
-        self.text_input.set_text(text, emit=True)
+            self.sig_text_read.emit(path, exc)
+
+    def _on_text_read(self, path: str, result: object) -> None:
+        self.statusBar().clearMessage()
+        if isinstance(result, InputError):
+            self.message_bar.show_message(f"{result} The text shown was kept.", "error")
+        elif isinstance(result, str):
+            self.text_input.set_text(result, emit=True)
 
     def cancel(self) -> None:
         """The user's Stop: cancel everything; a job still running after STUCK_AFTER_MS (one long

@@ -43,6 +43,7 @@ from ..core.block_builder import FORMULA_WHY, LABELS, LIMITS, BlockSpec, BuiltBl
 from ..core.formatting import bytes_text
 from ..core.specs import ModelInfo
 from ..widgets.adaptive_splitter import AdaptiveSplitter
+from ..widgets.plot_export import write_csv
 from ..widgets.plot_style import style_plot
 from ..workers.jobs import JobOutcome
 from .base import DockView
@@ -485,7 +486,7 @@ class ArchitectureView(DockView):
         if frame is None:
             return False
         try:
-            frame.to_csv(path, index=False)
+            write_csv(frame, path, index=False)
         except OSError as exc:
             label.setText(label.text() + "<br>" + _note(f"Could not write {path}: {exc.strerror or exc}", error=True))
             return False

@@ -40,6 +40,7 @@ from ..core import targets
 from ..core.attention_results import ROLLOUT_MAP_MAX_TOKENS, AttentionMap, AttentionRow, LayerOverview
 from ..core.results import Trace
 from ..core.specs import ModelInfo
+from ..widgets.plot_export import write_csv
 from ..workers.jobs import JobOutcome
 from .base import DockView
 from .head_grid import HeadGrid
@@ -664,7 +665,7 @@ class AttentionView(DockView):
         index = self.tabs.currentIndex()
         if index == TAB_GRID:
             if path.lower().endswith(".csv"):
-                self.statistics_frame().to_csv(path, index=False, float_format="%.6g")
+                write_csv(self.statistics_frame(), path, index=False, float_format="%.6g")
             else:
                 self.grid.export(path)
             return

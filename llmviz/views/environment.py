@@ -45,9 +45,9 @@ from PySide6.QtWidgets import (
 
 from ..core import targets
 from ..core.environment import BackgroundSampler, CudaMemory, EnvironmentSnapshot, RunRecord, cuda_memory, process_rss
-from ..core.specs import ModelInfo
 from ..core.formatting import bytes_text
-from ..widgets.plot_export import export_plot, save_with_dialog
+from ..core.specs import ModelInfo
+from ..widgets.plot_export import export_plot, save_with_dialog, write_csv
 from ..widgets.plot_style import style_plot
 from ..workers.jobs import JobHandle, JobOutcome
 from ..workers.model_host import LOAD, TRACE
@@ -550,7 +550,7 @@ class EnvironmentView(DockView):
         save_with_dialog(self, title, default, filters, save, self.run_summary.setText)
 
     def export_run_log(self, path: str) -> None:
-        self.run_log_frame().to_csv(path, index=False)
+        write_csv(self.run_log_frame(), path, index=False)
 
     def export_image(self, path: str) -> None:
         """The run-log chart, PNG or SVG by extension."""

@@ -22,7 +22,7 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QLabel, QToolTip, QVBoxLayout, QWidget
 
-from ..widgets.plot_export import export_plot
+from ..widgets.plot_export import export_plot, write_csv
 
 if TYPE_CHECKING:  # pandas is imported when a table or CSV is made, not at start-up
     import pandas as pd
@@ -411,6 +411,6 @@ class HeatmapPlot(QWidget):
     def export(self, path: str, detail: bool = False) -> None:
         """PNG or SVG of the plot, or CSV (pandas, token labels) of the matrix, by extension."""
         if path.lower().endswith(".csv"):
-            self.frame(detail).to_csv(path, float_format="%.6g")
+            write_csv(self.frame(detail), path, float_format="%.6g")
         else:
             export_plot(self.item, path)

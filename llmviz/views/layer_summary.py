@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from ..core import targets
 from ..core.layer_summary import LayerSummary
 from ..core.results import Trace
+from ..widgets.plot_export import write_csv
 from ..widgets.plot_style import style_plot
 from ..workers.jobs import JobOutcome
 from .base import DockView
@@ -261,7 +262,7 @@ class LayerSummaryView(DockView):
         if self.result is None:
             return False
         try:
-            self.result.frame.to_csv(path, index=False)
+            write_csv(self.result.frame, path, index=False)
         except OSError as exc:
             self._set_status(f"Could not write {path}: {exc.strerror or exc}", error=True)
             return False

@@ -37,6 +37,7 @@ from ..core.formatting import bytes_text
 from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..core.structure import ModuleTree, WeightHistogram, config_for_module
+from ..widgets.plot_export import write_csv
 from ..widgets.plot_style import style_plot
 from ..workers.jobs import JobOutcome
 from .base import DockView
@@ -459,7 +460,7 @@ class ModelTreeView(DockView):
         if tree is None:
             return False
         try:
-            tree.to_frame().to_csv(path, index=False)
+            write_csv(tree.to_frame(), path, index=False)
         except OSError as exc:
             self._set_status(f"Could not write {path}: {exc.strerror or exc}", error=True)
             return False

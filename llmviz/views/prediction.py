@@ -31,7 +31,7 @@ from ..core import targets
 from ..core.prediction import LogitLens, PositionLogits, entropy_bits, is_greedy, sampling_distribution, softmax
 from ..core.results import Trace
 from ..core.specs import ModelInfo
-from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot
+from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot, write_csv
 from ..widgets.token_chips import TokenChips
 from ..workers.jobs import JobOutcome
 from .base import DockView
@@ -425,4 +425,4 @@ class PredictionView(DockView):
     def _export_lens_dialog(self) -> None:
         path = ask_csv_path(self, "logit-lens")
         if path:
-            self.lens_frame().to_csv(path)
+            write_csv(self.lens_frame(), path)

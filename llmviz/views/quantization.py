@@ -47,7 +47,7 @@ from ..core.results import Trace, visible
 from ..core.specs import ModelInfo
 from ..widgets.frame_table import DataFrameModel, FrameTable
 from ..widgets.message_bar import MessageBar
-from ..widgets.plot_export import export_plot
+from ..widgets.plot_export import export_plot, write_csv
 from ..widgets.plot_style import style_plot
 from ..workers.jobs import JobOutcome
 from .base import DockView
@@ -879,7 +879,7 @@ class QuantizationView(DockView):
     # -- export ---------------------------------------------------------------------------------
     def export_table(self, path: str) -> None:
         """The comparison table as CSV (raw numbers; quality columns empty for other texts)."""
-        self.frame().to_csv(path, index=False)
+        write_csv(self.frame(), path, index=False)
 
     def export_charts(self, path: str) -> None:
         """The three cost/quality charts as one PNG or SVG (by extension)."""

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from ..core.scaling import CHINCHILLA, CITATIONS, KAPLAN, PF_DAY, log_grid, training_compute
 from ..core.specs import ModelInfo
-from ..widgets.plot_export import export_plot, save_with_dialog
+from ..widgets.plot_export import export_plot, save_with_dialog, write_csv
 from ..widgets.plot_style import CountAxis, human_count, style_plot
 from .base import DockView
 
@@ -395,7 +395,7 @@ class ScalingView(DockView):
         """Every curve at the current slider values, as a long table."""
         from ..core.scaling import curves_frame
 
-        curves_frame(self.n, self.d, self.c).to_csv(path, index=False)
+        write_csv(curves_frame(self.n, self.d, self.c), path, index=False)
 
     def export_image(self, path: str) -> None:
         """All four plots, PNG or SVG by extension."""

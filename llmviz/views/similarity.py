@@ -29,7 +29,7 @@ from ..core import targets
 from ..core.embeddings_results import SimilarityMap, TextComparison, layer_name
 from ..core.results import Trace
 from ..core.specs import ModelInfo
-from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot
+from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot, write_csv
 from ..workers.jobs import JobOutcome
 from .base import DockView
 from .heatmap import HeatmapPlot
@@ -288,7 +288,7 @@ class SimilarityView(DockView):
 
     def export_csv(self, path: str) -> None:
         """The shown matrix with 'position:token' labels."""
-        self.current_plot().frame().to_csv(path)
+        write_csv(self.current_plot().frame(), path)
 
     def export_image(self, path: str) -> None:
         export_plot(self.current_plot().item, path)

@@ -21,6 +21,7 @@ from ..core import targets
 from ..core.results import visible
 from ..core.specs import ModelInfo
 from ..core.tokenizers import CHOICES, GPT2, MODEL, Tokenization, TokenizerComparison, char_name, token_rows
+from ..widgets.plot_export import write_csv
 from ..widgets.token_chips import TokenChips
 from ..workers.jobs import JobOutcome
 from .base import DockView
@@ -204,7 +205,7 @@ class TokensView(DockView):
         return pd.DataFrame(rows)
 
     def export_csv(self, path: str) -> None:
-        self.tokens_frame().to_csv(path, index=False)
+        write_csv(self.tokens_frame(), path, index=False)
 
     def _export_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export tokens", "tokens.csv", "CSV (*.csv)")

@@ -78,11 +78,14 @@ def test_long_text_is_truncated_with_a_notice(qtbot, window, tiny_models):
     assert "300 tokens" in notice and "first 64" in notice
 
 
-def test_non_utf8_text_file_is_refused_with_a_message(window, tmp_path):
+def test_non_utf8_text_file_is_refused_with_a_message(qtbot, window, tmp_path):
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("café".encode("latin-1"))
+    window.set_text("what the user typed")
     window.open_text_file(str(bad))
-    assert window.message_bar.level == "error" and "not UTF-8" in window.message_bar.text
+    qtbot.waitUntil(lambda: window.message_bar.level == "error", timeout=10_000)
+    assert "not UTF-8" in window.message_bar.text and "kept" in window.message_bar.text
+    assert window.text_input.text() == "what the user typed"
 
 
 def test_layout_is_saved_restored_and_reset(qtbot, host, tiny_models):
