@@ -156,3 +156,31 @@ def test_frozen_app_in_a_real_window_under_xvfb(app, tmp_path):
         return
     assert result.returncode == 0, result.stderr[-2000:]
     assert image_stats(out)[:2] == (1280, 720) and image_stats(out)[2] > 20
+
+
+def test_frozen_app_survives_a_killed_engine(app, tmp_path):
+    """The frozen binary starts itself as the engine; SIGKILL on it mid-start is reported, the engine
+    restarts from the same binary and the screenshot is still taken."""
+    import time
+
+    import psutil
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8", "QT_QPA_PLATFORM": "offscreen",
+           "HF_HOME": str(tmp_path / "empty-hf"), "HF_HUB_OFFLINE": "1", "LLMVIZ_CACHE_DIR": str(tmp_path / "cache"),
+           "LLMVIZ_SETTINGS": str(tmp_path / "s.ini")}
+    out = tmp_path / "after-restart.png"
+    proc = subprocess.Popen([str(app), "--model", "bundled:smollm2", "--text", "The cat sat on the mat",
+                             "--screenshot", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    engine = None
+    deadline = time.monotonic() + 120
+    while engine is None and time.monotonic() < deadline:
+        engine = next((c for c in psutil.Process(proc.pid).children() if "__engine__" in c.cmdline()), None)
+        time.sleep(0.05)
+    assert engine is not None and engine.exe() == str(app.resolve())
+    engine.kill()
+    _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "SIGKILL" in stderr and "Restarting" in stderr and "Traceback" not in stderr
+    assert image_stats(out)[2] > 20
