@@ -89,14 +89,25 @@ LOADED_INFO = _HERE + "loaded_info"
 _ORIGINAL_SLAB_ROWS: list = []
 
 
-def slabs_of_rows(session, ctx, rows: int | None = 1):  # type: ignore[no-untyped-def]
+def slabs_of_rows(session, ctx, rows: int | None = 1, pause_s: float = 0.0):  # type: ignore[no-untyped-def]
     """Make the engine compute attention maps `rows` query rows at a time (a cancel check after
-    each), so a test can cancel one midway; None puts the real slab size back."""
+    each), each slab taking at least `pause_s`, so a test can cancel one midway whatever the
+    machine's speed; None puts the real slab size and speed back."""
     from llmviz.core import attention
 
     if not _ORIGINAL_SLAB_ROWS:
-        _ORIGINAL_SLAB_ROWS.append(attention.slab_rows)
-    attention.slab_rows = _ORIGINAL_SLAB_ROWS[0] if rows is None else (lambda *a: rows)
+        _ORIGINAL_SLAB_ROWS.append((attention.slab_rows, attention.block_reduce))
+    original_rows, original_reduce = _ORIGINAL_SLAB_ROWS[0]
+    if rows is None:
+        attention.slab_rows, attention.block_reduce = original_rows, original_reduce
+        return
+
+    def slow_reduce(*args, **kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(pause_s)
+        return original_reduce(*args, **kwargs)
+
+    attention.slab_rows = lambda *a: rows
+    attention.block_reduce = slow_reduce if pause_s > 0 else original_reduce
 
 
 def attention_cache(session, ctx):  # type: ignore[no-untyped-def]

@@ -43,9 +43,9 @@ from ..core.specs import ModelInfo
 from ..widgets.plot_export import write_csv
 from ..workers.jobs import JobOutcome
 from .base import DockView
-from .head_grid import HeadGrid
-from .heatmap import HeatmapPlot
-from .token_bars import TokenBars
+from ..widgets.head_grid import HeadGrid
+from ..widgets.heatmap import HeatmapPlot
+from ..widgets.token_bars import TokenBars
 
 if TYPE_CHECKING:  # pandas is imported when a table or CSV is made, not at start-up
     import pandas as pd

@@ -30,7 +30,7 @@ from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..workers.jobs import JobOutcome
 from .base import DockView
-from .heatmap import HeatmapPlot
+from ..widgets.heatmap import HeatmapPlot
 
 SIGNED_MAP = "CET-D1"  # blue-white-red, perceptually uniform
 PANEL_HEIGHT = 300

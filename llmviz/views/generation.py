@@ -42,7 +42,7 @@ from ..core.specs import ModelInfo
 from ..widgets.plot_export import ask_image_path, export_plot
 from ..workers.jobs import JobOutcome
 from .base import DockView
-from .heatmap import HeatmapPlot
+from ..widgets.heatmap import HeatmapPlot
 
 PIPELINE = 2  # step jobs kept queued in the engine
 PLOT_INTERVAL_MS = 250  # 4 Hz: painting holds the GIL the worker's decoding needs

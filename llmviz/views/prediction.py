@@ -35,7 +35,7 @@ from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot, wri
 from ..widgets.token_chips import TokenChips
 from ..workers.jobs import JobOutcome
 from .base import DockView
-from .heatmap import HeatmapPlot
+from ..widgets.heatmap import HeatmapPlot
 
 if TYPE_CHECKING:  # pandas is imported when a table or CSV is made, not at start-up
     import pandas as pd

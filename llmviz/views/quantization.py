@@ -51,7 +51,7 @@ from ..widgets.plot_export import export_plot, write_csv
 from ..widgets.plot_style import style_plot
 from ..workers.jobs import JobOutcome
 from .base import DockView
-from .heatmap import HeatmapPlot
+from ..widgets.heatmap import HeatmapPlot
 
 COLORS = {
     "fp32": "#1f77b4", "bf16": "#ff7f0e", "fp16": "#2ca02c", "int8": "#d62728", "nf4": "#9467bd",

@@ -32,7 +32,7 @@ from ..core.specs import ModelInfo
 from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot, write_csv
 from ..workers.jobs import JobOutcome
 from .base import DockView
-from .heatmap import HeatmapPlot
+from ..widgets.heatmap import HeatmapPlot
 
 COLORMAP = "CET-D1"  # diverging blue-white-red, centred on 0 like the notebook's coolwarm
 LEVELS = (-1.0, 1.0)

@@ -18,7 +18,7 @@ from llmviz.core import attention as A
 from llmviz.core.attention_results import AttentionMap
 from llmviz.core.specs import ModelSpec
 from llmviz.views import attention as attention_view
-from llmviz.views import head_grid
+from llmviz.widgets import head_grid
 from llmviz.views.attention import TAB_GRID, TAB_HEAD, TAB_ROLLOUT, TAB_STATS, AttentionView
 from llmviz.views.attention_scratch import ScratchView
 
@@ -197,7 +197,9 @@ def test_model_without_attention_says_so(rig, mamba_folder):
 def test_cancelling_a_long_computation_keeps_the_view_usable(rig, tiny_models):
     rig.load(tiny_models["llama"])
     before = rig.shown().copy()
-    rig.host.call(SLABS_OF_ROWS, rows=1)  # in the engine: one query row per slab, a cancel check each
+    # In the engine: one query row per slab, a cancel check and 0.2 s each, so the cancel
+    # always lands while the map is being computed.
+    rig.host.call(SLABS_OF_ROWS, rows=1, pause_s=0.2)
     rig.idle()
     rig.view.source.setCurrentIndex(1)  # mean over heads
     rig.host.cancel()

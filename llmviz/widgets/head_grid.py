@@ -21,7 +21,7 @@ from PySide6.QtGui import QFont, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QWidget
 
 from ..core.attention_results import LayerOverview
-from ..widgets.plot_export import export_plot
+from .plot_export import export_plot
 from .heatmap import TICK_FONT_PT
 
 LOG_FLOOR = 1e-4

@@ -22,7 +22,7 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QLabel, QToolTip, QVBoxLayout, QWidget
 
-from ..widgets.plot_export import export_plot, write_csv
+from .plot_export import export_plot, write_csv
 
 if TYPE_CHECKING:  # pandas is imported when a table or CSV is made, not at start-up
     import pandas as pd
