@@ -27,12 +27,12 @@ SIMILARITY_COMPARE = _CORE + "embeddings_jobs.compare_texts"
 SIMILARITY_CROSS = _CORE + "embeddings_jobs.cross_map"
 PROJECTION = _CORE + "embeddings_jobs.projection"
 
-PREDICTION_NEXT = _CORE + "prediction.next_token"
-PREDICTION_LENS = _CORE + "prediction.logit_lens"
+PREDICTION_NEXT = _CORE + "prediction_jobs.next_token"
+PREDICTION_LENS = _CORE + "prediction_jobs.logit_lens"
 
-GENERATION_START = _CORE + "generation.start"
-GENERATION_STEP = _CORE + "generation.step"
-GENERATION_ATTENTION = _CORE + "generation.attention_row"
+GENERATION_START = _CORE + "generation_jobs.start"
+GENERATION_STEP = _CORE + "generation_jobs.step"
+GENERATION_ATTENTION = _CORE + "generation_jobs.attention_row"
 
 TOKENIZERS_WARM = _CORE + "tokenizers.warm"
 TOKENIZERS_COMPARE = _CORE + "tokenizers.compare"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PySide6.QtGui import QGuiApplication
 
-from llmviz.core import generation as gen
+from llmviz.core import generation_jobs as gen
 from llmviz.core.session import Session
 from llmviz.core.specs import ModelSpec
 from llmviz.core.tasks import TaskContext

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmviz.core.prediction import sampling_distribution, softmax
+from llmviz.core.sampling import sampling_distribution, softmax
 from llmviz.views.prediction import PredictionView, short
 
 from .tokens_support import load, run
