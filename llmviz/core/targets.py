@@ -44,10 +44,10 @@ ARCHITECTURE_SUMMARY = _CORE + "structure_jobs.architecture"
 ARCHITECTURE_FAMILIES = _CORE + "structure_jobs.families"
 ARCHITECTURE_BLOCK = _CORE + "structure_jobs.build_block"
 
-QUANTIZATION_STATE = _CORE + "quantization.dial_state"
-QUANTIZATION_VISIT = _CORE + "quantization.visit"
-QUANTIZATION_REFRESH = _CORE + "quantization.refresh"
-QUANTIZATION_HEAD = _CORE + "quantization.head_diff"
+QUANTIZATION_STATE = _CORE + "quantization_jobs.dial_state"
+QUANTIZATION_VISIT = _CORE + "quantization_jobs.visit"
+QUANTIZATION_REFRESH = _CORE + "quantization_jobs.refresh"
+QUANTIZATION_HEAD = _CORE + "quantization_jobs.head_diff"
 
 ENVIRONMENT_SNAPSHOT = _CORE + "environment.snapshot"
 
