@@ -34,8 +34,8 @@ GENERATION_START = _CORE + "generation_jobs.start"
 GENERATION_STEP = _CORE + "generation_jobs.step"
 GENERATION_ATTENTION = _CORE + "generation_jobs.attention_row"
 
-TOKENIZERS_WARM = _CORE + "tokenizers.warm"
-TOKENIZERS_COMPARE = _CORE + "tokenizers.compare"
+TOKENIZERS_WARM = _CORE + "tokenizers_jobs.warm"
+TOKENIZERS_COMPARE = _CORE + "tokenizers_jobs.compare"
 
 STRUCTURE_TREE = _CORE + "structure_jobs.structure"
 STRUCTURE_WEIGHTS = _CORE + "structure_jobs.module_weights"

@@ -9,7 +9,7 @@ import pytest
 from llmviz.core.sampling import sampling_distribution, softmax
 from llmviz.views.prediction import PredictionView, short
 
-from .tokens_support import load, run
+from .host_steps import load, run
 
 
 @pytest.fixture
