@@ -31,6 +31,20 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def mamba_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Mamba (no attention at all) with SmolLM2's tokenizer: attention cannot be captured."""
+    from transformers import AutoTokenizer, MambaConfig, MambaForCausalLM
+
+    from llmviz.core import bundled
+
+    folder = tmp_path_factory.mktemp("tiny-mamba")
+    tok = AutoTokenizer.from_pretrained(bundled.model_folder("bundled:smollm2"))
+    MambaForCausalLM(MambaConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=2, state_size=4)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def smollm2_session():
     """A core Session with the real bundled SmolLM2 loaded (shared: load once per run)."""
     from llmviz.core.session import Session
