@@ -228,7 +228,7 @@ class MainWindow(QMainWindow):
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "About llmviz", self.show_about)
 
-    def _action(self, menu, text, slot, shortcut=None) -> QAction:  # type: ignore[no-untyped-def]
+    def _action(self, menu, text, slot, shortcut=None) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(shortcut)
@@ -283,7 +283,8 @@ class MainWindow(QMainWindow):
 
     def open_text_file(self, path: str | None = None) -> None:
         if not path:
-            path, _ = QFileDialog.getOpenFileName(self, "Open a UTF-8 text file", "", "Text (*.txt *.md *.csv *.json);;All files (*)")
+            path, _ = QFileDialog.getOpenFileName(self, "Open a UTF-8 text file", "",
+                                                  "Text (*.txt *.md *.csv *.json);;All files (*)")
             if not path:
                 return
         self.statusBar().showMessage(f"Reading {path}…")
@@ -483,4 +484,4 @@ def application() -> QApplication:
     app.setApplicationName("llmviz")
     app.setOrganizationName("llmviz")
     app.setApplicationDisplayName("llmviz")
-    return app  # type: ignore[return-value]
+    return app

@@ -67,7 +67,7 @@ def minilm_session():
 
 # ------------------------------------------------------------------ Qt fixtures and guards
 
-_started_threads: "weakref.WeakSet" = weakref.WeakSet()
+_started_threads: weakref.WeakSet = weakref.WeakSet()
 
 
 def _track_qthreads() -> None:
@@ -77,12 +77,12 @@ def _track_qthreads() -> None:
         return
     original = QThread.start
 
-    def start(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def start(self, *args, **kwargs):
         _started_threads.add(self)
         return original(self, *args, **kwargs)
 
-    start._llmviz_tracked = True  # type: ignore[attr-defined]
-    QThread.start = start  # type: ignore[method-assign]
+    start._llmviz_tracked = True
+    QThread.start = start
 
 
 @pytest.fixture(autouse=True)

@@ -89,7 +89,7 @@ class AttentionView(DockView):
     STATE = ("source", "reduce", "colormap", "log_scale", "hide_first", "hide_special", "renormalise", "layer", "head",
              "query", "grid_normalise", "stat_metric", "tabs")
 
-    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host, parent=None) -> None:
         super().__init__(host, parent)
         self._labels: tuple[int, list[str]] = (-1, [])
         self.overviews: dict[int, LayerOverview] = {}
@@ -541,7 +541,7 @@ class AttentionView(DockView):
     # -- keyboard --------------------------------------------------------------------------
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
         if event.type() == QEvent.Type.KeyPress and self.tabs.currentIndex() == TAB_HEAD:
-            if self.handle_key(event):  # type: ignore[arg-type]
+            if self.handle_key(event):
                 return True
         return super().eventFilter(watched, event)
 

@@ -113,7 +113,7 @@ def test_one_head_is_computed_on_one_thread_and_the_pool_is_restored(llama, monk
     seen: list[tuple[str, int]] = []
     real = A.attention_blocks
 
-    def recording(cap, layer, head, source="head", **kwargs):  # type: ignore[no-untyped-def]
+    def recording(cap, layer, head, source="head", **kwargs):
         seen.append((source, torch.get_num_threads()))
         return real(cap, layer, head, source, **kwargs)
 

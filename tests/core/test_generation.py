@@ -22,7 +22,7 @@ def decoder(request, tiny_models) -> Session:
     return loaded_session(tiny_models[request.param])
 
 
-def _reference(session: Session, text: str, n: int, **kwargs) -> list[int]:  # type: ignore[no-untyped-def]
+def _reference(session: Session, text: str, n: int, **kwargs) -> list[int]:
     ids = torch.tensor([session.loaded.tokenizer(text)["input_ids"]])
     with torch.inference_mode():
         out = session.loaded.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n,
