@@ -36,7 +36,8 @@ def make_settings() -> QSettings:
 class ScreenshotDriver(QObject):
     """Waits until the model is loaded, the text has run and the shown views have drawn; then saves."""
 
-    def __init__(self, window: MainWindow, path: Path, dock: str | None, timeout_s: float) -> None:
+    def __init__(self, window: MainWindow, path: Path, dock: str | None, timeout_s: float,
+                 presentation: bool = False) -> None:
         super().__init__(window)
         self.window, self.path, self.dock = window, path, dock
         self.exit_code: int | None = None
@@ -51,7 +52,8 @@ class ScreenshotDriver(QObject):
         self._timeout.setSingleShot(True)
         self._timeout.timeout.connect(lambda: self.fail(f"timed out after {timeout_s:.0f} s waiting for the views"))
         self._timeout.start(int(timeout_s * 1000))
-        if dock:
+        self.presentation = presentation
+        if dock and not presentation:
             # Shot on its own at the shot's size: in the default layout a dock may be a short strip
             # or one tab of several, too small to show its view.  The other docks are hidden, so
             # that no tab uncovered by floating this one starts work of its own.  (The layout is
@@ -67,6 +69,8 @@ class ScreenshotDriver(QObject):
             window.view(dock)
 
     def targets(self) -> list:
+        if self.presentation and self.window.presentation.current_view:
+            return [self.window.view(self.window.presentation.current_view)]
         if self.dock:
             return [self.window.view(self.dock)]
         return [v for name, v in self.window.views.items() if self.window.docks[name].isVisible() and v.isVisible()]
@@ -97,7 +101,10 @@ class ScreenshotDriver(QObject):
         if not all(v.is_ready() for v in self.targets()) or self.window.host.busy:
             self._capture_pending = False
             return
-        widget: QWidget = self.window.docks[self.dock] if self.dock else self.window
+        if self.presentation:
+            self.window.presentation.restyle()  # items drawn since the last styling
+            QApplication.processEvents()
+        widget: QWidget = self.window.docks[self.dock] if self.dock and not self.presentation else self.window
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not widget.grab().save(str(self.path)):
             self.fail(f"could not write {self.path}")
@@ -134,11 +141,14 @@ def run_app(args: argparse.Namespace, text: str | None) -> int:
         window.resize(1600, 1000)
     driver = None
     if args.screenshot:
-        driver = ScreenshotDriver(window, Path(args.screenshot), args.dock, args.timeout)
+        driver = ScreenshotDriver(window, Path(args.screenshot), args.dock, args.timeout,
+                                  presentation=bool(getattr(args, "presentation", False) or getattr(args, "lesson", None)))
     elif spec.source != DEFAULT_MODEL:
         window.fallback_spec = ModelSpec(DEFAULT_MODEL)
     window.set_text(DEFAULT_TEXT if text is None else text)
     window.show()
+    if getattr(args, "presentation", False) and not getattr(args, "lesson", None):
+        window.presentation.enter(args.dock)
     if args.quit_when_shown:
         QTimer.singleShot(0, lambda: (print(f"window-shown {time.perf_counter() - started:.3f}", flush=True), app.quit()))
     else:

@@ -32,6 +32,7 @@ from .core.paths import resource
 from .core.results import Trace
 from .core.specs import ModelInfo, ModelSpec
 from .core.textio import read_text_file
+from .presentation import PresentationMode
 from .views import VIEWS, DockView
 from .widgets.elided_label import ElidedLabel
 from .widgets.message_bar import MessageBar
@@ -124,6 +125,7 @@ class MainWindow(QMainWindow):
         self._memory_timer.start(1000)
         self._update_memory()
         self.restore_layout()
+        self.presentation = PresentationMode(self)
         if persist_layout:
             for source in self.settings.value("models/recent", []) or []:
                 self.model_bar.remember(ModelSpec(str(source)))
@@ -220,6 +222,9 @@ class MainWindow(QMainWindow):
             view_menu.addAction(action)
         view_menu.addSeparator()
         self._action(view_menu, "Reset layout", self.reset_layout)
+        present = self._action(view_menu, "Presentation", lambda: self.presentation.toggle(), "F5")
+        present.setObjectName("presentation")
+        self.addAction(present)  # F5 works while the menu bar is hidden too
         run_menu = self.menuBar().addMenu("&Run")
         self._action(run_menu, "Run now", self.text_input.emit_now, "Ctrl+Return")
         self._action(run_menu, "Cancel", self.cancel, "Esc")
