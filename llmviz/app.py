@@ -133,7 +133,7 @@ def run_app(args: argparse.Namespace, text: str | None) -> int:
     started = time.perf_counter()
     app = application()
     host = ModelHost()  # starts the engine process now: its torch import overlaps the window's start
-    window = MainWindow(host, make_settings(), persist_layout=not args.screenshot)
+    window = MainWindow(host, make_settings(), persist_layout=not (args.screenshot or getattr(args, "export_pdf", None)))
     spec = ModelSpec(args.model, args.device, args.dtype, args.trust_remote_code)
     if args.size:
         window.resize(*args.size)
@@ -147,11 +147,9 @@ def run_app(args: argparse.Namespace, text: str | None) -> int:
         window.fallback_spec = ModelSpec(DEFAULT_MODEL)
     window.set_text(DEFAULT_TEXT if text is None else text)
     window.show()
-    if getattr(args, "presentation", False) and not getattr(args, "lesson", None):
-        window.presentation.enter(args.dock)
     if args.quit_when_shown:
         QTimer.singleShot(0, lambda: (print(f"window-shown {time.perf_counter() - started:.3f}", flush=True), app.quit()))
-    else:
+    elif not start_classroom(window, args, spec):
         QTimer.singleShot(0, lambda: window.load_model(spec))
     with quit_on_signals(app) as stopped:
         code = app.exec()
@@ -160,6 +158,38 @@ def run_app(args: argparse.Namespace, text: str | None) -> int:
         print(f"llmviz: stopped by {stopped[0].name}.", file=sys.stderr)
         return 128 + stopped[0].value
     return driver.exit_code if driver and driver.exit_code is not None else code
+
+
+def start_classroom(window: MainWindow, args: argparse.Namespace, spec: ModelSpec) -> bool:
+    """--session, --lesson/--step, --presentation and --export-pdf; True when they load the model."""
+    classroom = window.classroom
+    if getattr(args, "session", None):
+        data = classroom.open_session(args.session)
+        if data is not None and data.model_source:
+            return True
+    if getattr(args, "lesson", None):
+        if not classroom.open_lesson(args.lesson, max(1, args.step)):
+            print(f"error: {window.message_bar.text}", file=sys.stderr)
+            QTimer.singleShot(0, lambda: QApplication.instance().exit(2))
+            return True
+        if getattr(args, "export_pdf", None):
+            from .handout import HandoutWriter
+
+            writer = HandoutWriter(window, classroom.player, args.export_pdf)
+            writer.sig_done.connect(lambda path, what: (print(f"saved {path} ({what})", flush=True),
+                                                        window.close(), QApplication.instance().exit(0)))
+            QTimer.singleShot(0, writer.start)
+        if classroom.player.lesson.model or window.requested_spec is not None:
+            return True
+    elif getattr(args, "presentation", False):
+        window.presentation.enter(args.dock)
+    elif getattr(args, "export_pdf", None):
+        print("error: --export-pdf needs --lesson FILE (or --lesson builtin)", file=sys.stderr)
+        QTimer.singleShot(0, lambda: QApplication.instance().exit(2))
+        return True
+    if not args.screenshot and not getattr(args, "session", None) and getattr(window, "persist_layout", False):
+        classroom.offer_last_session()
+    return False
 
 
 @contextlib.contextmanager
@@ -204,6 +234,8 @@ def main_gui(args: argparse.Namespace) -> int:
     from .cli import read_text_arg
     from .qt_platform import platform_problem
 
+    if getattr(args, "export_pdf", None) and not os.environ.get("QT_QPA_PLATFORM"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a handout needs no display
     problem = platform_problem()
     if problem:
         print(f"llmviz: {problem}", file=sys.stderr)

@@ -156,6 +156,10 @@ class PresentationMode(QObject):
         self.current_view = None
         self.sig_changed.emit(False)
 
+    def saved_layout(self):  # type: ignore[no-untyped-def]
+        """The desktop layout presentation mode will return to (what a session saves)."""
+        return self._saved_state
+
     # -- showing ---------------------------------------------------------------------------------
     def show_view(self, name: str) -> None:
         """`name`'s dock alone beside the panel, filling the window."""
