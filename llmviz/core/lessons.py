@@ -70,6 +70,8 @@ class LessonStep:
     pick: str | None = None
     line: int = 0  # of its `## ` heading (1-based)
     problem: LessonProblem | None = None
+    #: The file line of each setting (state names included), for messages about them.
+    key_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,9 @@ def _step(lines: list[str], line: int, path: str) -> LessonStep:
     for key in ("text", "model"):
         if key in table and not isinstance(table[key], str):
             return bad(f"{key} must be a quoted string", key)
-    return LessonStep(title, view, markdown, dict(state), _str(table.get("text")), _str(table.get("model")), pick, line)
+    key_lines = {k: _key_line(lines, line, k) for k in [*table, *state]}
+    return LessonStep(title, view, markdown, dict(state), _str(table.get("text")), _str(table.get("model")), pick, line,
+                      key_lines=key_lines)
 
 
 def check_views(lesson: Lesson, views: dict[str, tuple[str, ...]]) -> Lesson:
@@ -224,16 +228,17 @@ def check_views(lesson: Lesson, views: dict[str, tuple[str, ...]]) -> Lesson:
     steps, problems = [], list(lesson.problems)
     for step in lesson.steps:
         if step.problem is None:
-            message = ""
+            message, at = "", step.key_lines.get("view", step.line)
             if step.view not in views:
                 message = f"unknown view {step.view!r} (views: {', '.join(views)})"
             else:
                 unknown = [k for k in step.state if k not in views[step.view]]
                 if unknown:
+                    at = step.key_lines.get(unknown[0], step.line)
                     message = (f"the {step.view} view has no setting {unknown[0]!r} "
                                f"(it has: {', '.join(views[step.view])})")
             if message:
-                problem = LessonProblem(lesson.path, step.line, message)
+                problem = LessonProblem(lesson.path, at, message)
                 step = replace(step, problem=problem)
                 problems.append(problem)
         steps.append(step)

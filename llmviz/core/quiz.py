@@ -159,6 +159,7 @@ def generate(session: "Session", ctx: "TaskContext", trace: "TraceData", seed: i
         if nxt is not None and len(nxt.top_labels) >= 4:
             labels = [f"“{s}”" for s in nxt.top_labels]
             values["next_token"] = nxt.top_labels[0]
+            values["next_token_id"] = int(nxt.top_ids[0])
             choices, answer = _choices(labels[0], labels[1:], rng)
             tail = trace.text[-60:]
             questions.append(Question("next", f"What does the model predict right after “…{tail}”?", choices, answer,
