@@ -74,6 +74,9 @@ class LessonPlayer(QObject):
                 self._drawn(step.view)
             self._apply(step)
             self._apply_after_trace = step if (reloading or rerunning) else None
+        elif self.window.presentation.active:
+            self._waiting_view = None
+            self.window.presentation.show_panel_only()
         self.sig_step.emit(self.index)
         QTimer.singleShot(0, self._precompute_next)
 

@@ -161,6 +161,20 @@ class PresentationMode(QObject):
         return self._saved_state
 
     # -- showing ---------------------------------------------------------------------------------
+    def show_panel_only(self) -> None:
+        """No view (a lesson step whose view is unknown or broken): the panel fills the window."""
+        w = self.window
+        self.current_view = None
+        for dock in w.docks.values():
+            if dock.isVisible():
+                w.removeDockWidget(dock)
+        if self.panel_dock is not None:
+            w.removeDockWidget(self.panel_dock)
+            w.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.panel_dock)
+            self.panel_dock.show()
+            self._beside = None
+        self._restyle.start()
+
     def show_view(self, name: str) -> None:
         """`name`'s dock alone beside the panel, filling the window."""
         w = self.window
