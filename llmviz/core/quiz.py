@@ -87,7 +87,8 @@ def _word(text: str) -> str:
 
 
 def _token_counts(session: "Session", word: str) -> tuple[int, int]:
-    from .tokenizers import BERT, GPT2, load_tokenizer
+    from .tokenizers import load_tokenizer
+    from .tokenizers_results import BERT, GPT2
 
     gpt2, _ = load_tokenizer(session, GPT2)
     bert, _ = load_tokenizer(session, BERT)
@@ -151,7 +152,7 @@ def generate(session: "Session", ctx: "TaskContext", trace: "TraceData", seed: i
     if trace.num_tokens >= 1:
         ctx.check()
         try:
-            from .prediction import next_token
+            from .prediction_jobs import next_token
 
             nxt = next_token(session, ctx, trace.id)
         except LlmvizError:
