@@ -13,6 +13,7 @@ from .model_tree import ModelTreeView
 from .prediction import PredictionView
 from .projection import ProjectionView
 from .quantization import QuantizationView
+from .quiz import QuizView
 from .scaling import ScalingView
 from .similarity import SimilarityView
 from .timeline import TimelineView
@@ -33,6 +34,7 @@ VIEWS: list[type[DockView]] = [
     TimelineView,
     ScalingView,
     EnvironmentView,
+    QuizView,
     TokensView,
 ]
 
