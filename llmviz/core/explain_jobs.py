@@ -135,7 +135,7 @@ def explain_ids(loaded: LoadedModel, ids: np.ndarray, ctx: TaskContext, trace_id
         raise LlmvizError(f"Integration steps must be between 1 and {MAX_STEPS}.")
     target, scorer = make_target(loaded, np.asarray(ids, np.int64), position, token, compare)
     if baseline != "pad":
-        scorer = _with_baseline(scorer, baseline)
+        scorer.set_baseline(baseline)
     n = scorer.n
     ctx.progress("Explaining", 0.0, target.describe())
     ends = scorer.scores(torch.cat([scorer.x, scorer.base]))
@@ -143,6 +143,10 @@ def explain_ids(loaded: LoadedModel, ids: np.ndarray, ctx: TaskContext, trace_id
     attributions: dict[str, np.ndarray] = {}
     timings: dict[str, float] = {}
     notes: list[str] = []
+    if scorer.keeps_first:
+        notes.append(f"The first token ({labels(loaded.tokenizer, scorer.ids[:1])[0]!r}) stays in every perturbed input: "
+                     "it is where the heads park their attention. Integrated gradients and the faithfulness curves "
+                     "leave it in place (its IG is 0); gradient × input and occlusion still score it.")
     token_labels = labels(loaded.tokenizer, scorer.ids)
     result = Explanation(trace_id, target, token_labels, scorer.ids.copy(), score, base_score, baseline,
                          attributions, final=False)
@@ -209,13 +213,6 @@ def explain_ids(loaded: LoadedModel, ids: np.ndarray, ctx: TaskContext, trace_id
     timings["total_s"] = time.perf_counter() - started
     ctx.progress("Explaining", 1.0)
     return replace(result, timings=timings, final=True)
-
-
-def _with_baseline(scorer: E.Scorer, baseline: str) -> E.Scorer:
-    with torch.no_grad():
-        scorer.baseline_row = scorer.baseline_vector(baseline)
-    scorer.base = scorer.baseline_row.expand_as(scorer.x).clone()
-    return scorer
 
 
 def explain(session: Session, ctx: TaskContext, trace_id: int, position: int = -1, token: int | str | None = None,
