@@ -21,6 +21,7 @@ EPILOG = """examples:
   python -m llmviz --model gpt2 --device cuda       a hub model (needs the internet once)
   python -m llmviz --text-file essay.txt --screenshot shot.png --dock attention
   python -m llmviz export --model bundled:smollm2 --text "Hello" --out out/
+  python -m llmviz explain --text "The capital of France is" --target=-1 --method ig,gxi --out why/
 """
 
 
