@@ -79,6 +79,8 @@ class ExplainView(DockView):
         self.position.setRange(-1, 0)
         self.position.setSpecialValueText("last")
         self.position.setValue(-1)
+        self.position.setMinimumWidth(80)
+        self.position.setMaximumWidth(110)
         self.position.setToolTip("The position whose next-token prediction is explained")
         self.token = QLineEdit()
         self.token.setPlaceholderText("top-1")
@@ -95,7 +97,8 @@ class ExplainView(DockView):
         self.token_label = QLabel("Token:")
         for w in (self.position_label, self.position, self.token_label, self.token):
             target.addWidget(w)
-        target.addWidget(self.compare, 1)
+        target.addWidget(self.compare, 4)
+        target.addStretch(1)
         target.addWidget(self.explain_button)
         target.addWidget(self.cancel_button)
         # methods row
@@ -108,7 +111,7 @@ class ExplainView(DockView):
             methods.addWidget(box)
         self.steps = QSpinBox()
         self.steps.setRange(1, 1024)
-        self.steps.setValue(32)
+        self.steps.setValue(64)
         self.steps.setToolTip("Integration steps (Gauss–Legendre nodes) of integrated gradients")
         self.baseline = QComboBox()
         self.baseline.addItems(["pad", "zero"])
@@ -187,7 +190,8 @@ class ExplainView(DockView):
         self.neuron_list.verticalHeader().setVisible(False)
         self.neuron_list.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.neuron_list.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.neuron_list.setMinimumWidth(260)
+        self.neuron_list.setMinimumWidth(300)
+        self.neuron_list.horizontalHeader().setStretchLastSection(True)
         self.neuron_bars = TokenBars(y_label="activation")
         self.neuron_bars.item.setLabel("bottom", "token")
         self.promoted = QLabel()
@@ -317,9 +321,9 @@ class ExplainView(DockView):
         values = result.attributions[method]
         marked = len(result.tokens) - 1 if result.target.kind == "next" else None
         self.shading.set_values(result.tokens, values, marked, f"{METHOD_TITLES[method]} — red raises the target, "
-                                "blue lowers it; the outlined token is where the prediction is made")
+                                "blue lowers it; the underlined token is where the prediction is made")
         self.bars.set_values(values, result.tokens, np.arange(len(values)), METHOD_TITLES[method], marked)
-        self.status.setText(self._status_text(result) + ("" if not result.notes else " ⓘ"))
+        self.status.setText(self._status_text(result) + ("" if not result.notes else " — hover for notes"))
         self.status.setToolTip("\n".join(result.notes))
 
     def _draw_faithfulness(self) -> None:
@@ -358,6 +362,7 @@ class ExplainView(DockView):
             c = "" if table.contributions is None else f"{table.contributions[row]:+.4f}"
             for col, text in enumerate((str(int(n)), f"{a:+.4f}", c)):
                 self.neuron_list.setItem(row, col, QTableWidgetItem(text))
+        self.neuron_list.resizeColumnsToContents()
         target = f"; contribution to the logit of {table.target_label!r}" if table.target_label else ""
         self.neuron_status.setText(f"Layer {table.layer}, position {table.position}: top {len(table.neurons)} of "
                                    f"{table.width} neurons by |activation|{target}.")

@@ -29,7 +29,7 @@ def shade(value: float, scale: float) -> str:
 
 
 class TokenShading(QTextBrowser):
-    """Tokens as inline spans coloured by their values; the target position gets an outline."""
+    """Tokens as inline spans coloured by their values; the target position is bold and underlined."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -46,7 +46,8 @@ class TokenShading(QTextBrowser):
         parts = []
         for i, (label, value) in enumerate(zip(self.labels[:MAX_TOKENS_SHADED], self.values)):
             text = html.escape(label).replace("␣", "&nbsp;") or "&nbsp;"
-            border = "border:2px solid #222;" if i == marked else ""
+            # Qt's rich text draws no borders on inline spans: the marked token is bold and underlined
+            border = "font-weight:bold;text-decoration:underline;" if i == marked else ""
             dark = np.isfinite(value) and scale > 0 and abs(value) / scale > 0.6
             colour = "color:#fff;" if dark else ""
             parts.append(f'<span title="{i}: {value:+.4g}" style="background:{shade(value, scale)};{border}{colour}">'
