@@ -3,7 +3,7 @@
     python bench/quantization.py                      # bundled:smollm2 on the CPU, T = 128
     python bench/quantization.py --modes fp32,int8,nf4
 
-Each precision is loaded through the dial's own code (llmviz.core.quantization.visit) beside
+Each precision is loaded through the dial's own code (llmviz.core.quantization_jobs.visit) beside
 the fp32 reference and compared with it on the same 128 tokens.  Memory is get_memory_footprint()
 plus the quantization constants it does not count (absmax, SCB); the *_mem_ratio figures divide
 that by the reference's.  Load and forward times are wall clock (on a small VM they vary by tens of percent between runs).
@@ -34,7 +34,8 @@ TEXT = (
 
 def measure(session, modes: list[str], log=print) -> list:  # type: ignore[no-untyped-def]
     """Visit each mode in turn (the dial's code path); returns the ModeReports."""
-    from llmviz.core import quantization as q
+    from llmviz.core import quantization_jobs as q
+    from llmviz.core.quantization_results import precision
     from llmviz.core.tasks import TaskContext
 
     state = q.dial_state(session, TaskContext())
@@ -42,11 +43,11 @@ def measure(session, modes: list[str], log=print) -> list:  # type: ignore[no-un
     for key in modes:
         status = state.status(key)
         if not status.available:
-            log(f"  {q.precision(key).label}: not available here: {status.reason}")
+            log(f"  {precision(key).label}: not available here: {status.reason}")
             continue
         started = time.perf_counter()
         report = q.visit(session, TaskContext(), key, session.trace.id)
-        log(f"  {q.precision(key).label}: {time.perf_counter() - started:.1f} s "
+        log(f"  {precision(key).label}: {time.perf_counter() - started:.1f} s "
             f"({report.costs.module_class}, {report.costs.device})")
         reports.append(report)
     return reports
@@ -55,7 +56,7 @@ def measure(session, modes: list[str], log=print) -> list:  # type: ignore[no-un
 def print_table(reports: list, trace_id: int) -> None:  # type: ignore[no-untyped-def]
     import pandas as pd
 
-    from llmviz.core.quantization import comparison_frame
+    from llmviz.core.quantization_results import comparison_frame
 
     frame = comparison_frame(reports, trace_id)
     columns = ["precision", "memory_MB", "footprint_MB", "load_s", "forward_s", "mean_kl", "top1_agreement",
@@ -97,7 +98,7 @@ def load_reference(model: str, device: str, dtype: str, tokens: int):  # type: i
 
 
 def main() -> None:
-    from llmviz.core.quantization import PRECISIONS
+    from llmviz.core.quantization_results import PRECISIONS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="bundled:smollm2")

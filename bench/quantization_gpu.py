@@ -3,7 +3,7 @@
     python bench/quantization_gpu.py --out /tmp/qgpu                  # bundled:smollm2, fp32 reference
     python bench/quantization_gpu.py --out /tmp/qgpu --dtype float16 --modes fp16,int8,nf4,nf4-dq
 
-Runs the dial's own code path (llmviz.core.quantization) with the model on CUDA, checks that
+Runs the dial's own code path (llmviz.core.quantization_jobs) with the model on CUDA, checks that
 the variants really are bitsandbytes layers on the GPU, prints the table and writes
 quantization_gpu.csv and quantization_gpu.json into --out.  It writes nothing outside --out:
 the bundled model's conversion cache goes under --out as well (pass --cache-dir to reuse an
@@ -54,8 +54,8 @@ def main() -> int:
     import bitsandbytes as bnb
     from quantization import figures, load_reference, measure, print_table
 
-    from llmviz.core import quantization as q
-    from llmviz.core.quantization import comparison_frame, reference_key
+    from llmviz.core.quantization_results import comparison_frame, precision, reference_key
+    from llmviz.core.quantization_state import cached_variant
 
     print(f"{torch.cuda.get_device_name(0)} · torch {torch.__version__} (CUDA {torch.version.cuda}) · "
           f"bitsandbytes {bnb.__version__}")
@@ -63,8 +63,8 @@ def main() -> int:
     modes = [reference_key(session.info)] + [m for m in args.modes.split(",") if m != reference_key(session.info)]
     reports = measure(session, modes)
     for report in reports:  # the variants really are bitsandbytes layers on the GPU
-        variant = q.cached_variant(session, report.key)
-        if variant is not None and q.precision(report.key).uses_bitsandbytes:
+        variant = cached_variant(session, report.key)
+        if variant is not None and precision(report.key).uses_bitsandbytes:
             layers = [m for m in variant.model.modules() if isinstance(m, (bnb.nn.Linear8bitLt, bnb.nn.Linear4bit))]
             devices = {m.weight.device.type for m in layers}
             assert layers and devices == {"cuda"}, f"{report.key}: {len(layers)} bitsandbytes layers on {devices}"

@@ -138,7 +138,7 @@ def main() -> int:
         plain.append(on_worker(host, "tokens.reference_job", text=PROMPT, new_tokens=NEW_TOKENS))
         plain_stalls.append(heartbeat.stop())
         started = time.perf_counter()
-        on_worker(host, "llmviz.core.generation.generate", text=PROMPT, max_new_tokens=NEW_TOKENS, stop_at_eos=False)
+        on_worker(host, "llmviz.core.generation_jobs.generate", text=PROMPT, max_new_tokens=NEW_TOKENS, stop_at_eos=False)
         core.append(NEW_TOKENS / (time.perf_counter() - started))
         heartbeat.start()
         started = time.perf_counter()

@@ -2,155 +2,29 @@
 
 `summarize(model, config, ...)` reads the facts the notebook printed for GPT-2 (layers,
 hidden size, heads, vocabulary, parameters) plus what distinguishes modern models (KV
-heads, FFN size and gating, position encoding, tied embeddings, norm type and placement)
-and the memory the weights need at each precision.  It runs on the worker (it needs the
-module tree); the result types here are torch-free for the views.
-
-The architecture families (GPT-style, BERT-style, T5-style, MoE) are data in
-resources/architectures.json, from the notebook's comparison cell.
+and the memory the weights need at each precision.  It runs in the engine (it needs the
+module tree); the result types are in `architecture_results`.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .formatting import bytes_text
-from .paths import resource
+import numpy as np
+import torch
+from transformers import AutoConfig
 
-if TYPE_CHECKING:
-    import pandas as pd
-    import torch
+from .architecture_results import ArchitectureSummary
+from .bundled import bundled_model, model_folder
+from .models import LoadedModel, model_class
+from .session import Session
+from .structure import loaded_tree, module_tree
+from .structure_results import ModuleTree, component_of, params_by_component
+from .tasks import TaskContext
+from .trace import forward_inputs, forward_module
 
-    from .structure import ModuleTree
-
-FAMILIES = ("decoder-only", "encoder-only", "encoder-decoder", "mixture-of-experts")
-PRECISIONS = (("fp32", 32), ("fp16 / bf16", 16), ("int8", 8), ("int4", 4))
 _EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
 _EXPERTS_PER_TOKEN_KEYS = ("num_experts_per_tok", "moe_top_k", "top_k", "num_selected_experts")
-
-
-@dataclass(frozen=True)
-class Family:
-    """One row of the notebook's architecture comparison."""
-
-    key: str  # one of FAMILIES
-    name: str
-    attention: str
-    strengths: tuple[str, ...]
-    weaknesses: tuple[str, ...]
-    use_cases: tuple[str, ...]
-    examples: tuple[str, ...]
-
-
-def load_families() -> tuple[Family, ...]:
-    """The families table from resources/architectures.json."""
-    path = resource("architectures.json")
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))["families"]
-        return tuple(Family(r["key"], r["name"], r["attention"], *(tuple(r[k]) for k in
-                                                                   ("strengths", "weaknesses", "use_cases", "examples")))
-                     for r in rows)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        from .errors import LlmvizError
-
-        raise LlmvizError(f"The architecture families table {path} is missing or damaged ({exc}).") from exc
-
-
-@dataclass(frozen=True)
-class ArchitectureSummary:
-    """A model's architecture facts, from its config and its modules."""
-
-    title: str
-    architecture: str
-    model_type: str
-    family: str  # one of FAMILIES
-    base_family: str  # decoder-only / encoder-only / encoder-decoder (MoE models have one too)
-    layers: int
-    hidden_size: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    ffn_size: int | None
-    ffn_activation: str
-    gated_ffn: bool
-    vocab_size: int
-    context_length: int | None
-    position_encoding: str  # 'RoPE', 'learned absolute', 'sinusoidal', 'relative bias', 'ALiBi', 'none found'
-    rope_theta: float | None
-    tied_embeddings: bool
-    norm: str  # class of the blocks' norm, e.g. 'LlamaRMSNorm'
-    norm_placement: str  # 'pre-norm' / 'post-norm' / ''
-    experts: int = 0
-    experts_per_token: int = 0
-    total_params: int = 0
-    per_use_params: int = 0  # shared weights counted at every use (what torchinfo totals)
-    components: tuple[tuple[str, int], ...] = ()
-    dtype: str = ""
-    source: str = ""
-    measured_on: str = ""  # 'loaded weights' or 'meta device (config only)'
-
-    def weight_bytes(self, bits: int) -> int:
-        """Bytes to hold every parameter at `bits` per weight (weights only: no scales, no activations)."""
-        return self.total_params * bits // 8
-
-    @property
-    def position_text(self) -> str:
-        if self.position_encoding == "RoPE" and self.rope_theta:
-            return f"RoPE (rotary), θ = {self.rope_theta:,.0f}"
-        return self.position_encoding
-
-    @property
-    def gqa_text(self) -> str:
-        if not self.heads or self.kv_heads == self.heads:
-            return f"{self.kv_heads} (one per query head: multi-head attention)"
-        if self.kv_heads == 1:
-            return "1 (multi-query attention)"
-        return f"{self.kv_heads} (grouped-query: {self.heads // max(1, self.kv_heads)} query heads share each)"
-
-    def rows(self) -> list[tuple[str, str, str]]:
-        """(field, value, what it means) for the Config table."""
-        ffn = "—" if not self.ffn_size else (
-            f"{self.ffn_size:,} ({self.ffn_size / max(1, self.hidden_size):.2f} × hidden)"
-            + (f", gated {self.ffn_activation}" if self.gated_ffn else f", {self.ffn_activation}"))
-        family = self.family if self.family == self.base_family else f"{self.family} ({self.base_family})"
-        if self.experts:
-            family += f", {self.experts} experts, {self.experts_per_token or '?'} per token"
-        out = [
-            ("Architecture family", family, "decoder-only: GPT-style, causal; encoder-only: BERT-style, bidirectional"),
-            ("Model class", self.architecture, f"transformers model_type '{self.model_type}'"),
-            ("Layers (blocks)", f"{self.layers}", "transformer blocks stacked one after another"),
-            ("Hidden size", f"{self.hidden_size:,}", "width of every token's vector between blocks"),
-            ("Attention heads", f"{self.heads}", "query heads per attention layer"),
-            ("KV heads", self.gqa_text, "key/value heads; fewer than query heads shrinks the KV cache"),
-            ("Head dimension", f"{self.head_dim}", "width of each head's query/key/value"),
-            ("FFN size", ffn, "inner width of each block's feed-forward network"),
-            ("Vocabulary", f"{self.vocab_size:,}", "tokens the embedding table has rows for"),
-            ("Context length", f"{self.context_length:,}" if self.context_length else "not declared",
-             "longest input the position encoding was configured for"),
-            ("Position encoding", self.position_text, "how the model knows token order"),
-            ("Tied embeddings", "yes: the output head reuses the input embedding" if self.tied_embeddings else "no",
-             "tied weights are counted once"),
-            ("Normalization", f"{self.norm}, {self.norm_placement}" if self.norm_placement else (self.norm or "—"),
-             "pre-norm normalizes a block's input; post-norm its output (the original Transformer, BERT)"),
-            ("Total parameters", f"{self.total_params:,}", "unique weights" + (
-                f"; {self.per_use_params:,} if shared weights are counted at each use (as torchinfo does)"
-                if self.per_use_params != self.total_params else "")),
-        ]
-        for name, n in self.components:
-            share = 100.0 * n / self.total_params if self.total_params else 0.0
-            percent = f"{share:.1f} %" if share >= 0.1 else "< 0.1 %"
-            out.append((f"  {name}", f"{n:,} ({percent})", "parameters in this part of the network"))
-        for label, bits in PRECISIONS:
-            out.append((f"Weights at {label}", bytes_text(self.weight_bytes(bits)),
-                        f"{self.total_params:,} × {bits} bits; quantized checkpoints add a few % for scales"))
-        return out
-
-    def to_frame(self) -> "pd.DataFrame":
-        import pandas as pd
-
-        return pd.DataFrame(self.rows(), columns=["field", "value", "meaning"])
 
 
 # ------------------------------------------------------------------ reading a config
@@ -186,7 +60,7 @@ def rope_theta_of(config: Any) -> float | None:
     return float(theta) if theta is not None else None
 
 
-def position_encoding_of(config: Any, tree: "ModuleTree") -> str:
+def position_encoding_of(config: Any, tree: ModuleTree) -> str:
     """How the model encodes positions, from the config and the module names it actually has."""
     if rope_theta_of(config) is not None or getattr(config, "rotary_dim", None) or getattr(config, "rotary_pct", None):
         return "RoPE"
@@ -213,7 +87,7 @@ def family_of(config: Any, is_decoder: bool, is_encoder_decoder: bool) -> tuple[
 _PRE_NORM_NAMES = ("input_layernorm", "ln_1", "ln1", "attention_norm", "pre_attention", "layer_norm1")
 
 
-def norm_facts(tree: "ModuleTree", block: int, first_called: int | None = None) -> tuple[str, str]:
+def norm_facts(tree: ModuleTree, block: int, first_called: int | None = None) -> tuple[str, str]:
     """(norm class, placement) of a block.
 
     With `first_called` (the first module with weights that ran in the block, measured by a
@@ -240,7 +114,7 @@ def norm_facts(tree: "ModuleTree", block: int, first_called: int | None = None) 
     return norm, ""
 
 
-def block_index(tree: "ModuleTree", num_layers: int) -> int:
+def block_index(tree: ModuleTree, num_layers: int) -> int:
     """Tree node of the first transformer block: child 0 of the largest container with num_layers children."""
     best, best_n = -1, 0
     for i, cls in enumerate(tree.classes):
@@ -250,16 +124,14 @@ def block_index(tree: "ModuleTree", num_layers: int) -> int:
     return best
 
 
-def summarize(model: "torch.nn.Module", config: Any, *, title: str, source: str, is_decoder: bool,
-              is_encoder_decoder: bool, tree: "ModuleTree | None" = None, measured_on: str = "loaded weights",
+def summarize(model: torch.nn.Module, config: Any, *, title: str, source: str, is_decoder: bool,
+              is_encoder_decoder: bool, tree: ModuleTree | None = None, measured_on: str = "loaded weights",
               first_called: int | None = None) -> ArchitectureSummary:
     """Everything the Config tab shows, for one model (real or built on the meta device).
 
     `first_called`: tree node of the first module with weights that ran in the first block
-    (see `structure_jobs.first_module_called`), to tell pre- from post-norm by measurement.
+    (see `first_module_called`), to tell pre- from post-norm by measurement.
     """
-    from .structure import module_tree, params_by_component
-
     tree = tree or module_tree(model)
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     heads = int(_first(text, "num_attention_heads", "n_head", "num_heads") or 0)
@@ -310,12 +182,10 @@ def summarize(model: "torch.nn.Module", config: Any, *, title: str, source: str,
 _GATE_NAMES = ("gate_proj", "gate_up", "wi_0", "w3")
 
 
-def _is_gated(tree: "ModuleTree", block: int) -> bool:
+def _is_gated(tree: ModuleTree, block: int) -> bool:
     """A gated FFN (SwiGLU/GeGLU) has a gate projection beside up and down: three matrices, not two."""
     if block < 0:
         return False
-    from .structure import component_of
-
     base = tree.paths[block] + "."
     matrices = 0
     for i in range(block + 1, len(tree)):
@@ -331,36 +201,73 @@ def _is_gated(tree: "ModuleTree", block: int) -> bool:
     return matrices >= 3
 
 
-def _joined_dtypes(tree: "ModuleTree") -> str:
+def _joined_dtypes(tree: ModuleTree) -> str:
     return ", ".join(sorted({d for d in tree.dtypes if d}))
 
 
-@dataclass(frozen=True)
-class FamiliesComparison:
-    """The families table, and the bundled models side by side with their real numbers."""
+# ------------------------------------------------------------------ the loaded and the bundled models
 
-    families: tuple[Family, ...]
-    models: tuple[ArchitectureSummary, ...]
-    loaded_family: str | None  # the loaded model's family (highlighted), None without a model
-    loaded_source: str | None
 
-    def side_by_side(self) -> "pd.DataFrame":
-        """One row per fact, one column per model."""
-        import pandas as pd
+def first_module_called(loaded: LoadedModel, tree: ModuleTree, block: int) -> int | None:
+    """Tree node of the first module with weights that runs in `block`, from a 2-token forward with hooks.
 
-        facts: dict[str, list[str]] = {}
-        for summary in self.models:
-            for name, value, _ in summary.rows():
-                facts.setdefault(name.strip(), []).append(value)
-        width = len(self.models)
-        rows = {k: v for k, v in facts.items() if len(v) == width}
-        return pd.DataFrame(list(rows.values()), index=list(rows), columns=[m.title for m in self.models])
+    None when the weights are on the meta device or the forward fails (the caller falls back to names).
+    """
+    if block < 0 or any(p.is_meta for p in loaded.model.parameters()):
+        return None
+    end = block + 1
+    while end < len(tree) and tree.depth[end] > tree.depth[block]:
+        end += 1
+    order: list[int] = []
 
-    def families_frame(self) -> "pd.DataFrame":
-        import pandas as pd
+    def noting(i: int):  # type: ignore[no-untyped-def]
+        def hook(*_args) -> None:  # type: ignore[no-untyped-def]
+            order.append(i)
+        return hook
 
-        return pd.DataFrame([{
-            "family": f.key, "architecture": f.name, "attention": f.attention,
-            "strengths": ", ".join(f.strengths), "weaknesses": ", ".join(f.weaknesses),
-            "use_cases": ", ".join(f.use_cases), "examples": ", ".join(f.examples),
-        } for f in self.families])
+    handles = [loaded.model.get_submodule(tree.paths[i]).register_forward_pre_hook(noting(i))
+               for i in range(block + 1, end) if tree.own_params[i] or tree.tied(i)]
+    ids = loaded.tokenizer("Hello world", add_special_tokens=True)["input_ids"][:2] or [0]
+    kwargs = dict(forward_inputs(loaded, np.asarray(ids)), use_cache=False)
+    try:
+        with torch.inference_mode():
+            forward_module(loaded)(**kwargs)
+    except Exception:  # noqa: BLE001 - an unusual forward signature only costs the measured placement
+        return None
+    finally:
+        for h in handles:
+            h.remove()
+    return order[0] if order else None
+
+
+def loaded_summary(session: Session, ctx: TaskContext) -> ArchitectureSummary:
+    """The loaded model's summary, computed once per model (kept in session.extras)."""
+    summary = session.extras.get("structure.summary")
+    if summary is None:
+        loaded = session.require_model()
+        info = loaded.info
+        ctx.progress("Summarizing the architecture", None)
+        tree = loaded_tree(session, ctx)
+        first = first_module_called(loaded, tree, block_index(tree, info.num_layers))
+        summary = session.extras["structure.summary"] = summarize(
+            loaded.model, loaded.model.config, title=info.title, source=info.source, is_decoder=info.is_decoder,
+            is_encoder_decoder=info.is_encoder_decoder, tree=tree, first_called=first)
+    return summary
+
+
+#: Bundled models' summaries by source: their configs never change, so each is built once per engine.
+_BUNDLED_SUMMARIES: dict[str, ArchitectureSummary] = {}
+
+
+def bundled_summary(source: str, ctx: TaskContext) -> ArchitectureSummary:
+    """A bundled model's numbers from its config, built on the meta device (no weights read; exact counts)."""
+    if source not in _BUNDLED_SUMMARIES:
+        ctx.progress(f"Reading the configuration of {source}", None)
+        config = AutoConfig.from_pretrained(model_folder(source, ctx), trust_remote_code=False)
+        cls, is_decoder, is_enc_dec = model_class(config)
+        with torch.device("meta"):
+            model = cls.from_config(config)
+        _BUNDLED_SUMMARIES[source] = summarize(
+            model, config, title=bundled_model(source).title, source=source, is_decoder=is_decoder,
+            is_encoder_decoder=is_enc_dec, measured_on="built from its config on the meta device")
+    return _BUNDLED_SUMMARIES[source]

@@ -21,6 +21,10 @@ class InputError(LlmvizError):
     """The text or file given by the user cannot be used."""
 
 
+class QuantizationMemoryError(LlmvizError):
+    """A quantized variant would not fit in memory; nothing was loaded and the reference is untouched."""
+
+
 class Cancelled(Exception):
     """Raised inside a task when its cancel token is set."""
 

@@ -1,15 +1,13 @@
-"""Step-by-step generation on the worker, one token per job, with what each step looked like.
+"""Step-by-step generation in the engine, one token per job, with what each step looked like.
 
-`start` runs the prompt once and picks the first token; each `step` feeds the previous
+`begin` runs the prompt once and picks the first token; each `advance` feeds the previous
 token through the model with its KV cache (a transformers `DynamicCache`, as
 `model.generate` uses) and picks the next.  The state lives in
 `session.extras["generation"]` between jobs, so the view can show every token as it
 arrives and stop at any time: what was generated stays.  Per step it reports the chosen
 token's probability, the entropy of the distribution, the latency and the top candidates;
-it keeps the predicting position's queries, so `attention_row` can show, for any step
+it keeps the predicting position's queries, so `step_attention` can show, for any step
 clicked later, that position's attention (the mean over heads, per layer) from the cache.
-
-`generate` runs the same steps in a loop, for scripts and tests.
 """
 
 from __future__ import annotations
@@ -17,74 +15,29 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import torch
+from transformers import DynamicCache
 
+from .capture import recording
 from .errors import InputError, LlmvizError
-from .prediction import entropy_bits, is_greedy, sampling_distribution, softmax
-
-if TYPE_CHECKING:
-    from .session import Session
-    from .tasks import TaskContext
+from .generation_results import FINISH_NOTICES, TOP_K_SHOWN, GenerationSettings, GenerationStep, StepAttention
+from .models import LoadedModel
+from .sampling import entropy_bits, sampling_distribution, softmax
+from .session import Session
+from .tasks import TaskContext
+from .tokenizers import algorithm_of, readable_ids, readable_piece
+from .trace import token_limit
 
 EXTRAS_KEY = "generation"
-TOP_K_SHOWN = 10
 _run_ids = itertools.count(1)
-
-FINISH_NOTICES = {
-    "max_tokens": "Generated the requested number of tokens.",
-    "eos": "The model produced its end-of-sequence token.",
-    "context": "Stopped: the model's context length ({limit:,} tokens) is reached.",
-    "cancelled": "Stopped. What was generated so far is kept.",
-}
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    max_new_tokens: int = 64
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_k: int = 50
-    top_p: float = 1.0
-    seed: int = 0
-    chat: bool = False
-    stop_at_eos: bool = True
-    record_attention: bool = True
-
-    @property
-    def greedy(self) -> bool:
-        return not self.do_sample or is_greedy(self.temperature, self.top_k, self.top_p)
-
-
-@dataclass(frozen=True)
-class GenerationStep:
-    """One generated token and the distribution it came from."""
-
-    run_id: int
-    step: int  # 0 for the first generated token
-    token_id: int
-    piece: str  # readable vocabulary piece
-    text: str  # all generated text so far, decoded (special tokens skipped)
-    prob: float  # probability the model gave the chosen token (temperature 1, no filters)
-    sample_prob: float  # its probability under the sampling settings
-    entropy_bits: float  # entropy of the model's distribution (temperature 1)
-    latency_s: float  # this step's forward pass and choice (step 0 includes reading the prompt)
-    top_ids: np.ndarray  # int64 [k]: the model's most likely tokens
-    top_probs: np.ndarray  # float32 [k]
-    top_pieces: tuple[str, ...]
-    attention: np.ndarray | None  # eager models only: float32 [layers, context] (others: ask `attention_row`)
-    context_len: int  # tokens the model had seen when it predicted this token
-    prompt_tokens: int
-    finished: str = ""  # '', 'max_tokens', 'eos', 'context' or 'cancelled'
-    notice: str = ""
-    prompt_text: str = ""  # step 0 only: the prompt as the model saw it (chat template applied)
-    prompt_pieces: tuple[str, ...] = ()  # step 0 only
 
 
 @dataclass
 class _State:
-    """Worker-side state of one generation (never leaves the worker)."""
+    """Engine-side state of one generation (never leaves the engine)."""
 
     run_id: int
     settings: GenerationSettings
@@ -109,17 +62,15 @@ class _QueryRecorder:
 
     Storing the query, not the attention row, keeps the step nearly as cheap as a plain
     forward: the row is computed only when a step is clicked, from this query and the keys
-    already in the KV cache (`attention_row`).
+    already in the KV cache (`step_attention`).
     """
 
     def __init__(self) -> None:
-        self.queries: list[Any] = []  # per layer [H, d]
+        self.queries: list[torch.Tensor] = []  # per layer [H, d]
         self.scaling: list[float] = []
-        self.masks: list[Any] = []  # per layer: the mask row of the last position, or None
+        self.masks: list[torch.Tensor | None] = []  # per layer: the mask row of the last position, or None
 
     def record(self, module: Any, query: Any, key: Any, mask: Any, kwargs: dict) -> None:
-        import torch
-
         if getattr(module, "is_cross_attention", False):
             return
         self.queries.append(query[0, :, -1])
@@ -127,19 +78,8 @@ class _QueryRecorder:
         self.masks.append(mask[0, 0, -1].clone() if isinstance(mask, torch.Tensor) else None)
 
 
-@dataclass(frozen=True)
-class AttentionRow:
-    """Head-mean attention of the position that predicted step `step`, per layer."""
-
-    run_id: int
-    step: int
-    matrix: np.ndarray  # float32 [layers, context]
-
-
-def _row_from_query(q: Any, keys: Any, scaling: float, mask: Any) -> Any:
+def _row_from_query(q: torch.Tensor, keys: torch.Tensor, scaling: float, mask: torch.Tensor | None) -> torch.Tensor:
     """softmax(q k^T * scaling) averaged over heads; grouped-query heads share their key head."""
-    import torch
-
     heads, kv = q.shape[0], keys.shape[0]
     scores = (q.float().reshape(kv, heads // kv, -1) @ keys.float().transpose(-1, -2)).reshape(heads, -1) * scaling
     if mask is not None:
@@ -151,7 +91,7 @@ def _row_from_query(q: Any, keys: Any, scaling: float, mask: Any) -> Any:
 # ---------------------------------------------------------------- prompt
 
 
-def prompt_ids(loaded: Any, text: str, chat: bool) -> list[int]:
+def prompt_ids(loaded: LoadedModel, text: str, chat: bool) -> list[int]:
     """Token ids of the prompt: the text as is, or wrapped in the tokenizer's chat template."""
     tok = loaded.tokenizer
     if chat:
@@ -162,7 +102,7 @@ def prompt_ids(loaded: Any, text: str, chat: bool) -> list[int]:
     return list(tok(text, add_special_tokens=True)["input_ids"])
 
 
-def _eos_ids(loaded: Any) -> frozenset[int]:
+def _eos_ids(loaded: LoadedModel) -> frozenset[int]:
     ids: set[int] = set()
     for source in (getattr(loaded.model, "generation_config", None), loaded.model.config, loaded.tokenizer):
         value = getattr(source, "eos_token_id", None)
@@ -184,13 +124,9 @@ def _drop_unfinished(state: _State) -> None:
             layer.crop(-extra)  # transformers 5: a negative count of tokens to remove
 
 
-def _forward(loaded: Any, state: _State, new_ids: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
+def _forward(loaded: LoadedModel, state: _State, new_ids: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
     """Feed `new_ids` after the cached tokens; returns the last position's logits (and, for eager
     models, the attention rows that come with the output)."""
-    import torch
-
-    from .capture import recording
-
     model = loaded.model
     device = loaded.input_device
     _drop_unfinished(state)
@@ -237,9 +173,7 @@ def _choose(state: _State, logits: np.ndarray) -> tuple[int, np.ndarray, np.ndar
     return min(token, sample_p.size - 1), model_p, sample_p
 
 
-def _step(loaded: Any, state: _State, ctx: "TaskContext", new_ids: list[int], prompt: bool) -> GenerationStep:
-    from .tokenizers import readable_ids, readable_piece
-
+def _step(loaded: LoadedModel, state: _State, ctx: TaskContext, new_ids: list[int], prompt: bool) -> GenerationStep:
     started = time.perf_counter()
     logits, rows = _forward(loaded, state, new_ids)
     token, model_p, sample_p = _choose(state, logits)
@@ -271,18 +205,13 @@ def _step(loaded: Any, state: _State, ctx: "TaskContext", new_ids: list[int], pr
     )
 
 
-def start(session: "Session", ctx: "TaskContext", text: str, **settings: Any) -> GenerationStep:
-    """Job: read the prompt, pick the first token; the state for `step` is kept in the session."""
-    from transformers import DynamicCache
-
-    from .tokenizers import algorithm_of
-    from .trace import token_limit
-
+def begin(session: Session, ctx: TaskContext, text: str, settings: GenerationSettings) -> GenerationStep:
+    """Read the prompt and pick the first token; the state for `advance` is kept in the session."""
     loaded = session.require_model()
     info = loaded.info
     if not info.is_decoder:
         raise LlmvizError(f"{info.title} is an {info.family} model: it does not generate text. Load a decoder such as bundled:smollm2.")
-    s = GenerationSettings(**settings)
+    s = settings
     if s.max_new_tokens < 1:
         raise InputError("Generate at least one token.")
     if not isinstance(text, str) or not text.strip():
@@ -304,8 +233,8 @@ def start(session: "Session", ctx: "TaskContext", text: str, **settings: Any) ->
     return _step(loaded, state, ctx, ids, prompt=True)
 
 
-def step(session: "Session", ctx: "TaskContext", run_id: int, max_new_tokens: int | None = None) -> GenerationStep:
-    """Job: the next token of run `run_id`; `max_new_tokens` sets a new total, to continue a finished run."""
+def advance(session: Session, ctx: TaskContext, run_id: int, max_new_tokens: int | None = None) -> GenerationStep:
+    """The next token of run `run_id`; `max_new_tokens` sets a new total, to continue a finished run."""
     state = session.extras.get(EXTRAS_KEY)
     if not isinstance(state, _State) or state.run_id != run_id:
         raise LlmvizError("This generation is no longer available (the model changed or a new one started). Press Generate again.")
@@ -322,18 +251,8 @@ def step(session: "Session", ctx: "TaskContext", run_id: int, max_new_tokens: in
     return _step(session.require_model(), state, ctx, [state.generated[-1]], prompt=False)
 
 
-def generate(session: "Session", ctx: "TaskContext", text: str, **settings: Any) -> list[GenerationStep]:
-    """All steps in one call (scripts, tests); stops where the view would."""
-    steps = [start(session, ctx, text, **settings)]
-    while not steps[-1].finished:
-        steps.append(step(session, ctx, steps[-1].run_id))
-    return steps
-
-
-def attention_row(session: "Session", ctx: "TaskContext", run_id: int, step: int) -> AttentionRow:
-    """Job: the attention row (mean over heads, per layer) of the position that predicted `step`."""
-    import torch
-
+def step_attention(session: Session, run_id: int, step: int) -> StepAttention:
+    """The attention row (mean over heads, per layer) of the position that predicted `step`."""
     state = session.extras.get(EXTRAS_KEY)
     if not isinstance(state, _State) or state.run_id != run_id:
         raise LlmvizError("This generation is no longer available, so its attention cannot be shown.")
@@ -345,4 +264,4 @@ def attention_row(session: "Session", ctx: "TaskContext", run_id: int, step: int
         rows = [_row_from_query(queries[layer], state.cache.layers[layer].keys[0, :, :context], scaling[layer], masks[layer])
                 for layer in range(queries.shape[0])]
         matrix = torch.stack(rows).cpu().numpy().astype(np.float32)
-    return AttentionRow(run_id, step, matrix)
+    return StepAttention(run_id, step, matrix)

@@ -5,61 +5,27 @@ and the wall time it took (inclusive of its children; 'self' time excludes them)
 Parameter counts come from the module tree, so tied weights are counted once; the
 'counted per use' column repeats a shared weight at each module that uses it, which is
 what torchinfo's total adds up (its 'Total params' counts a tied embedding twice).
-
-Result types are torch-free (the view imports them); torch is imported inside functions.
+The result type is in `layer_summary_results`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import pandas as pd
+import torch
 
-if TYPE_CHECKING:
-    import pandas as pd
-    import torch
-
-    from .models import LoadedModel
-    from .structure import ModuleTree
-    from .tasks import TaskContext
+from .architecture import block_index
+from .layer_summary_results import LayerSummary
+from .models import LoadedModel
+from .structure_results import ModuleTree
+from .tasks import TaskContext
+from .trace import forward_inputs, forward_module, layer_progress
 
 #: Keep every position's logits only while they stay small; beyond this the head runs on the last position.
 FULL_LOGITS_BYTES = 512 * 2**20
-
-
-@dataclass(frozen=True)
-class LayerSummary:
-    """One row per module in the order the forward pass first called it."""
-
-    trace_id: int
-    model_title: str
-    num_tokens: int
-    frame: "pd.DataFrame"  # see COLUMNS
-    chart: tuple[int, ...]  # frame rows that partition the forward: embeddings, each block, final norm, head
-    forward_s: float  # wall time of the hooked forward
-    unique_params: int
-    per_use_params: int
-    tied: tuple[tuple[str, str, int], ...]  # (shared parameter, first owner, weights)
-    not_run: tuple[str, ...]  # modules the forward never called (ModuleList containers, unused dropouts)
-    notes: tuple[str, ...] = ()
-
-    @property
-    def double_counted(self) -> int:
-        return self.per_use_params - self.unique_params
-
-    def explain_totals(self) -> str:
-        """Why torchinfo's 'Total params' differs from the unique count, in one sentence."""
-        if not self.tied:
-            return f"{self.unique_params:,} parameters; no weights are shared, so torchinfo's total agrees."
-        pairs = "; ".join(f"{a} is {b} ({n:,})" for a, b, n in self.tied)
-        return (f"{self.unique_params:,} unique parameters. Counted at each module that uses them, as torchinfo's "
-                f"'Total params' does, they are {self.per_use_params:,}: {pairs}, so that weight is counted twice.")
-
-
-COLUMNS = ("order", "path", "class", "depth", "output_shape", "output_type", "calls", "time_ms", "self_ms", "time_pct",
-           "parameters", "parameters_per_use", "own_parameters", "tied")
 
 
 def _first_tensor(out: Any) -> Any:
@@ -108,17 +74,14 @@ class _Timer:
         return hook
 
 
-def measure(loaded: "LoadedModel", ids: np.ndarray, tree: "ModuleTree", ctx: "TaskContext",
+def measure(loaded: LoadedModel, ids: np.ndarray, tree: ModuleTree, ctx: TaskContext,
             trace_id: int = 0) -> LayerSummary:
     """Run the model once on `ids` with a timing hook on every module."""
     import torch
 
-    from .architecture import block_index
-    from .trace import _forward_module, forward_inputs, layer_progress
-
     model = loaded.model
     info = loaded.info
-    module = _forward_module(loaded)
+    module = forward_module(loaded)
     root = "" if module is model else _path_of(model, module)
     kwargs: dict[str, Any] = dict(forward_inputs(loaded, ids), use_cache=False, return_dict=True)
     notes: list[str] = []
@@ -153,11 +116,11 @@ def measure(loaded: "LoadedModel", ids: np.ndarray, tree: "ModuleTree", ctx: "Ta
     )
 
 
-def _path_of(model: "torch.nn.Module", module: "torch.nn.Module") -> str:
+def _path_of(model: torch.nn.Module, module: torch.nn.Module) -> str:
     return next(p for p, m in model.named_modules() if m is module)
 
 
-def _frame(tree: "ModuleTree", timer: _Timer, forward_s: float) -> "pd.DataFrame":
+def _frame(tree: ModuleTree, timer: _Timer, forward_s: float) -> pd.DataFrame:
     import pandas as pd
 
     index = {p: i for i, p in enumerate(tree.paths)}
@@ -190,7 +153,7 @@ def _frame(tree: "ModuleTree", timer: _Timer, forward_s: float) -> "pd.DataFrame
     })
 
 
-def _chart_rows(tree: "ModuleTree", frame: "pd.DataFrame", block: int) -> tuple[int, ...]:
+def _chart_rows(tree: ModuleTree, frame: pd.DataFrame, block: int) -> tuple[int, ...]:
     """Rows that split the forward into consecutive parts: each block, and every module beside the
     stack of blocks on the way up to the root (embeddings, final norm, output head)."""
     if block < 0:

@@ -173,7 +173,7 @@ def resolve_dtype(dtype: str, device: str) -> Any:
     return getattr(torch, dtype)
 
 
-def _model_class(config: Any) -> tuple[Any, bool, bool]:
+def model_class(config: Any) -> tuple[Any, bool, bool]:
     """(auto class, is_decoder, is_encoder_decoder) from the config."""
     if getattr(config, "is_encoder_decoder", False):
         return AutoModelForSeq2SeqLM, False, True
@@ -268,7 +268,7 @@ def load_model(spec: ModelSpec, ctx: TaskContext | None = None, quantization_con
                 check_memory(figures, dtype, spec.source)
             if check is not None:
                 check(figures)
-            model_cls, is_decoder, is_enc_dec = _model_class(config)
+            model_cls, is_decoder, is_enc_dec = model_class(config)
             ctx.progress("Loading the tokenizer", None)
             tokenizer = AutoTokenizer.from_pretrained(location, **common)
             load_kwargs: dict[str, Any] = dict(common, dtype=dtype, tqdm_class=bar)

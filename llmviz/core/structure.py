@@ -1,177 +1,44 @@
-"""The module hierarchy of a model as flat arrays, for the model-tree view.
+"""Walking a model into a `ModuleTree` (the model-tree view's arrays), and the weight histogram.
 
-Parameters shared between modules (tied embeddings) are counted once, at the first
-module that owns them in `named_modules()` order, and marked as tied at the others; so
-the root's total equals `sum(p.numel() for p in model.parameters())`.  bitsandbytes
-4-bit parameters are counted as the number of weights they represent (their packed
-storage holds two per byte), with their real storage bytes (packed data plus the
-quantization scales) beside it.
-
-No torch import at module level: the view imports `ModuleTree`.
+The counting rules (tied weights once, 4-bit weights as the weights they represent) are
+described with the types in `structure_results`.  The histogram reads every weight under a
+module in two passes (range, then counts) so that memory stays bounded.
 """
 
 from __future__ import annotations
 
 import gc
 import math
-from dataclasses import dataclass
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
-if TYPE_CHECKING:  # the view imports this module's types; it must not pay for torch
-    import pandas as pd
-    import torch
+from .errors import LlmvizError
+from .structure_results import ModuleTree, ParamInfo, WeightHistogram
+from .tasks import TaskContext
+
+if TYPE_CHECKING:  # the session imports models, which import this module
+    from .session import Session
 
 QUANTIZED_TYPES = frozenset({"Params4bit", "Int8Params"})
-
-
-class ParamInfo(NamedTuple):
-    """One parameter a module owns: name, the shape it represents, dtype, and how it is stored.
-
-    A NamedTuple, not a frozen dataclass: a big model has 10^5 of them, and a NamedTuple is about
-    three times cheaper to create.
-    """
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-    storage: str = ""  # e.g. 'packed uint8 [165888, 1]' for 4-bit weights; '' when stored as shown
-    tied_to: str = ""  # full path of the first owner when this parameter is shared
-
-    def text(self) -> str:
-        dims = ", ".join(str(d) for d in self.shape)
-        out = f"{self.name} [{dims}]"
-        if self.storage:
-            out += f" ({self.storage})"
-        if self.tied_to:
-            out += f" = {self.tied_to}"
-        return out
-
-
-@dataclass(frozen=True)
-class ModuleTree:
-    """Node i: paths[i], its class, parent index (-1 for the root) and parameter counts.
-
-    Nodes are in pre-order (a parent comes before its children), as `named_modules()` gives them.
-    """
-
-    paths: tuple[str, ...]
-    classes: tuple[str, ...]
-    parent: np.ndarray  # int32 [N]
-    row: np.ndarray  # int32 [N]: position among the parent's children
-    depth: np.ndarray  # int16 [N]: 0 for the root
-    child_start: np.ndarray  # int64 [N+1]: node i's children are child_index[child_start[i]:child_start[i+1]]
-    child_index: np.ndarray  # int32 [N-1]
-    own_params: np.ndarray  # int64 [N]: parameters first owned by this module
-    total_params: np.ndarray  # int64 [N]: unique parameters in the subtree
-    trainable_params: np.ndarray  # int64 [N]: subtree, unique, requires_grad
-    storage_bytes: np.ndarray  # int64 [N]: subtree, unique, real bytes in memory
-    per_use_params: np.ndarray  # int64 [N]: subtree, shared parameters counted again at each module (as torchinfo does)
-    dtypes: tuple[str, ...]  # own parameters' dtype(s), '' when none
-    devices: tuple[str, ...]
-    params: tuple[tuple[ParamInfo, ...], ...]  # own parameters (tied ones included, marked)
-    quantized: tuple[bool, ...]
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def num_children(self, i: int) -> int:
-        return int(self.child_start[i + 1] - self.child_start[i])
-
-    def child(self, i: int, row: int) -> int:
-        return int(self.child_index[self.child_start[i] + row])
-
-    def children(self, i: int) -> np.ndarray:
-        return self.child_index[self.child_start[i]:self.child_start[i + 1]]
-
-    def name(self, i: int) -> str:
-        return self.paths[i].rsplit(".", 1)[-1] if self.paths[i] else self.classes[i]
-
-    @property
-    def total(self) -> int:
-        return int(self.total_params[0]) if len(self) else 0
-
-    def tied(self, i: int) -> str:
-        """'weight = model.embed_tokens.weight' for parameters this module shares, else ''."""
-        return "; ".join(f"{p.name} = {p.tied_to}" for p in self.params[i] if p.tied_to)
-
-    def shapes(self, i: int) -> str:
-        return "; ".join(p.text() for p in self.params[i])
-
-    def tied_pairs(self) -> list[tuple[str, str, int]]:
-        """(shared parameter path, first owner path, weights it holds) for every tied parameter."""
-        out = []
-        for i, params in enumerate(self.params):
-            for p in params:
-                if p.tied_to:
-                    path = f"{self.paths[i]}.{p.name}" if self.paths[i] else p.name
-                    out.append((path, p.tied_to, math.prod(p.shape)))
-        return out
-
-    def index_of_path(self, path: str) -> int:
-        try:
-            return self.paths.index(path)
-        except ValueError:
-            return -1
-
-    def ancestors(self, i: int) -> list[int]:
-        """Node indices from the root down to i (inclusive)."""
-        chain = []
-        while i >= 0:
-            chain.append(i)
-            i = int(self.parent[i])
-        return chain[::-1]
-
-    @cached_property
-    def _search_keys(self) -> list[str]:
-        return [f"{p}\t{c}".lower() for p, c in zip(self.paths, self.classes)]
-
-    def matches(self, text: str) -> list[int]:
-        """Nodes whose path or class contains `text` (case-insensitive), in tree order."""
-        needle = text.strip().lower()
-        if not needle or "\t" in needle:
-            return []
-        return [i for i, key in enumerate(self._search_keys) if needle in key]
-
-    def to_frame(self) -> "pd.DataFrame":
-        """One row per module, for CSV export."""
-        import pandas as pd
-
-        return pd.DataFrame({
-            "path": self.paths,
-            "class": self.classes,
-            "depth": self.depth.astype(np.int64),
-            "parameters": self.total_params,
-            "own_parameters": self.own_params,
-            "trainable_parameters": self.trainable_params,
-            "parameters_counted_per_use": self.per_use_params,
-            "storage_bytes": self.storage_bytes,
-            "dtype": self.dtypes,
-            "device": self.devices,
-            "quantized": self.quantized,
-            "tied": [self.tied(i) for i in range(len(self))],
-            "parameter_shapes": [self.shapes(i) for i in range(len(self))],
-        })
-
 
 # ------------------------------------------------------------------ counting one parameter
 
 
-def represented_numel(p: "torch.Tensor") -> int:
+def represented_numel(p: torch.Tensor) -> int:
     """Weights a parameter stands for: the original count for packed 4-bit bitsandbytes params."""
     return math.prod(represented_shape(p))
 
 
-def represented_shape(p: "torch.Tensor") -> tuple[int, ...]:
+def represented_shape(p: torch.Tensor) -> tuple[int, ...]:
     """The shape the parameter stands for (a 4-bit weight's unpacked shape, from its quant_state)."""
     qs = getattr(p, "quant_state", None)
     shape = getattr(qs, "shape", None) if qs is not None else None
     return tuple(shape if shape is not None else p.shape)
 
 
-def quant_state_bytes(p: "torch.Tensor") -> int:
+def quant_state_bytes(p: torch.Tensor) -> int:
     """Bytes of a quantized parameter's scales: int8 row scales (SCB), or a 4-bit weight's absmax
     (and its own scales when double-quantized) and code book."""
     scb = getattr(p, "SCB", None)
@@ -195,7 +62,7 @@ def _joined(names: list[str]) -> str:
 # ------------------------------------------------------------------ the walk
 
 
-def module_tree(model: "torch.nn.Module") -> ModuleTree:
+def module_tree(model: torch.nn.Module) -> ModuleTree:
     """Walk the model once; O(modules + parameters) so that 10^5-module models open quickly.
 
     The walk allocates a few hundred thousand small objects and creates no reference cycles, so
@@ -211,7 +78,7 @@ def module_tree(model: "torch.nn.Module") -> ModuleTree:
             gc.enable()
 
 
-def _walk(model: "torch.nn.Module") -> ModuleTree:
+def _walk(model: torch.nn.Module) -> ModuleTree:
     """Build the ModuleTree.
 
     Pass 1 walks the modules with an explicit stack instead of `named_modules()` (same
@@ -330,105 +197,98 @@ def _children_csr(parent: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return start, order, row
 
 
-# ------------------------------------------------------------------ config values that concern a module
+# ------------------------------------------------------------------ weight histograms
 
-# (words in a module's path or class, config-key fragments that describe such a module)
-_CONFIG_TOPICS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
-    (("attn", "attention", "self", "q_proj", "k_proj", "v_proj", "o_proj", "query", "key", "value", "c_attn"),
-     ("head", "attention", "rope", "kv", "hidden_size", "n_embd", "d_model", "position_embedding_type",
-      "sliding_window", "qkv", "query_pre", "scale_attn")),
-    (("mlp", "ffn", "feed_forward", "intermediate", "expert", "moe", "gate", "up_proj", "down_proj", "fc", "c_fc",
-      "c_proj", "dense", "output"),
-     ("intermediate", "act", "mlp", "ffn", "expert", "hidden_size", "n_inner", "d_ff", "n_embd", "d_model", "router",
-      "moe", "topk", "top_k")),
-    (("norm", "ln_", "layernorm", "layer_norm"), ("norm", "eps")),
-    (("embed", "wte", "wpe", "shared", "token_type"),
-     ("vocab", "hidden_size", "n_embd", "d_model", "pad_token", "max_position", "n_positions", "type_vocab",
-      "tie_word", "position_embedding_type", "scale_embedding")),
-    (("lm_head", "head", "classifier", "pooler", "score"), ("vocab", "tie_word", "num_labels", "pooler", "hidden_size")),
-    (("rotary", "rope"), ("rope", "max_position", "head_dim")),
-    (("layers", "layer", "blocks", "block", ".h.", "encoder", "decoder"),
-     ("num_hidden_layers", "n_layer", "num_layers", "hidden_size", "n_embd", "d_model", "layer_types")),
-)
-_ROOT_KEYS = (
-    "model_type", "architectures", "num_hidden_layers", "n_layer", "num_layers", "hidden_size", "n_embd", "d_model",
-    "num_attention_heads", "n_head", "num_heads", "num_key_value_heads", "head_dim", "intermediate_size", "n_inner",
-    "d_ff", "vocab_size", "max_position_embeddings", "n_positions", "tie_word_embeddings", "rope_parameters",
-    "num_local_experts", "num_experts", "num_experts_per_tok", "is_encoder_decoder", "dtype",
-)
+HIST_CHUNK = 1 << 22  # weights binned at a time: bounds the int64 bin-index temporaries to 32 MiB
 
 
-def config_for_module(config: dict, path: str, class_name: str) -> list[tuple[str, Any]]:
-    """The configuration values that describe the module at `path` (all main values for the root)."""
-    flat = {k: v for k, v in config.items() if not k.startswith("_") and not isinstance(v, dict) or k == "rope_parameters"}
-    if not path:
-        return [(k, flat[k]) for k in _ROOT_KEYS if k in flat]
-    text = f".{path.lower()}. {class_name.lower()}"
-    wanted: list[str] = []
-    for words, fragments in _CONFIG_TOPICS:
-        if any(w in text for w in words):
-            wanted.extend(f for f in fragments if f not in wanted)
-    return [(k, v) for k, v in flat.items() if any(f in k.lower() for f in wanted)]
+def submodule(model: torch.nn.Module, path: str) -> torch.nn.Module:
+    """The module at `path` (LlmvizError when the model has none there)."""
+    try:
+        return model.get_submodule(path)
+    except AttributeError:
+        raise LlmvizError(f"This model has no module called {path!r} (was the model changed?).") from None
 
 
-# ------------------------------------------------------------------ which part of a transformer a module is
+def weight_values(p: torch.Tensor) -> tuple[torch.Tensor, str]:
+    """A parameter's values as float32 (dequantized for bitsandbytes weights) and a note saying how."""
+    kind = type(p).__name__
+    if kind == "Params4bit" and getattr(p, "quant_state", None) is not None:
+        import bitsandbytes.functional as bnbf
 
-COMPONENTS = ("embeddings", "attention", "feed-forward", "norms", "output head", "other")
-
-
-def component_of(path: str, class_name: str) -> str:
-    """Sort a module into one of COMPONENTS by its path and class (names transformers uses)."""
-    p, c = path.lower(), class_name.lower()
-    last = p.rsplit(".", 1)[-1]
-    if "norm" in c or "norm" in last or last.startswith("ln"):
-        return "norms"
-    if "embedding" in c or any(w in last for w in ("embed", "wte", "wpe")):
-        return "embeddings"
-    if last in ("lm_head", "classifier", "score", "qa_outputs") or p.startswith(("lm_head", "cls.")):
-        return "output head"
-    if any(w in p for w in ("attn", "attention")):
-        return "attention"
-    if any(w in p for w in ("mlp", "ffn", "feed_forward", "intermediate", "expert", ".fc", "c_fc", "output.dense",
-                            "block_sparse_moe", "moe")):
-        return "feed-forward"
-    return "other"
+        qs = p.quant_state
+        return bnbf.dequantize_4bit(p.data, qs).float(), f"dequantized from {qs.quant_type}"
+    if kind == "Int8Params" and getattr(p, "SCB", None) is not None:
+        return p.data.float() * (p.SCB.float()[:, None] / 127.0), "dequantized from int8"
+    return p.detach().float(), ""
 
 
-def params_by_component(tree: ModuleTree, root: int = 0) -> dict[str, int]:
-    """Unique parameters under node `root`, summed per component (tied weights at their first owner)."""
-    out = dict.fromkeys(COMPONENTS, 0)
-    first, last = root, _subtree_end(tree, root)
-    base = tree.paths[root] + "." if tree.paths[root] else ""
-    for i in range(first, last):
-        n = int(tree.own_params[i])
-        if n:
-            out[component_of(tree.paths[i][len(base):] if i != root else "", tree.classes[i])] += n
-    return out
+def bin_index(values: torch.Tensor, lo: float, scale: float, bins: int) -> torch.Tensor:
+    """Equal-width bin of each value, as torch.histc bins them (the maximum falls in the last bin).
+
+    Indexing and torch.bincount count integers exactly, and faster than histc's float counts.
+    """
+    index = ((values.float() - lo) * scale).to(torch.int64)
+    return index.clamp_(0, bins - 1)
 
 
-def _subtree_end(tree: ModuleTree, i: int) -> int:
-    """One past the last node of i's subtree (pre-order keeps a subtree contiguous)."""
-    d = tree.depth[i]
-    later = np.nonzero(tree.depth[i + 1:] <= d)[0]
-    return i + 1 + int(later[0]) if len(later) else len(tree)
+def weight_histogram(model: torch.nn.Module, path: str, ctx: TaskContext, bins: int = 100) -> WeightHistogram:
+    """Histogram of every weight under `path`, in two passes (range, then counts) to bound memory."""
+    module = submodule(model, path)
+    params = list(module.parameters())  # a shared tensor once
+    if not params:
+        return _no_values(path, "This module has no parameters of its own or below it.")
+    if any(p.is_meta for p in params):
+        return _no_values(path, "The weights are on the meta device (structure only, no values).")
+    lo, hi, total, zeros = float("inf"), float("-inf"), 0, 0
+    s1 = s2 = 0.0
+    notes: set[str] = set()
+    with torch.inference_mode():
+        for k, p in enumerate(params):
+            ctx.progress("Weight histogram: range", k / (2 * len(params)))
+            v, note = weight_values(p)
+            if note:
+                notes.add(note)
+            v = v.reshape(-1)
+            small, large = torch.aminmax(v)
+            lo, hi = min(lo, float(small)), max(hi, float(large))
+            s1 += float(v.sum(dtype=torch.float64))
+            s2 += float(torch.linalg.vector_norm(v, dtype=torch.float64)) ** 2
+            zeros += v.numel() - int(torch.count_nonzero(v))
+            total += v.numel()
+        if hi <= lo:
+            hi = lo + 1e-6
+        counts = torch.zeros(bins, dtype=torch.int64)
+        scale = bins / (hi - lo)
+        for k, p in enumerate(params):
+            ctx.progress("Weight histogram: counts", 0.5 + k / (2 * len(params)))
+            v, _ = weight_values(p)
+            for chunk in v.reshape(-1).split(HIST_CHUNK):
+                counts += torch.bincount(bin_index(chunk, lo, scale, bins), minlength=bins).cpu()
+    mean = s1 / total
+    std = float(np.sqrt(max(0.0, s2 / total - mean * mean)))
+    return WeightHistogram(
+        path=path, counts=counts.numpy(), edges=np.linspace(lo, hi, bins + 1), count=total,
+        mean=mean, std=std, min=lo, max=hi, zeros=zeros, tensors=len(params), note=", ".join(sorted(notes)),
+    )
 
 
-@dataclass(frozen=True)
-class WeightHistogram:
-    """The values of one module's weights (its whole subtree, each shared tensor once)."""
+def _no_values(path: str, why: str) -> WeightHistogram:
+    z = np.zeros(0)
+    return WeightHistogram(path, z.astype(np.int64), z, 0, 0.0, 0.0, 0.0, 0.0, 0, 0, why)
 
-    path: str
-    counts: np.ndarray  # int64 [bins]
-    edges: np.ndarray  # float64 [bins + 1]
-    count: int
-    mean: float
-    std: float
-    min: float
-    max: float
-    zeros: int
-    tensors: int
-    note: str = ""  # e.g. 'dequantized from nf4' or why there are no values
 
-    @property
-    def empty(self) -> bool:
-        return self.count == 0
+def loaded_tree(session: Session, ctx: TaskContext | None = None) -> ModuleTree:
+    """The loaded model's module tree, computed once per model (Session.extras is cleared on a new model)."""
+    tree = session.extras.get("structure.tree")
+    if tree is None:
+        if ctx is not None:
+            ctx.progress("Reading the module tree", None)
+        tree = session.extras["structure.tree"] = module_tree(session.require_model().model)
+    return tree
+
+
+
+# ------------------------------------------------------------------ the other structure views' jobs
+
+

@@ -31,15 +31,15 @@ SIMILARITY_COMPARE = _CORE + "embeddings_jobs.compare_texts"
 SIMILARITY_CROSS = _CORE + "embeddings_jobs.cross_map"
 PROJECTION = _CORE + "embeddings_jobs.projection"
 
-PREDICTION_NEXT = _CORE + "prediction.next_token"
-PREDICTION_LENS = _CORE + "prediction.logit_lens"
+PREDICTION_NEXT = _CORE + "prediction_jobs.next_token"
+PREDICTION_LENS = _CORE + "prediction_jobs.logit_lens"
 
-GENERATION_START = _CORE + "generation.start"
-GENERATION_STEP = _CORE + "generation.step"
-GENERATION_ATTENTION = _CORE + "generation.attention_row"
+GENERATION_START = _CORE + "generation_jobs.start"
+GENERATION_STEP = _CORE + "generation_jobs.step"
+GENERATION_ATTENTION = _CORE + "generation_jobs.attention_row"
 
-TOKENIZERS_WARM = _CORE + "tokenizers.warm"
-TOKENIZERS_COMPARE = _CORE + "tokenizers.compare"
+TOKENIZERS_WARM = _CORE + "tokenizers_jobs.warm"
+TOKENIZERS_COMPARE = _CORE + "tokenizers_jobs.compare"
 
 STRUCTURE_TREE = _CORE + "structure_jobs.structure"
 STRUCTURE_WEIGHTS = _CORE + "structure_jobs.module_weights"
@@ -48,10 +48,10 @@ ARCHITECTURE_SUMMARY = _CORE + "structure_jobs.architecture"
 ARCHITECTURE_FAMILIES = _CORE + "structure_jobs.families"
 ARCHITECTURE_BLOCK = _CORE + "structure_jobs.build_block"
 
-QUANTIZATION_STATE = _CORE + "quantization.dial_state"
-QUANTIZATION_VISIT = _CORE + "quantization.visit"
-QUANTIZATION_REFRESH = _CORE + "quantization.refresh"
-QUANTIZATION_HEAD = _CORE + "quantization.head_diff"
+QUANTIZATION_STATE = _CORE + "quantization_jobs.dial_state"
+QUANTIZATION_VISIT = _CORE + "quantization_jobs.visit"
+QUANTIZATION_REFRESH = _CORE + "quantization_jobs.refresh"
+QUANTIZATION_HEAD = _CORE + "quantization_jobs.head_diff"
 
 ENVIRONMENT_SNAPSHOT = _CORE + "environment.snapshot"
 

@@ -5,14 +5,14 @@ The first tokenizer is the loaded model's; the second is chosen from the bundled
 vocabulary), the loaded model's, or any hub id / folder.  Tokenizers are loaded with the
 classes the course notebook uses (`GPT2Tokenizer`, `BertTokenizer`) so ids match it.
 
-No torch or transformers at module level: the tokens view imports the result types.
+The result types are in `tokenizers_results`; `readable_piece` and `readable_ids` also label
+the tokens of the prediction and generation views.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections import OrderedDict
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -20,68 +20,13 @@ import numpy as np
 
 from .errors import InputError, LlmvizError
 from .results import TokenTable, visible
+from .tokenizers_results import BERT, GPT2, MODEL, Tokenization
 
 if TYPE_CHECKING:
     from .session import Session
     from .tasks import TaskContext
 
-MODEL = "model"
-GPT2 = "gpt2-bundled"
-BERT = "bert-bundled"
-#: The choices offered before any typed id: (key, label).
-CHOICES: tuple[tuple[str, str], ...] = (
-    (GPT2, "GPT-2 BPE (bundled)"),
-    (BERT, "BERT WordPiece, uncased (bundled MiniLM)"),
-    (MODEL, "The loaded model's tokenizer"),
-)
 _COMPARISON_TOKENIZERS: "OrderedDict[str, tuple[Any, str]]" = OrderedDict()
-
-
-# ---------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class Tokenization:
-    """One text through one tokenizer, with what the notebook prints about it."""
-
-    source: str  # the key or id it was loaded from
-    name: str  # shown to the user
-    class_name: str
-    algorithm: str  # 'byte-level BPE', 'WordPiece', 'SentencePiece (metaspace)', ...
-    tokens: TokenTable  # with special tokens, as `tokenizer.encode(text)` gives them
-    display: tuple[str, ...]  # readable pieces: byte-level bytes decoded, spaces as '␣'
-    vocab_size: int  # tokenizer.vocab_size (the notebook's figure)
-    total_vocab: int  # len(tokenizer): with added tokens
-    decoded: str  # tokenizer.decode(ids), special tokens included (as the notebook prints it)
-    round_trip: bool  # decode(ids, skip_special_tokens=True) == text
-    has_spans: bool  # False for Python tokenizers that give no character offsets
-
-    @property
-    def num_tokens(self) -> int:
-        """Tokens without the special ones: `len(tokenizer.tokenize(text))`."""
-        return int((~self.tokens.special).sum())
-
-    @property
-    def num_special(self) -> int:
-        return int(self.tokens.special.sum())
-
-
-@dataclass(frozen=True)
-class TokenizerComparison:
-    """The loaded model's tokenization beside a second one (None with `second_error` when it failed)."""
-
-    text: str
-    first: Tokenization
-    second: Tokenization | None
-    second_error: str = ""
-    first_differs: np.ndarray | None = None  # bool [T1]: this token's split is not in the other
-    second_differs: np.ndarray | None = None  # bool [T2]
-
-    @property
-    def count_difference(self) -> int | None:
-        """first minus second, as the notebook prints 'Difference: n tokens'."""
-        return None if self.second is None else self.first.num_tokens - self.second.num_tokens
-
 
 # ---------------------------------------------------------------- pure helpers (no torch)
 
@@ -159,26 +104,6 @@ def readable_piece(piece: str, algorithm: str) -> str:
     return _shown(piece)
 
 
-def char_name(text: str, start: int, end: int) -> str:
-    """'🤖 U+1F916 ROBOT FACE' for one-character spans (what a split byte token belongs to)."""
-    if end - start != 1:
-        return ""
-    ch = text[start]
-    return f"{ch} U+{ord(ch):04X} {unicodedata.name(ch, '')}".strip()
-
-
-def token_rows(tok: Tokenization, text: str) -> list[dict[str, Any]]:
-    """One dict per token, for the CSV export and the tooltips."""
-    t = tok.tokens
-    return [
-        {
-            "tokenizer": tok.name, "position": i, "token": t.pieces[i], "shown": tok.display[i], "id": int(t.ids[i]),
-            "start": int(t.starts[i]), "end": int(t.ends[i]), "text": t.text_of(text, i), "special": bool(t.special[i]),
-        }
-        for i in range(len(t))
-    ]
-
-
 # ---------------------------------------------------------------- loading (worker thread)
 
 
@@ -200,8 +125,8 @@ def load_tokenizer(session: "Session", source: str, ctx: "TaskContext | None" = 
     """(tokenizer, display name) for a choice key, a bundled model, a folder or a hub id.
 
     Tokenizers other than the loaded model's do not change with the model, so they are kept
-    for the whole run (a few, least recently used dropped): building GPT-2's BPE holds the
-    GIL for 60-150 ms, which froze the window on every model load while it was per model.
+    for the whole run (a few, least recently used dropped): building GPT-2's BPE takes 60-150 ms,
+    too long to repeat on every model load.
     """
     from .bundled import MINILM, gpt2_tokenizer_folder, model_folder
 
@@ -228,19 +153,6 @@ def load_tokenizer(session: "Session", source: str, ctx: "TaskContext | None" = 
     while len(cache) > 4:
         cache.popitem(last=False)
     return found
-
-
-def warm(session: "Session", ctx: "TaskContext", source: str) -> str:
-    """Load a bundled comparison tokenizer into the cache now, so the first comparison does not.
-
-    Building GPT-2's BPE holds the GIL for 60-150 ms whatever thread does it; the Tokens dock asks
-    for this right after a model loads, so that freeze falls inside the load the user is waiting
-    for instead of after the first results are on screen.  Other sources (hub ids, folders) are
-    left to the comparison itself: they may need the network or be slow.
-    """
-    if source in (GPT2, BERT):
-        return load_tokenizer(session, source, ctx)[1]
-    return ""
 
 
 def _load_any(source: str, ctx: "TaskContext | None") -> Any:
@@ -317,20 +229,3 @@ def tokenize_with(tokenizer: Any, text: str, source: str, name: str) -> Tokeniza
         has_spans=has_spans,
     )
 
-
-def compare(session: "Session", ctx: "TaskContext", text: str, second: str, first: str = MODEL) -> TokenizerComparison:
-    """Job: `text` through `first` (the loaded model's) and `second`; a failing second keeps the first."""
-    if not isinstance(text, str):
-        raise InputError("The input must be text.")
-    tok, name = load_tokenizer(session, first, ctx)
-    a = tokenize_with(tok, text, first, name)
-    ctx.check()
-    try:
-        tok2, name2 = load_tokenizer(session, second, ctx)
-        b = tokenize_with(tok2, text, second, name2)
-    except LlmvizError as exc:
-        return TokenizerComparison(text, a, None, str(exc))
-    return TokenizerComparison(
-        text, a, b, first_differs=split_differences(text, a.tokens, b.tokens),
-        second_differs=split_differences(text, b.tokens, a.tokens),
-    )

@@ -97,7 +97,7 @@ def layer_progress(model: torch.nn.Module, num_layers: int, ctx: TaskContext, st
             h.remove()
 
 
-def _forward_module(loaded: LoadedModel) -> torch.nn.Module:
+def forward_module(loaded: LoadedModel) -> torch.nn.Module:
     """Encoder-decoder models are traced through their encoder."""
     if loaded.info.is_encoder_decoder:
         return loaded.model.get_encoder()
@@ -127,7 +127,7 @@ def run_trace(loaded: LoadedModel, text: str, ctx: TaskContext | None = None, ma
                       attention_note="The text has no tokens.", timings=timings)
         return TraceData(empty, np.zeros((info.num_layers + 1, 0, info.hidden_size), np.float32), None)
     ctx.check()
-    module = _forward_module(loaded)
+    module = forward_module(loaded)
     kwargs = forward_inputs(loaded, tokens.ids)
     kwargs.update(output_hidden_states=True, use_cache=False, return_dict=True)
     if info.is_decoder:

@@ -38,8 +38,8 @@ from PySide6.QtWidgets import (
 )
 
 from ..core import targets
-from ..core.architecture import PRECISIONS, ArchitectureSummary, FamiliesComparison
-from ..core.block_builder import FORMULA_WHY, LABELS, LIMITS, BlockSpec, BuiltBlock
+from ..core.architecture_results import PRECISIONS, ArchitectureSummary, FamiliesComparison
+from ..core.block_builder_results import FORMULA_WHY, LABELS, LIMITS, BlockSpec, BuiltBlock
 from ..core.formatting import bytes_text
 from ..core.specs import ModelInfo
 from ..widgets.adaptive_splitter import AdaptiveSplitter

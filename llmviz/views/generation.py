@@ -1,6 +1,6 @@
 """Generation dock: generate token by token on the worker and watch each step arrive.
 
-Each step is one worker job (`core.generation.step`), submitted as soon as the previous
+Each step is one worker job (`core.generation_jobs.step`), submitted as soon as the previous
 one arrives, so the text and the live plot (probability of the chosen token, entropy,
 latency) grow token by token, and Stop keeps everything generated so far.  Clicking a
 step shows its top candidates and the attention row of the position that produced it.
@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core import targets
-from ..core.generation import GenerationStep
+from ..core.generation_results import GenerationStep
 from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..widgets.plot_export import ask_image_path, export_plot

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core import targets
-from ..core.layer_summary import LayerSummary
+from ..core.layer_summary_results import LayerSummary
 from ..core.results import Trace
 from ..widgets.plot_export import write_csv
 from ..widgets.plot_style import style_plot

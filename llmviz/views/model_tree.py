@@ -36,7 +36,7 @@ from ..core import targets
 from ..core.formatting import bytes_text
 from ..core.results import Trace
 from ..core.specs import ModelInfo
-from ..core.structure import ModuleTree, WeightHistogram, config_for_module
+from ..core.structure_results import ModuleTree, WeightHistogram, config_for_module
 from ..widgets.plot_export import write_csv
 from ..widgets.plot_style import style_plot
 from ..workers.jobs import JobOutcome

@@ -1,7 +1,7 @@
 """Prediction dock: next-token probabilities with sampling controls, and the logit lens.
 
 The worker returns a position's full logits once; temperature, top-k and top-p are then
-applied here with numpy (`core.prediction.sampling_distribution`), so the controls
+applied here with numpy (`core.sampling.sampling_distribution`), so the controls
 update the bars live.
 """
 
@@ -28,7 +28,8 @@ from PySide6.QtWidgets import (
 )
 
 from ..core import targets
-from ..core.prediction import LogitLens, PositionLogits, entropy_bits, is_greedy, sampling_distribution, softmax
+from ..core.prediction_results import LogitLens, PositionLogits
+from ..core.sampling import entropy_bits, is_greedy, sampling_distribution, softmax
 from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot, write_csv

@@ -1,21 +1,18 @@
 """Quantization dial: the loaded model at other precisions, what each costs and what it changes.
 
-Turning the dial loads that precision of the current model on the worker (or takes it from
+Turning the dial loads that precision of the current model in the engine (or takes it from
 the cache) and compares it with the loaded model on the current text.  The charts fill in
 as positions are visited.  INT2/INT1 are simulated and say so wherever they appear.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, QTimer
-from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
-    QDial,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -24,16 +21,13 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSpinBox,
     QSplitter,
-    QStyle,
-    QStyleOptionSlider,
     QTabWidget,
-    QToolTip,
     QVBoxLayout,
     QWidget,
 )
 
 from ..core import targets
-from ..core.quantization import (
+from ..core.quantization_results import (
     PRECISIONS,
     DialState,
     HeadDiff,
@@ -43,143 +37,34 @@ from ..core.quantization import (
     precision,
     theoretical_frame,
 )
-from ..core.results import Trace, visible
+from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..widgets.frame_table import DataFrameModel, FrameTable
+from ..widgets.heatmap import HeatmapPlot
 from ..widgets.message_bar import MessageBar
 from ..widgets.plot_export import export_plot, write_csv
 from ..widgets.plot_style import style_plot
+from ..widgets.precision_charts import CostQualityCharts, DriftChart, render_svg
+from ..widgets.precision_dial import PrecisionDial
+from ..widgets.quantization_tables import (
+    FORMATS,
+    HEADERS,
+    SIZE_COLUMNS,
+    SIZE_FORMATS,
+    SIZE_HEADERS,
+    TOPK_COLUMNS,
+    TopKModel,
+    keep_source_order,
+    topk_frame,
+)
 from ..workers.jobs import JobOutcome
 from .base import DockView
-from ..widgets.heatmap import HeatmapPlot
-
-COLORS = {
-    "fp32": "#1f77b4", "bf16": "#ff7f0e", "fp16": "#2ca02c", "int8": "#d62728", "nf4": "#9467bd",
-    "nf4-dq": "#8c564b", "fp4": "#e377c2", "fp4-dq": "#555555", "int2-sim": "#a6a600", "int1-sim": "#17becf",
-}
-SYMBOLS = {"dtype": "o", "int8": "s", "4bit": "t", "simulated": "o"}
-#: Where each chart label sits relative to its point (pyqtgraph TextItem anchors), so that
-#: positions sharing a bit width (BF16/FP16, the four 4-bit modes) do not overprint.
-ANCHORS = {
-    "fp32": (1.1, 0.5), "bf16": (0.5, 1.15), "fp16": (0.5, -0.15), "int8": (-0.1, 0.5), "nf4": (-0.08, 1.0),
-    "nf4-dq": (-0.08, 0.0), "fp4": (1.08, 1.0), "fp4-dq": (1.08, 0.0), "int2-sim": (-0.05, -0.1),
-    "int1-sim": (-0.05, 1.1),
-}
-HEADERS = {
-    "precision": "Precision", "bits": "Bits", "kind": "Kind", "memory_MB": "Memory MB",
-    "footprint_MB": "get_memory_footprint MB", "scales_MB": "Scales MB", "linear_layers_MB":
-    "Linear layers MB", "rss_change_MB": "RSS Δ MB", "cuda_change_MB": "CUDA Δ MB", "load_s": "Load s",
-    "forward_s": "Forward s", "tokens": "Tokens", "mean_kl": "Mean KL", "top1_agreement": "Top-1 agree",
-    "top5_overlap": "Top-5 overlap", "perplexity": "Perplexity", "reference_perplexity": "Ref. perplexity",
-    "attention_max_abs_diff": "Max |Δ attn|", "last_layer_rel_error": "Last-layer drift", "device": "Device",
-}
-TOPK_COLUMNS = ["rank", "reference", "p_reference", "variant", "p_variant", "change"]
-
-
-def _fmt(spec: str):  # type: ignore[no-untyped-def]
-    """A cell formatter that shows missing values as a dash."""
-    def fmt(value: Any) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return "—"
-        return format(value, spec)
-    return fmt
-
-
-FORMATS = {
-    "memory_MB": _fmt(",.1f"), "footprint_MB": _fmt(",.1f"), "scales_MB": _fmt(",.2f"), "linear_layers_MB": _fmt(",.1f"), "rss_change_MB": _fmt(",.0f"),
-    "cuda_change_MB": _fmt(",.0f"), "load_s": _fmt(".2f"), "forward_s": _fmt(".3f"), "tokens": _fmt(".0f"),
-    "mean_kl": _fmt(".4g"), "top1_agreement": _fmt(".1%"), "top5_overlap": _fmt(".1%"), "perplexity": _fmt(".2f"),
-    "reference_perplexity": _fmt(".2f"), "attention_max_abs_diff": _fmt(".3g"), "last_layer_rel_error": _fmt(".3g"),
-}
-SIZE_FORMATS = {"reduction": _fmt(".0f"), "savings_pct": _fmt(".1f"), "size_MB": _fmt(",.1f")}
-
-
-class _ReflowingCharts(pg.GraphicsLayoutWidget):
-    """The three cost/quality charts in one row when there is room, else in a 2 x 2 grid.
-
-    In a dock of ~600 px the row of three squeezed the memory chart to a sliver and cut the
-    third chart off at the dock's edge.
-    """
-
-    ROW_MIN_WIDTH = 780
-
-    def __init__(self) -> None:
-        self._plots: list[pg.PlotItem] = []  # set_items() fills them; pyqtgraph resizes before that
-        self._legend: pg.LabelItem | None = None
-        self._wide = True  # addPlot() lays them out in one row
-        super().__init__()
-
-    def set_items(self, plots: list[pg.PlotItem], legend: pg.LabelItem) -> None:
-        self._plots, self._legend = plots, legend
-
-    def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt naming
-        wide = self.width() >= self.ROW_MIN_WIDTH
-        if self._plots and wide != self._wide:
-            self._wide = wide
-            layout = self.ci
-            for item in (*self._plots, self._legend):
-                layout.removeItem(item)
-            a, b, c = self._plots
-            if wide:
-                for column, plot in enumerate(self._plots):
-                    layout.addItem(plot, row=0, col=column)
-                layout.addItem(self._legend, row=1, col=0, colspan=3)
-            else:
-                layout.addItem(a, row=0, col=0)
-                layout.addItem(b, row=0, col=1)
-                layout.addItem(c, row=1, col=0)
-                layout.addItem(self._legend, row=2, col=0, colspan=2)  # its one line needs the whole width
-            for column in range(3):
-                layout.layout.setColumnStretchFactor(column, (13, 10, 10)[column] if wide else (1 if column < 2 else 0))
-        super().resizeEvent(event)
-
-
-def _keep_source_order(table: FrameTable, sortable: bool) -> None:
-    """Rows in the order given (dial order, rank); clicking a header still sorts where `sortable`."""
-    table.setSortingEnabled(sortable)
-    table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
-    table.proxy.sort(-1)
-
-
-def _render_svg(widget: pg.GraphicsLayoutWidget, path: str) -> None:
-    """Qt's own SVG of the charts.
-
-    pyqtgraph 0.14's SVGExporter cannot parse the closed paths ('... Z') that Qt 6.12 writes
-    (pyqtgraph issue #3495), so the scene is rendered straight into a QSvgGenerator.
-    """
-    from PySide6.QtSvg import QSvgGenerator
-
-    source = widget.ci.sceneBoundingRect()
-    generator = QSvgGenerator()
-    generator.setFileName(path)
-    generator.setSize(source.size().toSize())
-    generator.setViewBox(QRectF(0, 0, source.width(), source.height()))
-    generator.setTitle("llmviz quantization charts")
-    painter = QPainter(generator)
-    widget.scene().render(painter, QRectF(0, 0, source.width(), source.height()), source)
-    painter.end()
 
 
 def _plain_label(p: Precision) -> str:
     """The label without '(simulated)', for places that add their own SIMULATED tag."""
     return p.label.replace(" (simulated)", "")
 
-
-def _probability(value: Any) -> str:
-    return "—" if value is None or math.isnan(value) else (f"{value:.3f}" if value >= 0.001 else f"{value:.1e}")
-
-
-def _decades(plot: pg.PlotItem, values: list[float]) -> None:
-    """A log-scale y range from a whole decade to a whole decade, labelled at the decades only.
-
-    pyqtgraph 0.14 labels every minor log tick (0.2, 0.3, ... overprint); explicit ticks avoid that.
-    """
-    lo = math.floor(math.log10(min(values)))
-    hi = max(math.ceil(math.log10(max(values)) + 0.05), lo + 1)
-    plot.setYRange(lo, hi, padding=0.04)
-    majors = [(float(d), f"{10.0 ** d:g}" if -4 <= d <= 4 else f"1e{d}") for d in range(lo, hi + 1)]
-    minors = [(d + math.log10(k), "") for d in range(lo, hi) for k in range(2, 10)]
-    plot.getAxis("left").setTicks([majors, minors])
 
 
 def _number(x: float) -> str:
@@ -190,135 +75,6 @@ def _mb(n: float) -> str:
     return f"{n / 2**20:,.1f} MB"
 
 
-# ---------------------------------------------------------------- the dial
-
-
-class PrecisionDial(QDial):
-    """A QDial with its positions labelled around it; unavailable positions are grey and say why on hover."""
-
-    LABEL_MARGIN = 74  # room around the knob for the labels
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWrapping(False)
-        self.setNotchesVisible(True)
-        self.setSingleStep(1)
-        self.setPageStep(1)
-        self.setMinimumWidth(320)
-        self.setFixedHeight(280)
-        self.labels: list[str] = []
-        self.enabled: list[bool] = []
-        self.tips: list[str] = []
-        self.setAccessibleName("Precision dial")
-
-    def set_positions(self, labels: list[str], enabled: list[bool], tips: list[str]) -> None:
-        self.labels, self.enabled, self.tips = labels, enabled, tips
-        self.blockSignals(True)
-        self.setRange(0, max(0, len(labels) - 1))
-        self.blockSignals(False)
-        self.update()
-
-    def position_enabled(self, i: int) -> bool:
-        return 0 <= i < len(self.enabled) and self.enabled[i]
-
-    # -- geometry: QDial maps value v to the angle 4π/3 - (v - min) / (max - min) * 5π/3 ----------
-    def _radius(self) -> float:
-        return max(30.0, min(self.width() / 2 - self.LABEL_MARGIN, self.height() / 2 - 26))
-
-    def _angle(self, value: int) -> float:
-        span = max(1, self.maximum() - self.minimum())
-        return 4 * math.pi / 3 - (value - self.minimum()) / span * (5 * math.pi / 3)
-
-    def label_rect(self, i: int) -> QRectF:
-        c = QPointF(self.width() / 2, self.height() / 2)
-        a = self._angle(i)
-        r = self._radius() + 10
-        metrics = self.fontMetrics()
-        w, h = metrics.horizontalAdvance(self.labels[i]) + 6, metrics.height() + 2
-        x = c.x() + r * math.cos(a) + (math.cos(a) - 1) * w / 2
-        y = c.y() - r * math.sin(a) - (math.sin(a) + 1) * h / 2
-        return QRectF(x, y, w, h)
-
-    def position_at(self, pos: QPointF) -> int | None:
-        for i in range(len(self.labels)):
-            if self.label_rect(i).adjusted(-4, -4, 4, 4).contains(pos):
-                return i
-        return None
-
-    def paintEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt naming
-        option = QStyleOptionSlider()
-        self.initStyleOption(option)
-        r = int(self._radius())
-        center = self.rect().center()
-        option.rect = QRect(center.x() - r, center.y() - r, 2 * r, 2 * r)
-        painter = QPainter(self)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        self.style().drawComplexControl(QStyle.ComplexControl.CC_Dial, option, painter, self)
-        base = QFont(self.font())
-        for i, text in enumerate(self.labels):
-            font = QFont(base)
-            current = i == self.value()
-            font.setBold(current)
-            font.setItalic(not self.position_enabled(i))
-            painter.setFont(font)
-            color = QColor("#0b5cad") if current else QColor("#222222")
-            if not self.position_enabled(i):
-                color = QColor("#9a9a9a")
-            painter.setPen(QPen(color))
-            painter.drawText(self.label_rect(i), Qt.AlignmentFlag.AlignCenter, text)
-        painter.end()
-
-    def event(self, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.ToolTip and self.tips:
-            i = self.position_at(QPointF(event.pos()))
-            QToolTip.showText(event.globalPos(), self.tips[self.value() if i is None else i], self)
-            return True
-        return super().event(event)
-
-
-class _Mark:
-    """One precision's point and label in one chart; shown, moved or hidden, never re-created."""
-
-    def __init__(self, plot: pg.PlotItem, p: Precision, log: bool) -> None:
-        color = COLORS[p.key]
-        self.x, self.log = math.log2(p.bits), log
-        self.point = plot.plot([], [], pen=None, symbol=SYMBOLS[p.kind], symbolSize=13,
-                               symbolBrush=None if p.simulated else pg.mkBrush(color), symbolPen=pg.mkPen(color, width=2))
-        self.label = pg.TextItem(p.short, color=color, anchor=ANCHORS[p.key])
-        self.label.setFont(QFont("DejaVu Sans", 10))
-        plot.addItem(self.label)
-        self.show_at(None)
-
-    def show_at(self, y: float | None) -> None:
-        """Put the point at height `y` (data units), or hide it when None."""
-        visible = y is not None
-        if visible:
-            self.point.setData([self.x], [y])
-            self.label.setPos(self.x, math.log10(y) if self.log else y)
-        self.point.setVisible(visible)
-        self.label.setVisible(visible)
-
-
-class _TopKModel(DataFrameModel):
-    """The top-k lists side by side; flipped tokens are tinted."""
-
-    def __init__(self) -> None:
-        super().__init__(TOPK_COLUMNS, headers={"rank": "#", "reference": "Reference", "p_reference": "p",
-                                                "variant": "Variant", "p_variant": "p", "change": "Change"},
-                         formatters={"p_reference": _probability, "p_variant": _probability})
-
-    def data(self, index, role=Qt.ItemDataRole.DisplayRole):  # type: ignore[no-untyped-def]
-        if index.isValid() and role == Qt.ItemDataRole.BackgroundRole:
-            row = self.frame.iloc[index.row()]
-            column = self.columns[index.column()]
-            if column in ("reference", "p_reference") and row["ref_missing"]:
-                return QBrush(QColor("#fde2c4"))
-            if column in ("variant", "p_variant", "change") and row["change"] not in ("", "="):
-                return QBrush(QColor("#fde7e9") if row["rank"] == 1 else QColor("#fff2cc"))
-        return super().data(index, role)
-
-
-# ---------------------------------------------------------------- the view
 
 
 class QuantizationView(DockView):
@@ -363,12 +119,9 @@ class QuantizationView(DockView):
         self.device_text.setStyleSheet("color: #555;")
         self.size_title = QLabel()
         self.size_title.setWordWrap(True)
-        self.size_model = DataFrameModel(["level", "bits", "reduction", "savings_pct", "size_MB"],
-                                         headers={"level": "Level", "bits": "Bits", "reduction": "× smaller",
-                                                  "savings_pct": "Saved %", "size_MB": "Size MB"},
-                                         formatters=SIZE_FORMATS)
+        self.size_model = DataFrameModel(SIZE_COLUMNS, headers=SIZE_HEADERS, formatters=SIZE_FORMATS)
         self.size_table = FrameTable(self.size_model)
-        _keep_source_order(self.size_table, sortable=False)
+        keep_source_order(self.size_table, sortable=False)
         self.size_table.verticalHeader().setDefaultSectionSize(22)
         self.size_table.horizontalHeader().setMinimumSectionSize(30)
         self.size_table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -405,40 +158,12 @@ class QuantizationView(DockView):
         return panel
 
     def _build_overview(self) -> QWidget:
-        self.charts = _ReflowingCharts()
-        self.memory_plot = self.charts.addPlot(row=0, col=0)
-        self.kl_plot = self.charts.addPlot(row=0, col=1)
-        self.top1_plot = self.charts.addPlot(row=0, col=2)
-        style_plot(self.memory_plot, "Memory", "MB (weights + scales)", "bits per weight")
-        style_plot(self.kl_plot, "Mean KL vs reference", "nats (log scale)", "bits per weight")
-        style_plot(self.top1_plot, "Top-1 agreement", "% of positions", "bits per weight")
-        self.kl_plot.setLogMode(y=True)
-        for column, stretch in enumerate((13, 10, 10)):  # the memory plot's wider axis gets its room back
-            self.charts.ci.layout.setColumnStretchFactor(column, stretch)
-        self.top1_plot.setYRange(-8, 108, padding=0)
-        for plot in (self.memory_plot, self.kl_plot, self.top1_plot):
-            plot.getAxis("left").enableAutoSIPrefix(False)
-            plot.getAxis("bottom").setTicks([[(math.log2(b), str(b)) for b in (1, 2, 4, 8, 16, 32)]])
-            plot.setXRange(-1.0, 6.0, padding=0)  # room for the point labels at both ends
-            plot.setMenuEnabled(False)
-        self.theory = self.memory_plot.plot([], [], pen=pg.mkPen("#888", width=2, style=Qt.PenStyle.DashLine))
-        plots = {"memory": (self.memory_plot, False), "kl": (self.kl_plot, True), "top1": (self.top1_plot, False)}
-        self.marks = {(name, p.key): _Mark(plot, p, log) for name, (plot, log) in plots.items() for p in PRECISIONS}
-        self.hints = []
-        for plot, y in ((self.kl_plot, 0.0), (self.top1_plot, 50.0)):
-            hint = pg.TextItem("", color="#666", anchor=(0.5, 0.5))
-            hint.setFont(QFont("DejaVu Sans", 10))
-            hint.setPos(2.5, y)
-            plot.addItem(hint)
-            self.hints.append(hint)
-        legend = self.charts.addLabel(
-            "<span style='color:#888'>- - -</span> notebook: parameters × bits ÷ 8 &nbsp; ● measured &nbsp; "
-            "○ simulated (stored in fp32)", row=1, col=0, colspan=3, size="10pt")
-        self.charts.set_items([self.memory_plot, self.kl_plot, self.top1_plot], legend)
+        self.charts = CostQualityCharts()
+        self.memory_plot, self.kl_plot, self.top1_plot = self.charts.memory_plot, self.charts.kl_plot, self.charts.top1_plot
         self.table_model = DataFrameModel(list(HEADERS), headers=HEADERS, formatters=FORMATS,
                                           tooltip=self._row_tooltip)
         self.table = FrameTable(self.table_model)
-        _keep_source_order(self.table, sortable=True)
+        keep_source_order(self.table, sortable=True)
         self.export_table_button = QPushButton("Export table (CSV)…")
         self.export_table_button.clicked.connect(lambda: self._ask_export("table"))
         self.export_chart_button = QPushButton("Export charts (PNG/SVG)…")
@@ -476,22 +201,16 @@ class QuantizationView(DockView):
         self.flip_marks = pg.ScatterPlotItem(symbol="x", size=11, pen=pg.mkPen("#c0142a", width=2), brush=None)
         for item in (self.kl_bars, self.flip_marks, self.position_line):
             self.kl_position.addItem(item)
-        self.drift = pg.PlotWidget()
-        style_plot(self.drift.getPlotItem(), "Hidden-state drift per layer", "‖h − h_ref‖ / ‖h_ref‖ (log)",
-                   "layer (0 = embeddings)")
-        self.drift.setLogMode(y=True)
-        self.drift.setMenuEnabled(False)
-        self.drift_curves = {p.key: self.drift.plot([], []) for p in PRECISIONS}
-        self.drift_legend = QLabel()
-        self.drift_legend.setWordWrap(True)
+        self.drift = DriftChart()
+        self.drift_legend = self.drift.legend
         self.position = QSpinBox()
         self.position.setPrefix("Position ")
         self.position.valueChanged.connect(lambda _v: self._draw_topk())
         self.position_text = QLabel()
         self.position_text.setWordWrap(True)
-        self.topk_model = _TopKModel()
+        self.topk_model = TopKModel()
         self.topk = FrameTable(self.topk_model)
-        _keep_source_order(self.topk, sortable=False)
+        keep_source_order(self.topk, sortable=False)
         self.layer = QSpinBox()
         self.layer.setPrefix("Layer ")
         self.head = QSpinBox()
@@ -664,8 +383,8 @@ class QuantizationView(DockView):
             return
         label = precision(key).label
         self.host.call(targets.QUANTIZATION_VISIT, channel=self.channel("variant"), label=f"Quantization: {label}",
-                       on_done=self._if_not_cancelled(self._on_variant), mode=key, trace_id=self.trace.id, layer=self.layer.value(), head=self.head.value(),
-                       memory_limit_bytes=self.memory_limit_bytes)
+                       on_done=self._if_not_cancelled(self._on_variant), mode=key, trace_id=self.trace.id,
+                       layer=self.layer.value(), head=self.head.value(), memory_limit_bytes=self.memory_limit_bytes)
 
     def _on_variant(self, outcome: JobOutcome) -> None:
         if self.trace is None or outcome.kwargs.get("trace_id") != self.trace.id:
@@ -709,33 +428,9 @@ class QuantizationView(DockView):
         return comparison_frame(self.current_reports(), self.trace.id if self.trace else None)
 
     def _draw_overview(self) -> None:
-        """Update the persistent chart items (never clear and re-add: discarded Qt items left to Python's
-        cyclic GC may be collected on the worker thread, which crashes Qt)."""
-        if self.dial_state is not None:
-            bits = np.array([1, 2, 4, 8, 16, 32], float)
-            self.theory.setData(np.log2(bits), self.dial_state.num_parameters * bits / 8 / 2**20)
-        trace_id = self.trace.id if self.trace else None
-        top = self.dial_state.num_parameters * 4 / 2**20 if self.dial_state else 1.0
-        kl_values = []
-        for p in PRECISIONS:
-            report = self.reports.get(p.key)
-            q = report.comparison if report else None
-            current = q is not None and q.trace_id == trace_id and q.has_distributions
-            memory = report.costs.memory_bytes / 2**20 if report else None
-            kl = q.mean_kl if current and q.mean_kl > 0 and math.isfinite(q.mean_kl) else None
-            top1 = q.top1_rate * 100 if current and math.isfinite(q.top1_rate) else None
-            self.marks[("memory", p.key)].show_at(memory)
-            self.marks[("kl", p.key)].show_at(kl)
-            self.marks[("top1", p.key)].show_at(top1)
-            top = max(top, memory or 0.0)
-            kl_values += [kl] if kl is not None else []
-        self.memory_plot.setYRange(0, top * 1.12, padding=0)
-        _decades(self.kl_plot, kl_values or [1e-3, 10.0])  # an empty log axis is labelled at whole decades
-        encoder = bool(self.reports) and not any(r.comparison.has_distributions for r in self.reports.values())
-        for hint in self.hints:
-            hint.setText("No next-token predictions:\nthis model has no\nlanguage-model head." if encoder
-                         else "Turn the dial:\nevery precision you visit\nadds its point here.")
-            hint.setVisible(not kl_values)
+        """Place the visited precisions' points in the charts, and fill the table."""
+        self.charts.draw(self.reports, self.trace.id if self.trace else None,
+                         self.dial_state.num_parameters if self.dial_state else None)
         frame = self.frame()
         self.table_model.set_frame(frame)
         self.table.fit_columns(160)
@@ -786,32 +481,8 @@ class QuantizationView(DockView):
         self.position_line.setValue(self.position.value())
 
     def _draw_drift(self) -> None:
-        trace_id = self.trace.id if self.trace else None
-        drawn: list[float] = []
-        legend = []
-        for p in PRECISIONS:
-            curve = self.drift_curves[p.key]
-            report = self.reports.get(p.key)
-            err = report.comparison.hidden_relative_error if report else np.zeros(0)
-            layers = np.flatnonzero(err > 0)  # the reference (all 0) and unquantized embeddings are off a log scale
-            if report is None or report.comparison.trace_id != trace_id or not layers.size:
-                curve.setVisible(False)
-                continue
-            shown = self.shown is not None and p.key == self.shown.key
-            curve.setPen(pg.mkPen(COLORS[p.key], width=3.5 if shown else 1.5,
-                                  style=Qt.PenStyle.DashLine if p.simulated else Qt.PenStyle.SolidLine))
-            curve.setData(layers, err[layers])
-            curve.setVisible(True)
-            drawn += err[layers].tolist()
-            weight = "bold" if shown else "normal"
-            legend.append(f"<span style='color:{COLORS[p.key]}; font-weight:{weight}'>"
-                          f"{'- -' if p.simulated else '—'} {p.short}</span>")
-        self.drift_legend.setText(" &nbsp; ".join(legend))
-        plot = self.drift.getPlotItem()
-        if drawn:
-            _decades(plot, drawn)
-        step = max(1, math.ceil((self.info.num_layers + 1) / 10)) if self.info else 1
-        plot.getAxis("bottom").setTickSpacing(step, step)
+        self.drift.draw(self.reports, self.trace.id if self.trace else None, self.shown.key if self.shown else None,
+                        self.info.num_layers if self.info else None)
 
     def _draw_topk(self) -> None:
         import pandas as pd
@@ -829,19 +500,7 @@ class QuantizationView(DockView):
         nxt = f" · actual next: <b>{labels[i + 1]}</b>" if q.distribution == "next-token" and i + 1 < len(labels) else ""
         flipped = " · <span style='color:#c0142a'><b>top-1 flipped</b></span>" if not q.top1_agree[i] else ""
         self.position_text.setText(f"after <b>{labels[i]}</b>{nxt} · KL {q.kl[i]:.4g}{flipped}")
-        ref_ids, var_ids = q.topk_reference_ids[i], q.topk_variant_ids[i]
-        ref_rank = {int(t): r for r, t in enumerate(ref_ids)}
-        var_set = {int(t) for t in var_ids}
-        rows = []
-        for r in range(len(ref_ids)):
-            v = int(var_ids[r])
-            before = ref_rank.get(v)
-            change = "new" if before is None else ("=" if before == r else (f"↑{before - r}" if before > r else f"↓{r - before}"))
-            rows.append({"rank": r + 1, "reference": visible(q.pieces.get(int(ref_ids[r]), "?")),
-                         "p_reference": float(q.topk_reference_probs[i, r]),
-                         "variant": visible(q.pieces.get(v, "?")), "p_variant": float(q.topk_variant_probs[i, r]),
-                         "change": change, "ref_missing": int(ref_ids[r]) not in var_set})
-        self.topk_model.set_frame(pd.DataFrame(rows))
+        self.topk_model.set_frame(topk_frame(q, i))
         self.topk.fit_columns(200)
 
     def _on_kl_click(self, event) -> None:  # type: ignore[no-untyped-def]
@@ -856,7 +515,8 @@ class QuantizationView(DockView):
         if self.shown is None or self.trace is None or self.shown.head is None:
             return
         self.host.call(targets.QUANTIZATION_HEAD, label="Comparing the attention head",
-                       on_done=self.on_result(self._on_head), mode=self.shown.key, trace_id=self.trace.id, layer=self.layer.value(), head=self.head.value())
+                       on_done=self.on_result(self._on_head), mode=self.shown.key, trace_id=self.trace.id,
+                       layer=self.layer.value(), head=self.head.value())
 
     def _on_head(self, result: HeadDiff) -> None:
         if self.trace is None or self.shown is None or result.trace_id != self.trace.id or result.key != self.shown.key:
@@ -884,7 +544,7 @@ class QuantizationView(DockView):
     def export_charts(self, path: str) -> None:
         """The three cost/quality charts as one PNG or SVG (by extension)."""
         if path.lower().endswith(".svg"):
-            _render_svg(self.charts, path)
+            render_svg(self.charts, path)
         else:
             export_plot(self.charts.ci, path)
 

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from ..core import targets
 from ..core.results import visible
 from ..core.specs import ModelInfo
-from ..core.tokenizers import CHOICES, GPT2, MODEL, Tokenization, TokenizerComparison, char_name, token_rows
+from ..core.tokenizers_results import CHOICES, GPT2, MODEL, Tokenization, TokenizerComparison, char_name, token_rows
 from ..widgets.plot_export import write_csv
 from ..widgets.token_chips import TokenChips
 from ..workers.jobs import JobOutcome

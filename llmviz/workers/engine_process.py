@@ -82,13 +82,19 @@ class EngineExit:
 
 
 class _Relay(QThread):
-    """Reads messages off the engine's socket until it ends; emits each on the GUI thread."""
+    """Reads messages off the engine's socket until it ends; emits each on the GUI thread.
+
+    When the socket ends it also collects the process's exit status here, off the GUI
+    thread: an engine that closes its socket may take seconds more to exit (freeing a
+    model's memory, torch's interpreter shutdown), and the window must not wait for that.
+    """
 
     sig_message = Signal(object)
 
-    def __init__(self, link: wire.Wire, name: str) -> None:
+    def __init__(self, link: wire.Wire, popen: subprocess.Popen, name: str) -> None:
         super().__init__()
         self.link = link
+        self.popen = popen
         self.setObjectName(name)
 
     def run(self) -> None:
@@ -96,7 +102,12 @@ class _Relay(QThread):
             while True:
                 self.sig_message.emit(self.link.recv())
         except wire.Closed:
-            return
+            pass
+        try:
+            self.popen.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:  # it closed the socket but lives on: end it
+            self.popen.kill()
+            self.popen.wait()
 
 
 class EngineProcess(QObject):
@@ -122,7 +133,7 @@ class EngineProcess(QObject):
         self.gpu_peak = 0
         self._available = psutil.virtual_memory().available
         self._ended = False
-        self._relay = _Relay(self.link, f"llmviz-engine-relay-{generation}")
+        self._relay = _Relay(self.link, self.popen, f"llmviz-engine-relay-{generation}")
         self._relay.sig_message.connect(self._on_message)
         self._relay.finished.connect(self._on_closed)
         self._relay.start()
@@ -160,15 +171,11 @@ class EngineProcess(QObject):
         return not self._ended and self.popen.poll() is None
 
     def _on_closed(self) -> None:
-        """The socket ended: collect the exit status (a moment after, at most) and report it."""
+        """The socket ended and the relay collected the exit status: report it."""
         if self._ended:
             return
         self._ended = True
-        try:
-            code: int | None = self.popen.wait(timeout=2.0)
-        except subprocess.TimeoutExpired:  # it closed the socket but lives on: end it
-            self.popen.kill()
-            code = self.popen.wait()
+        code = self.popen.poll()
         self.link.close()
         self.sig_ended.emit(EngineExit(code, self.peak_rss, psutil.virtual_memory().total, self._available,
                                        self.gpu_peak))

@@ -9,7 +9,8 @@ import json
 import pytest
 import torch
 
-from llmviz.core.architecture import FAMILIES, PRECISIONS, load_families, summarize
+from llmviz.core.architecture import summarize
+from llmviz.core.architecture_results import FAMILIES, PRECISIONS, load_families
 from llmviz.core.errors import LlmvizError
 from llmviz.core.session import Session
 from llmviz.core.specs import ModelSpec

@@ -7,14 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llmviz.core.block_builder import (
-    BlockSpec,
-    build_and_run,
-    compare_with_loaded,
-    component_formulas,
-    formula_per_block,
-    formula_total,
-)
+from llmviz.core.block_builder import build_and_run, compare_with_loaded
+from llmviz.core.block_builder_results import BlockSpec, component_formulas, formula_per_block, formula_total
 from llmviz.core.errors import InputError
 from llmviz.core.session import Session
 from llmviz.core.simple_transformer import SimpleTransformer, SimpleTransformerBlock

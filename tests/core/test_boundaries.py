@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 BLOCK_QT = textwrap.dedent("""
     import importlib.abc, sys
@@ -98,3 +100,77 @@ def test_the_window_never_imports_torch_in_a_whole_session(tiny_models):
     line = next(x for x in result.stdout.splitlines() if x.startswith("shown"))
     assert int(line.split()[1]) >= 14, line
     assert " heavy 0 " in line, line
+
+
+# -- what the window may import from core ------------------------------------------------------
+LLMVIZ = Path(__file__).resolve().parents[2] / "llmviz"
+#: Core modules every window-side module may import: result types, specs, errors, job names, formatting.
+WINDOW_CORE = {"results", "specs", "errors", "targets", "formatting"}
+#: Torch-free helpers the window also uses (test_window_helpers_do_not_import_torch checks each):
+#: sampling (the prediction view re-samples logits it has), paths and textio (resources and text
+#: files), atomic (every file written), bundled (the model menu), and the features computed in the
+#: window without a model: scaling, timeline and the environment's process readings.
+WINDOW_HELPERS = {"sampling", "paths", "textio", "atomic", "bundled", "scaling", "timeline", "environment"}
+
+
+def window_modules() -> list[Path]:
+    """Every module of the GUI process: views, widgets, the main window and the app."""
+    return sorted([*LLMVIZ.glob("views/*.py"), *LLMVIZ.glob("widgets/*.py"), LLMVIZ / "main_window.py", LLMVIZ / "app.py"])
+
+
+def core_imports(path: Path, package: str | None = None) -> set[str]:
+    """The llmviz.core modules `path` imports, at any depth (function-local imports count).
+
+    `package` is the package `path` belongs to (by default, from where it lies in llmviz/).
+    """
+    package = package or ".".join(path.relative_to(LLMVIZ.parent).with_suffix("").parts[:-1])
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
+            # `from ..core import targets` names a module; `from ..core.specs import X` names its members
+            modules = [f"{base}.{alias.name}" for alias in node.names] if base == "llmviz.core" else [base]
+        else:
+            continue
+        found.update(m for m in modules if m.startswith("llmviz.core.") or m == "llmviz.core")
+    return found
+
+
+def allowed_in_window(module: str) -> bool:
+    name = module.removeprefix("llmviz.core.").split(".")[0]
+    return name.endswith("_results") or name in WINDOW_CORE or name in WINDOW_HELPERS
+
+
+def test_window_modules_import_only_results_specs_errors_and_helpers_from_core():
+    modules = window_modules()
+    assert len(modules) >= 25  # the glob really found the views and widgets
+    wrong = {str(p.relative_to(LLMVIZ)): sorted(m for m in core_imports(p) if not allowed_in_window(m)) for p in modules}
+    wrong = {k: v for k, v in wrong.items() if v}
+    assert not wrong, f"views may import only *_results, specs, errors, targets, formatting and WINDOW_HELPERS: {wrong}"
+
+
+def test_the_import_rule_sees_relative_local_and_absolute_imports(tmp_path):
+    """The parser resolves `from ..core.x`, function-local and absolute imports (so the rule can fail)."""
+    view = tmp_path / "probe.py"
+    view.write_text("from ..core.specs import ModelSpec\nfrom ..core import targets, attention\n"
+                    "def f():\n    import llmviz.core.quantization_jobs\n    from llmviz.core.models import load_model\n")
+    found = core_imports(view, package="llmviz.views")
+    assert found == {"llmviz.core.specs", "llmviz.core.targets", "llmviz.core.attention", "llmviz.core.quantization_jobs",
+                     "llmviz.core.models"}
+    assert [m for m in sorted(found) if not allowed_in_window(m)] == [
+        "llmviz.core.attention", "llmviz.core.models", "llmviz.core.quantization_jobs"]
+
+
+def test_window_helpers_do_not_import_torch():
+    """Every module the window may import from core loads without torch or transformers."""
+    names = sorted(WINDOW_CORE | WINDOW_HELPERS) + sorted(p.stem for p in (LLMVIZ / "core").glob("*_results.py"))
+    code = f"import importlib, sys\nfor n in {names!r}:\n    importlib.import_module('llmviz.core.' + n)\n" \
+           "print(sorted(m for m in ('torch', 'transformers', 'tokenizers') if m in sys.modules))"
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == "[]", result.stdout

@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from llmviz.core import generation as gen
+from llmviz.core import generation_jobs as gen
 from llmviz.core.errors import Cancelled, InputError, LlmvizError
 from llmviz.core.session import Session
 from llmviz.core.specs import ModelSpec

@@ -9,6 +9,8 @@ from transformers import AutoModelForCausalLM
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from llmviz.core import prediction as pr
+from llmviz.core import prediction_jobs as jobs
+from llmviz.core import sampling
 from llmviz.core.errors import LlmvizError
 from llmviz.core.session import Session
 from llmviz.core.specs import ModelSpec
@@ -43,7 +45,7 @@ def _hf_distribution(logits: np.ndarray, temperature: float, top_k: int, top_p: 
                                                      (0.8, 50, 0.5), (2.0, 3, 0.99)])
 def test_sampling_distribution_matches_transformers_warpers(temperature, top_k, top_p):
     logits = np.random.default_rng(7).normal(scale=3.0, size=500)
-    ours = pr.sampling_distribution(logits, temperature, top_k, top_p)
+    ours = sampling.sampling_distribution(logits, temperature, top_k, top_p)
     np.testing.assert_allclose(ours, _hf_distribution(logits, temperature, top_k, top_p), atol=1e-6)
     assert ours.sum() == pytest.approx(1.0)
 
@@ -52,14 +54,14 @@ def test_sampling_distribution_matches_transformers_warpers(temperature, top_k, 
 def test_greedy_settings_need_no_division(settings):
     logits = np.array([0.1, 3.0, -2.0, 2.9])
     with np.errstate(all="raise"):  # a division by zero would raise here
-        p = pr.sampling_distribution(logits, *settings)
-    assert pr.is_greedy(*settings)
+        p = sampling.sampling_distribution(logits, *settings)
+    assert sampling.is_greedy(*settings)
     np.testing.assert_array_equal(p, [0, 1, 0, 0])
 
 
 def test_entropy_in_bits():
-    assert pr.entropy_bits(np.full(8, 1 / 8)) == pytest.approx(3.0)
-    assert pr.entropy_bits(np.array([1.0, 0.0])) == 0.0
+    assert sampling.entropy_bits(np.full(8, 1 / 8)) == pytest.approx(3.0)
+    assert sampling.entropy_bits(np.array([1.0, 0.0])) == 0.0
 
 
 def test_final_norm_and_head_are_found_through_the_model(tiny_models):
@@ -77,18 +79,18 @@ def test_logits_at_every_position_equal_a_full_forward(decoder):
         full = decoder.loaded.model(torch.as_tensor(trace.tokens.ids)[None]).logits[0].numpy()
     ctx = TaskContext()
     for position in range(trace.num_tokens):
-        result = pr.next_token(decoder, ctx, trace.id, position)
+        result = jobs.next_token(decoder, ctx, trace.id, position)
         np.testing.assert_allclose(result.logits, full[position], atol=1e-4)
         assert result.exact and result.top_ids[0] == int(np.argmax(full[position]))
         expected_next = int(trace.tokens.ids[position + 1]) if position + 1 < trace.num_tokens else -1
         assert result.actual_next == expected_next
-    last = pr.next_token(decoder, ctx, trace.id)  # default: the last position
+    last = jobs.next_token(decoder, ctx, trace.id)  # default: the last position
     assert last.position == trace.num_tokens - 1 and last.actual_label == ""
 
 
 def test_logit_lens_layers_go_through_norm_and_head(decoder):
     trace = decoder.run(TEXT)
-    lens = pr.logit_lens(decoder, TaskContext(), trace.id, start=2, count=5, k=4)
+    lens = jobs.logit_lens(decoder, TaskContext(), trace.id, start=2, count=5, k=4)
     model = decoder.loaded.model
     norm, head = pr.final_norm(model, decoder.info.num_layers), model.get_output_embeddings()
     assert list(lens.positions) == [2, 3, 4, 5, 6] and lens.top_ids.shape == (decoder.info.num_layers + 1, 5, 4)
@@ -106,17 +108,17 @@ def test_logit_lens_layers_go_through_norm_and_head(decoder):
 
 def test_lens_window_at_the_end_of_the_text(decoder):
     trace = decoder.run("one two three")
-    lens = pr.logit_lens(decoder, TaskContext(), trace.id, start=100, count=24)
+    lens = jobs.logit_lens(decoder, TaskContext(), trace.id, start=100, count=24)
     assert list(lens.positions) == [trace.num_tokens - 1]
     assert lens.actual_next[-1] == -1 and np.isnan(lens.actual_prob[:, -1]).all()
 
 
 def test_real_smollm2_predicts_and_lens_agrees(smollm2_session):
     trace = smollm2_session.run("The capital of France is Paris. The capital of Germany is")
-    result = pr.next_token(smollm2_session, TaskContext(), trace.id)
+    result = jobs.next_token(smollm2_session, TaskContext(), trace.id)
     np.testing.assert_allclose(result.logits, trace.last_logits, atol=1e-4)
     assert result.exact and result.top_labels[0] == "␣Berlin"
-    lens = pr.logit_lens(smollm2_session, TaskContext(), trace.id, start=trace.num_tokens - 3, count=3)
+    lens = jobs.logit_lens(smollm2_session, TaskContext(), trace.id, start=trace.num_tokens - 3, count=3)
     assert lens.top_labels[-1][-1][0] == "␣Berlin"
     assert lens.top_probs[-1, -1, 0] > lens.top_probs[10, -1, 0]  # the last layer is surer than layer 10
 
@@ -124,6 +126,6 @@ def test_real_smollm2_predicts_and_lens_agrees(smollm2_session):
 def test_encoder_models_do_not_predict(minilm_session):
     trace = minilm_session.run("the cat sat")
     with pytest.raises(LlmvizError, match="encoder-only"):
-        pr.next_token(minilm_session, TaskContext(), trace.id)
+        jobs.next_token(minilm_session, TaskContext(), trace.id)
     with pytest.raises(LlmvizError, match="encoder-only"):
-        pr.logit_lens(minilm_session, TaskContext(), trace.id)
+        jobs.logit_lens(minilm_session, TaskContext(), trace.id)

@@ -13,24 +13,24 @@ import pytest
 import torch
 
 from llmviz.core import quantization as q
-from llmviz.core.errors import Cancelled, LlmvizError
+from llmviz.core import quantization_jobs as jobs
+from llmviz.core import quantization_probe as probe
+from llmviz.core import quantization_results as qr
+from llmviz.core import quantization_state as qs
+from llmviz.core import quantization_variants as variants
+from llmviz.core.errors import Cancelled, LlmvizError, QuantizationMemoryError
 from llmviz.core.session import Session
 from llmviz.core.specs import ModelSpec
 from llmviz.core.tasks import CancelToken, TaskContext
 
+from ..sessions import loaded_session
+
 TEXT = "The cat sat on the mat and looked at the dog. It was a sunny day in the park."
-
-
-def _session(source: str, text: str = TEXT) -> Session:
-    session = Session()
-    session.load(ModelSpec(str(source), device="cpu"))
-    session.run(text)
-    return session
 
 
 @pytest.fixture(scope="module")
 def llama(tiny_models) -> Session:
-    return _session(tiny_models["llama"])
+    return loaded_session(tiny_models["llama"], TEXT)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def smol(smollm2_session):
     """The shared SmolLM2 session with this module's variants removed afterwards (they hold memory)."""
     smollm2_session.run(TEXT)
     yield smollm2_session
-    smollm2_session.extras.pop(q.EXTRAS_KEY, None)
+    smollm2_session.extras.pop(qs.EXTRAS_KEY, None)
 
 
 @pytest.fixture(scope="module")
@@ -62,15 +62,15 @@ def distinct_per_row(w: torch.Tensor) -> torch.Tensor:
     return (ordered.diff(dim=1) != 0).sum(dim=1) + 1
 
 
-def visit(session: Session, mode: str, **kwargs) -> q.ModeReport:
-    return q.visit(session, TaskContext(), mode, session.trace.id, **kwargs)
+def visit(session: Session, mode: str, **kwargs) -> qr.ModeReport:
+    return jobs.visit(session, TaskContext(), mode, session.trace.id, **kwargs)
 
 
 # ---------------------------------------------------------------- pure pieces
 
 
 def test_notebook_size_table():
-    rows = q.theoretical_sizes(1_000_000)
+    rows = qr.theoretical_sizes(1_000_000)
     assert [(r.level, r.bits) for r in rows] == [("FP32", 32), ("FP16", 16), ("INT8", 8), ("INT4", 4),
                                                  ("INT2", 2), ("INT1", 1)]
     assert [r.size_bytes for r in rows] == [4e6, 2e6, 1e6, 5e5, 2.5e5, 1.25e5]
@@ -79,7 +79,7 @@ def test_notebook_size_table():
 
 
 def test_simulated_positions_are_labelled_simulated():
-    simulated = [p for p in q.PRECISIONS if p.simulated]
+    simulated = [p for p in qr.PRECISIONS if p.simulated]
     assert [p.bits for p in simulated] == [2, 1]
     for p in simulated:
         assert "simulated" in p.label.lower() and "sim" in p.short and p.summary.startswith("SIMULATED")
@@ -90,7 +90,7 @@ def test_rtn_absmax_grid():
     w = torch.randn(64, 300)
     w[5] = 0.0  # an all-zero channel stays zero
     for bits in (2, 1):
-        out = q.rtn_absmax(w, bits)
+        out = variants.rtn_absmax(w, bits)
         a = w.abs().amax(dim=1, keepdim=True)
         grid = torch.linspace(-1, 1, 2**bits).unsqueeze(0) * a  # 2**bits levels from -absmax to +absmax
         nearest = grid.gather(1, (w.unsqueeze(-1) - grid.unsqueeze(1)).abs().argmin(-1))
@@ -98,8 +98,8 @@ def test_rtn_absmax_grid():
         assert (out[5] == 0).all()
         counts = distinct_per_row(out)
         assert counts[5] == 1 and counts.max() == 2**bits and counts[torch.arange(64) != 5].min() >= 2
-    conv = q.rtn_absmax(w.T.contiguous(), 1, channel_dim=1)  # Conv1D layout [in, out]
-    assert torch.equal(conv, q.rtn_absmax(w, 1).T)
+    conv = variants.rtn_absmax(w.T.contiguous(), 1, channel_dim=1)  # Conv1D layout [in, out]
+    assert torch.equal(conv, variants.rtn_absmax(w, 1).T)
 
 
 def test_kl_of_a_distribution_against_itself_is_zero():
@@ -115,7 +115,7 @@ def test_kl_of_a_distribution_against_itself_is_zero():
 
 
 def test_dial_state_tiny(llama):
-    state = q.dial_state(llama, TaskContext())
+    state = jobs.dial_state(llama, TaskContext())
     assert state.reference_key == "fp32" and state.reference_note == ""
     assert state.quantizable_modules == 3 * 7  # q, k, v, o, gate, up, down per layer; lm_head is tied: skipped
     by_key = {s.key: s for s in state.statuses}
@@ -131,7 +131,7 @@ def test_tiny_bitsandbytes_variants_are_real(llama, mode, module, factor):
     import bitsandbytes as bnb
 
     report = visit(llama, mode)
-    model = q.cached_variant(llama, mode).model
+    model = qs.cached_variant(llama, mode).model
     expected_cls = getattr(bnb.nn, module)
     assert sum(isinstance(m, expected_cls) for m in model.modules()) == 21 == report.costs.quantized_modules
     c = report.costs
@@ -159,17 +159,17 @@ def test_simulated_variants_on_their_grid(llama, tiny_models):
         report = visit(llama, mode)
         assert report.costs.module_class == "Linear (rounded, simulated)"
         assert report.costs.footprint_bytes == llama.loaded.model.get_memory_footprint()  # stored in fp32
-        variant = q.cached_variant(llama, mode).model
+        variant = qs.cached_variant(llama, mode).model
         originals = dict(llama.loaded.model.named_modules())
-        for name, module in q._convertible_linears(variant):
+        for name, module in probe.convertible_linears(variant):
             w, original = module.weight, originals[name].weight
-            assert torch.equal(w, q.rtn_absmax(original, bits))
+            assert torch.equal(w, variants.rtn_absmax(original, bits))
             counts = distinct_per_row(w)
             assert counts.max() <= 2**bits and (bits == 2 or counts.min() == 2)
         assert report.comparison.mean_kl > visit(llama, "nf4").comparison.mean_kl
-    gpt2 = _session(tiny_models["gpt2"])
+    gpt2 = loaded_session(tiny_models["gpt2"], TEXT)
     visit(gpt2, "int1-sim")
-    convs = [m for _, m in q._convertible_linears(q.cached_variant(gpt2, "int1-sim").model) if isinstance(m, Conv1D)]
+    convs = [m for _, m in probe.convertible_linears(qs.cached_variant(gpt2, "int1-sim").model) if isinstance(m, Conv1D)]
     assert convs and all(m.weight[:, c].unique().numel() == 2 for m in convs for c in range(m.weight.shape[1]))
 
 
@@ -177,22 +177,22 @@ def test_head_diff_and_refresh(llama):
     report = visit(llama, "nf4", layer=1, head=2)
     assert (report.head.layer, report.head.head) == (1, 2)
     t = llama.trace.num_tokens
-    other = q.head_diff(llama, TaskContext(), "nf4", llama.trace.id, 2, 3)
+    other = jobs.head_diff(llama, TaskContext(), "nf4", llama.trace.id, 2, 3)
     assert other.reference.shape == (t, t) and other.max_abs == pytest.approx(np.abs(other.diff).max())
     assert np.allclose(other.reference.sum(-1), 1, atol=1e-5)  # rows of attention maps sum to 1
     old = llama.trace.id
     llama.run("A different text now.")
     with pytest.raises(LlmvizError):
-        q.head_diff(llama, TaskContext(), "nf4", old, 0, 0)
-    reports = q.refresh(llama, TaskContext(), ["fp32", "nf4", "fp16"], llama.trace.id)
-    cached = q._state(llama).variants
+        jobs.head_diff(llama, TaskContext(), "nf4", old, 0, 0)
+    reports = jobs.refresh(llama, TaskContext(), ["fp32", "nf4", "fp16"], llama.trace.id)
+    cached = qs.state_of(llama).variants
     assert [r.key for r in reports] == ["fp32", "nf4"] + (["fp16"] if "fp16" in cached else [])
     assert all(r.comparison.trace_id == llama.trace.id and r.costs.from_cache for r in reports)
     llama.run(TEXT)
 
 
 def test_encoder_without_lm_head(tiny_models):
-    bert = _session(tiny_models["bert"])
+    bert = loaded_session(tiny_models["bert"], TEXT)
     report = visit(bert, "int8")
     cmp = report.comparison
     assert cmp.distribution == "" and cmp.kl.size == 0 and math.isnan(cmp.mean_kl)
@@ -204,9 +204,9 @@ def test_encoder_without_lm_head(tiny_models):
 
 
 def test_already_quantized_checkpoint_disables_other_modes(nf4_checkpoint):
-    session = _session(nf4_checkpoint)
+    session = loaded_session(nf4_checkpoint, TEXT)
     assert session.info.quantization == "nf4"
-    state = q.dial_state(session, TaskContext())
+    state = jobs.dial_state(session, TaskContext())
     assert state.reference_key == "nf4" and "already quantized" in state.reference_note
     for status in state.statuses:
         assert status.available == (status.key == "nf4")
@@ -214,7 +214,7 @@ def test_already_quantized_checkpoint_disables_other_modes(nf4_checkpoint):
             assert "already quantized (nf4)" in status.reason
     with pytest.raises(LlmvizError, match="already quantized"):
         visit(session, "int8")
-    assert not q._state(session).variants
+    assert not qs.state_of(session).variants
     report = visit(session, "nf4")
     assert report.costs.is_reference and report.costs.module_class == "Linear4bit"
     assert report.comparison.mean_kl < 1e-7
@@ -222,17 +222,17 @@ def test_already_quantized_checkpoint_disables_other_modes(nf4_checkpoint):
 
 def test_memory_budget_refuses_and_keeps_the_reference(llama):
     reference = llama.loaded
-    before = tuple(q._state(llama).variants)
-    with pytest.raises(q.QuantizationMemoryError, match="reference model stays loaded"):
+    before = tuple(qs.state_of(llama).variants)
+    with pytest.raises(QuantizationMemoryError, match="reference model stays loaded"):
         visit(llama, "fp4-dq", memory_limit_bytes=1_000_000)
-    assert llama.loaded is reference and tuple(q._state(llama).variants) == before
+    assert llama.loaded is reference and tuple(qs.state_of(llama).variants) == before
     assert visit(llama, "fp32").comparison.mean_kl < 1e-7  # the reference still works
 
 
 def test_cache_evicts_least_recently_used(tiny_models):
-    session = _session(tiny_models["llama"])
-    need = q.dial_state(session, TaskContext()).status("int8").estimated_bytes
-    limit = int(need * q.LOAD_OVERHEAD * 1.6)  # room for loading one, cache share for one
+    session = loaded_session(tiny_models["llama"], TEXT)
+    need = jobs.dial_state(session, TaskContext()).status("int8").estimated_bytes
+    limit = int(need * variants.LOAD_OVERHEAD * 1.6)  # room for loading one, cache share for one
     visit(session, "int8", memory_limit_bytes=limit)
     report = visit(session, "fp4", memory_limit_bytes=limit)
     assert report.cached == ("fp4",) and not report.costs.from_cache
@@ -240,7 +240,7 @@ def test_cache_evicts_least_recently_used(tiny_models):
 
 
 def test_cancelled_load_caches_nothing(tiny_models):
-    session = _session(tiny_models["llama"])
+    session = loaded_session(tiny_models["llama"], TEXT)
     token = CancelToken()
 
     def report(progress):
@@ -248,8 +248,8 @@ def test_cancelled_load_caches_nothing(tiny_models):
             token.cancel()  # a newer dial position arrived while this one was loading
 
     with pytest.raises(Cancelled):
-        q.visit(session, TaskContext(token, report), "nf4", session.trace.id)
-    assert not q._state(session).variants
+        jobs.visit(session, TaskContext(token, report), "nf4", session.trace.id)
+    assert not qs.state_of(session).variants
 
 
 def test_transformers_refuses_bitsandbytes_on_gguf():
@@ -259,8 +259,8 @@ def test_transformers_refuses_bitsandbytes_on_gguf():
 
     with pytest.raises(ValueError, match="GGUF"):
         get_hf_quantizer(LlamaConfig(), BitsAndBytesConfig(load_in_8bit=True), None, True, None, "model.gguf")
-    assert q.source_is_gguf(ModelSpec("/models/x.Q4_K.gguf"))
-    assert not q.source_is_gguf(ModelSpec("bundled:smollm2"))
+    assert probe.source_is_gguf(ModelSpec("/models/x.Q4_K.gguf"))
+    assert not probe.source_is_gguf(ModelSpec("bundled:smollm2"))
 
 
 # ---------------------------------------------------------------- the real SmolLM2
@@ -286,8 +286,8 @@ def test_smollm2_simulated_int2_int1_channels(smol):
     """SmolLM2's real weights through the rounding the INT2/INT1 variants use (the visit path is tested above)."""
     for bits in (2, 1):
         exactly = total = 0
-        for _, module in q._convertible_linears(smol.loaded.model):
-            w = q.rtn_absmax(module.weight, bits)
+        for _, module in probe.convertible_linears(smol.loaded.model):
+            w = variants.rtn_absmax(module.weight, bits)
             a = w.abs().amax(dim=1, keepdim=True)
             levels = (torch.arange(2**bits, dtype=torch.float32) * 2 / (2**bits - 1) - 1) * a  # as rtn_absmax
             on_grid = torch.zeros_like(w, dtype=torch.bool)

@@ -13,8 +13,9 @@ import torch
 from llmviz.core.errors import LlmvizError
 from llmviz.core.session import Session
 from llmviz.core.specs import ModelSpec
-from llmviz.core.structure import COMPONENTS, component_of, config_for_module, module_tree, params_by_component
+from llmviz.core.structure import module_tree
 from llmviz.core.structure_jobs import module_weights, structure
+from llmviz.core.structure_results import COMPONENTS, component_of, config_for_module, params_by_component
 from llmviz.core.tasks import TaskContext
 
 

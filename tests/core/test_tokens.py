@@ -8,6 +8,8 @@ from transformers import AutoTokenizer, BertTokenizer, GPT2Tokenizer
 
 from llmviz.core import bundled
 from llmviz.core import tokenizers as tk
+from llmviz.core import tokenizers_jobs as tk_jobs
+from llmviz.core import tokenizers_results as tkr
 from llmviz.core.results import TokenTable
 from llmviz.core.session import Session
 from llmviz.core.specs import ModelSpec
@@ -22,8 +24,8 @@ def session() -> Session:
 
 
 @pytest.fixture(scope="module")
-def notebook(session: Session) -> tk.TokenizerComparison:
-    return tk.compare(session, TaskContext(), NOTEBOOK_TEXT, tk.BERT, first=tk.GPT2)
+def notebook(session: Session) -> tkr.TokenizerComparison:
+    return tk_jobs.compare(session, TaskContext(), NOTEBOOK_TEXT, tkr.BERT, first=tkr.GPT2)
 
 
 def test_notebook_example_matches_the_notebook_tokenizers(notebook):
@@ -95,7 +97,7 @@ def test_invisible_characters_get_code_points():
 def test_model_tokenizer_and_any_folder(tiny_models):
     session = Session()
     session.load(ModelSpec(str(tiny_models["llama"]), device="cpu"))
-    result = tk.compare(session, TaskContext(), "The cat sat", str(tiny_models["bert"]))
+    result = tk_jobs.compare(session, TaskContext(), "The cat sat", str(tiny_models["bert"]))
     own = AutoTokenizer.from_pretrained(tiny_models["llama"])
     assert list(result.first.tokens.ids) == own("The cat sat")["input_ids"]
     assert result.second is not None and result.second.tokens.pieces[1:-1] == ("the", "cat", "sat")
@@ -103,17 +105,17 @@ def test_model_tokenizer_and_any_folder(tiny_models):
 
 
 def test_unloadable_tokenizer_keeps_the_first(session):
-    result = tk.compare(session, TaskContext(), NOTEBOOK_TEXT, "someone/not-a-real-tokenizer-xyz", first=tk.GPT2)
+    result = tk_jobs.compare(session, TaskContext(), NOTEBOOK_TEXT, "someone/not-a-real-tokenizer-xyz", first=tkr.GPT2)
     assert result.second is None and result.first.num_tokens == 17
     assert "not-a-real-tokenizer-xyz" in result.second_error and "offline" in result.second_error
-    bad = tk.compare(session, TaskContext(), NOTEBOOK_TEXT, "not a valid id!", first=tk.GPT2)
+    bad = tk_jobs.compare(session, TaskContext(), NOTEBOOK_TEXT, "not a valid id!", first=tkr.GPT2)
     assert bad.second is None and "valid Hugging Face model id" in bad.second_error
-    empty = tk.compare(session, TaskContext(), NOTEBOOK_TEXT, "   ", first=tk.GPT2)
+    empty = tk_jobs.compare(session, TaskContext(), NOTEBOOK_TEXT, "   ", first=tkr.GPT2)
     assert empty.second is None and "Type a tokenizer" in empty.second_error
 
 
 def test_text_with_no_tokens(session):
-    result = tk.compare(session, TaskContext(), "", tk.BERT, first=tk.GPT2)
+    result = tk_jobs.compare(session, TaskContext(), "", tkr.BERT, first=tkr.GPT2)
     assert result.first.num_tokens == 0 and len(result.first.tokens) == 0
     assert result.second.num_tokens == 0 and result.second.num_special == 2  # [CLS] [SEP] only
     assert result.count_difference == 0
@@ -123,4 +125,4 @@ def test_model_choice_needs_a_model(session):
     from llmviz.core.errors import LlmvizError
 
     with pytest.raises(LlmvizError, match="No model"):
-        tk.compare(session, TaskContext(), "hi", tk.GPT2)  # first defaults to the (absent) model's tokenizer
+        tk_jobs.compare(session, TaskContext(), "hi", tkr.GPT2)  # first defaults to the (absent) model's tokenizer

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from PySide6.QtCore import Qt
 
-from llmviz.core.architecture import PRECISIONS
+from llmviz.core.architecture_results import PRECISIONS
 from llmviz.core.specs import ModelSpec
 from llmviz.views.architecture import ArchitectureView
 
-WAIT_MS = 180_000
+from ..timeouts import WAIT_MS
 
 
 @pytest.fixture

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 from PySide6.QtGui import QGuiApplication
 
-from llmviz.core import generation as gen
+from llmviz.core import generation_jobs as gen
 from llmviz.core.session import Session
 from llmviz.core.specs import ModelSpec
 from llmviz.core.tasks import TaskContext
 from llmviz.views.generation import PIPELINE, GenerationView
 
-from .tokens_support import TIMEOUT, load, run
+from ..timeouts import WAIT_MS
+from .host_steps import load, run
 
 PROMPT = "The cat sat on the mat and"
 
@@ -31,7 +32,7 @@ def generate(qtbot, view, **settings):  # type: ignore[no-untyped-def]
     view.stop_at_eos.setChecked(settings.get("stop_at_eos", False))
     view.generate_button.click()
     assert view.running
-    qtbot.waitUntil(lambda: not view.running, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: not view.running, timeout=WAIT_MS)
 
 
 def test_streams_the_same_tokens_as_the_core(qtbot, host, view, tiny_models):
@@ -53,11 +54,11 @@ def test_streams_the_same_tokens_as_the_core(qtbot, host, view, tiny_models):
     np.testing.assert_allclose(lat, [s.latency_s * 1000 for s in view.steps])
     assert view.text.toPlainText() == PROMPT + expected[-1].text
     assert "Generated the requested number" in view.status.text() and "tokens/s" in view.status.text()
-    qtbot.waitUntil(lambda: view.attention_step == 9, timeout=TIMEOUT)  # the last step's, when done
+    qtbot.waitUntil(lambda: view.attention_step == 9, timeout=WAIT_MS)  # the last step's, when done
     view.select_step(3)
     step = view.steps[3]
     assert view.top_table.rowCount() == 10 and view.top_table.item(0, 0).text() == step.top_pieces[0]
-    qtbot.waitUntil(lambda: view.attention_step == 3, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: view.attention_step == 3, timeout=WAIT_MS)
     row = gen.attention_row(session, TaskContext(), expected[0].run_id, 3)
     np.testing.assert_allclose(view.attention.matrix, row.matrix, atol=1e-5)
     assert view.attention.matrix.shape == (3, step.context_len)
@@ -79,7 +80,7 @@ def test_stop_keeps_what_was_generated(qtbot, host, view, tiny_models):
 
     view.add_step = add_and_stop  # type: ignore[method-assign]
     view.generate_button.click()
-    qtbot.waitUntil(lambda: not view.running, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: not view.running, timeout=WAIT_MS)
     n = len(view.steps)
     assert n == 3 + PIPELINE and "kept" in view.status.text()  # the steps already queued are kept too
     assert view.text.toPlainText() == PROMPT + view.steps[-1].text
@@ -88,7 +89,7 @@ def test_stop_keeps_what_was_generated(qtbot, host, view, tiny_models):
     view.add_step = original  # type: ignore[method-assign]
     view.max_new.setValue(4)
     view.continue_button.click()  # the worker-side state carries on where it stopped
-    qtbot.waitUntil(lambda: not view.running, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: not view.running, timeout=WAIT_MS)
     assert len(view.steps) == n + 4
     session = Session()
     session.load(ModelSpec(str(tiny_models["llama"]), device="cpu"))
@@ -109,7 +110,7 @@ def test_window_cancel_stops_generation(qtbot, host, view, tiny_models):
 
     view.add_step = add_and_cancel  # type: ignore[method-assign]
     view.generate_button.click()
-    qtbot.waitUntil(lambda: not view.running, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: not view.running, timeout=WAIT_MS)
     # the steps already queued either never start or finish and are kept: at most PIPELINE more
     assert 2 <= len(view.steps) <= 2 + PIPELINE and "kept" in view.status.text()
     qtbot.wait(300)
@@ -144,14 +145,14 @@ def test_bad_settings_and_models(qtbot, host, view, tiny_models):
 
 def test_use_as_input_and_copy(qtbot, window, tiny_models):
     window.set_text(PROMPT)
-    with qtbot.waitSignal(window.host.sig_trace, timeout=TIMEOUT):
+    with qtbot.waitSignal(window.host.sig_trace, timeout=WAIT_MS):
         window.load_model(ModelSpec(str(tiny_models["llama"]), device="cpu"))
     view = window.view("generation")
-    qtbot.waitUntil(lambda: view.trace is not None and not window.host.busy, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: view.trace is not None and not window.host.busy, timeout=WAIT_MS)
     generate(qtbot, view, max_new=5)
     full = PROMPT + view.steps[-1].text
     view.copy_button.click()
     assert QGuiApplication.clipboard().text() == full
-    with qtbot.waitSignal(window.host.sig_trace, timeout=TIMEOUT) as blocker:
+    with qtbot.waitSignal(window.host.sig_trace, timeout=WAIT_MS) as blocker:
         view.use_button.click()
     assert window.text_input.text() == full and blocker.args[0].text == full

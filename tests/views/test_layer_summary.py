@@ -10,7 +10,7 @@ import pytest
 from llmviz.core.specs import ModelSpec
 from llmviz.views.layer_summary import LayerSummaryView, bar_ticks
 
-WAIT_MS = 120_000
+from ..timeouts import WAIT_MS
 
 
 @pytest.fixture

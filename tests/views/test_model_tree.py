@@ -13,7 +13,7 @@ from llmviz.core.structure import module_tree
 from llmviz.core.targets import STRUCTURE_TREE
 from llmviz.views.model_tree import COLUMNS, ModelTreeView
 
-WAIT_MS = 120_000
+from ..timeouts import WAIT_MS
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmviz.core.prediction import sampling_distribution, softmax
+from llmviz.core.sampling import sampling_distribution, softmax
 from llmviz.views.prediction import PredictionView, short
 
-from .tokens_support import load, run
+from .host_steps import load, run
 
 
 @pytest.fixture

@@ -12,15 +12,15 @@ from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QHelpEvent, QImage
 from PySide6.QtWidgets import QApplication, QToolTip
 
-from llmviz.core.quantization import PRECISIONS
+from llmviz.core.quantization_results import PRECISIONS
 from llmviz.core.specs import ModelSpec
 from llmviz.views.quantization import QuantizationView
 
 from ..engine_jobs import LOADED_INFO
+from ..timeouts import WAIT_MS
 
 TEXT = "The cat sat on the mat and looked at the dog."
 KEYS = [p.key for p in PRECISIONS]
-WAIT_MS = 240_000
 
 
 def settle(qtbot, host, view) -> None:

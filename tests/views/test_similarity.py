@@ -9,7 +9,7 @@ import pytest
 from llmviz.views.projection import ProjectionView
 from llmviz.views.similarity import SimilarityView
 
-from .tokens_support import load, run
+from .host_steps import load, run
 
 
 @pytest.fixture

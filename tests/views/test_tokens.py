@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
-from llmviz.core import tokenizers as tk
+from llmviz.core import tokenizers_results as tkr
 from llmviz.views.tokens import TokensView
 from llmviz.widgets.token_chips import TokenChips
 
-from .tokens_support import load, run
+from .host_steps import load, run
 
 NOTEBOOK_TEXT = "Hello, I'm learning about Large Language Models! This is fascinating. 🤖"
 
@@ -31,7 +31,7 @@ def choose(view: TokensView, key: str) -> None:
 
 def test_notebook_example_gpt2_model_against_bert(qtbot, host, view, tiny_models):
     load(qtbot, host, [view], str(tiny_models["gpt2"]))  # its tokenizer is GPT-2's BPE
-    choose(view, tk.BERT)
+    choose(view, tkr.BERT)
     run(qtbot, host, view, NOTEBOOK_TEXT)
     first, second = view.first_panel, view.second_panel
     assert first.chips.labels[:5] == ["Hello", ",", "␣I", "'m", "␣learning"]
@@ -52,7 +52,7 @@ def test_notebook_example_gpt2_model_against_bert(qtbot, host, view, tiny_models
 
 def test_export_csv_has_both_tokenizers(qtbot, host, view, tiny_models, tmp_path):
     load(qtbot, host, [view], str(tiny_models["gpt2"]))
-    choose(view, tk.BERT)
+    choose(view, tkr.BERT)
     run(qtbot, host, view, NOTEBOOK_TEXT)
     path = tmp_path / "tokens.csv"
     view.export_csv(str(path))
@@ -82,7 +82,7 @@ def test_text_without_tokens_shows_a_message(qtbot, host, view, tiny_models):
 
 def test_real_smollm2_against_bundled_gpt2(qtbot, host, view):
     load(qtbot, host, [view], "bundled:smollm2")
-    choose(view, tk.GPT2)
+    choose(view, tkr.GPT2)
     run(qtbot, host, view, NOTEBOOK_TEXT)
     result = view.shown
     assert result.first.algorithm == result.second.algorithm == "byte-level BPE"

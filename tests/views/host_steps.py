@@ -1,4 +1,4 @@
-"""Helpers for the token, similarity, projection, prediction and generation view tests.
+"""Drive a view the way the main window does: load a model and run a text on a real ModelHost.
 
 Views are driven the way the main window drives them: a real ModelHost loads a real
 model and runs the text; the view gets the ModelInfo and the Trace and submits its own jobs.
@@ -9,11 +9,11 @@ from __future__ import annotations
 from llmviz.core.results import Trace
 from llmviz.core.specs import ModelSpec
 
-TIMEOUT = 180_000
+from ..timeouts import WAIT_MS
 
 
 def load(qtbot, host, views, source: str):  # type: ignore[no-untyped-def]
-    with qtbot.waitSignal(host.sig_model_loaded, timeout=TIMEOUT) as blocker:
+    with qtbot.waitSignal(host.sig_model_loaded, timeout=WAIT_MS) as blocker:
         host.load(ModelSpec(source, device="cpu"))
     for view in views:
         view.on_model_loaded(blocker.args[0])
@@ -22,10 +22,10 @@ def load(qtbot, host, views, source: str):  # type: ignore[no-untyped-def]
 
 def run(qtbot, host, view, text: str) -> Trace:  # type: ignore[no-untyped-def]
     """Run `text` and hand the trace to `view`; returns when the view says it has drawn."""
-    with qtbot.waitSignal(host.sig_trace, timeout=TIMEOUT) as blocker:
+    with qtbot.waitSignal(host.sig_trace, timeout=WAIT_MS) as blocker:
         host.run_text(text)
     trace = blocker.args[0]
-    with qtbot.waitSignal(view.sig_ready, timeout=TIMEOUT):
+    with qtbot.waitSignal(view.sig_ready, timeout=WAIT_MS):
         view.on_trace(trace)
-    qtbot.waitUntil(lambda: view.is_ready() and not host.busy, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: view.is_ready() and not host.busy, timeout=WAIT_MS)
     return trace
