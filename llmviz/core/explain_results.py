@@ -90,6 +90,25 @@ class Explanation:
     def methods(self) -> tuple[str, ...]:
         return tuple(m for m in METHODS if m in self.attributions)
 
+    def attribution_columns(self) -> dict[str, object]:
+        """attributions.csv's columns: position, token, token_id, then one per method."""
+        columns: dict[str, object] = {"position": np.arange(len(self.tokens)), "token": list(self.tokens),
+                                      "token_id": self.token_ids}
+        columns.update({m: self.attributions[m] for m in self.methods})
+        return columns
+
+    def faithfulness_rows(self) -> list[dict[str, object]]:
+        """faithfulness.csv's rows: per (method, fraction) f with the top fraction removed and with
+        only it kept, and the method's areas (ERASER's AOPC) on every row."""
+        rows: list[dict[str, object]] = []
+        for method in [m for m in METHODS if m in self.faithfulness] + [m for m in (RANDOM,) if m in self.faithfulness]:
+            faith = self.faithfulness[method]
+            for fraction, removed, kept in zip(faith.fractions, faith.removed, faith.kept):
+                rows.append({"method": method, "fraction": float(fraction), "removed_score": float(removed),
+                             "kept_score": float(kept), "comprehensiveness": faith.comprehensiveness,
+                             "sufficiency": faith.sufficiency})
+        return rows
+
 
 @dataclass(frozen=True)
 class NeuronTable:

@@ -392,13 +392,14 @@ class ExplainView(DockView):
     def _export_csv(self) -> None:
         if self.result is None:
             return
-        from ..core.explain_export import attributions_frame, faithfulness_frame
+        import pandas as pd
 
         path = ask_csv_path(self, "attributions")
         if path:
-            write_csv(attributions_frame(self.result), path, index=False)
+            write_csv(pd.DataFrame(self.result.attribution_columns()), path, index=False)
             if self.result.faithfulness:
-                write_csv(faithfulness_frame(self.result), path.removesuffix(".csv") + "-faithfulness.csv", index=False)
+                write_csv(pd.DataFrame(self.result.faithfulness_rows()), path.removesuffix(".csv") + "-faithfulness.csv",
+                          index=False)
 
     def _export_image(self) -> None:
         path = ask_image_path(self, "attributions")

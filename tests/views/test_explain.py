@@ -8,7 +8,8 @@ import pytest
 
 from llmviz.views.explain import ExplainRequest, ExplainView
 
-from .tokens_support import TIMEOUT, load, run
+from ..timeouts import WAIT_MS as TIMEOUT
+from .host_steps import load, run
 
 
 @pytest.fixture
