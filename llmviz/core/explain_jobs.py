@@ -218,11 +218,17 @@ def explain_ids(loaded: LoadedModel, ids: np.ndarray, ctx: TaskContext, trace_id
 def explain(session: Session, ctx: TaskContext, trace_id: int, position: int = -1, token: int | str | None = None,
             methods: Sequence[str] = ("gxi", "ig", "occlusion", "rollout", "vnorm"), steps: int = 32,
             baseline: str = "pad", compare: str = "", faithfulness: bool = True,
-            by_word: bool | None = None) -> Explanation:
-    """Job: explain a target of the current trace (see explain_ids)."""
+            by_word: bool | None = None, text: str | None = None) -> Explanation:
+    """Job: explain a target of the current trace (see explain_ids), or of `text` instead (a
+    generation step: the prompt and what was generated before it, explained at its end)."""
     trace = session.require_trace(trace_id)
     loaded = session.require_model()
-    tokens = trace.tokens
+    if text is not None:
+        from .trace import tokenize
+
+        tokens, _cut = tokenize(loaded, text)
+    else:
+        tokens = trace.tokens
     return explain_ids(loaded, tokens.ids, ctx, trace.id, position, token, methods, steps, baseline, compare,
                        faithfulness, by_word, tokens.pieces, tokens.special)
 

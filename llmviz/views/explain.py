@@ -5,15 +5,13 @@ similarity to a second text) and methods; the engine returns attributions per in
 token, shown as the text shaded on a diverging scale and as bars, with integrated
 gradients' completeness gap, the faithfulness curves of every method against a random
 ranking, and a neuron panel.  Integrated gradients arrive twice: a coarse picture first,
-then the refined one.  Other docks' "Why?" buttons ask through `explain_requests`.
+then the refined one.  Other docks' "Why?" buttons (widgets/why_button.py) ask through the window.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -37,30 +35,12 @@ from ..widgets.faithfulness_plot import FaithfulnessPlot
 from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot, write_csv
 from ..widgets.token_bars import TokenBars
 from ..widgets.token_shading import TokenShading
+from ..widgets.why_button import ExplainRequest
 from ..workers.jobs import JobOutcome
 from .base import DockView
 
 AUTO_RUN_MAX_TOKENS = 256  # longer texts wait for the Explain button (integrated gradients take a while)
 DEFAULT_METHODS = ("gxi", "ig", "occlusion", "rollout", "vnorm")
-
-
-@dataclass(frozen=True)
-class ExplainRequest:
-    """What a "Why?" button asks: the next token after `position` (token -1: the top-1), or an
-    encoder's similarity to `compare`."""
-
-    position: int = -1
-    token: int = -1
-    compare: str = ""
-
-
-class ExplainRequests(QObject):
-    """Relays "Why?" clicks from any dock to the window, which opens this dock on the target."""
-
-    sig_request = Signal(object)  # ExplainRequest
-
-
-explain_requests = ExplainRequests()
 
 
 class ExplainView(DockView):
@@ -72,6 +52,7 @@ class ExplainView(DockView):
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(host, parent)
         self.result: Explanation | None = None
+        self.other_text: str | None = None  # a generation step's context, until the target changes
         self.neuron_table: NeuronTable | None = None
         self.neuron_detail: NeuronDetail | None = None
         # target row
@@ -164,6 +145,8 @@ class ExplainView(DockView):
         layout.addWidget(self.shading, 1)
         layout.addWidget(self.tabs, 3)
         self.explain_button.clicked.connect(self.run)
+        self.position.valueChanged.connect(self._own_text)
+        self.token.textEdited.connect(self._own_text)
         self.cancel_button.clicked.connect(self.cancel)
         self.shown.currentIndexChanged.connect(lambda _i: self._draw_attributions())
         self.export_csv_button.clicked.connect(self._export_csv)
@@ -217,6 +200,7 @@ class ExplainView(DockView):
 
     def trace_changed(self, trace: Trace) -> None:
         self.result = None
+        self.other_text = None
         self.position.setRange(-1, max(0, trace.num_tokens - 1))
         if self.info is not None and not self.info.is_decoder and not self.compare.text().strip():
             self.compare.setText("A short text to compare with")
@@ -231,12 +215,16 @@ class ExplainView(DockView):
 
     def explain_target(self, request: ExplainRequest) -> None:
         """Open on a target asked for elsewhere (a "Why?" button) and explain it."""
-        self.position.setValue(request.position if request.position >= 0 else -1)
+        self.position.setValue(request.position if request.position >= 0 and request.text is None else -1)
         self.token.setText(str(request.token) if request.token >= 0 else "")
+        self.other_text = request.text  # after the controls: editing them goes back to the window's text
         if request.compare:
             self.compare.setText(request.compare)
         if self.trace is not None:
             self.run()
+
+    def _own_text(self, *_args: object) -> None:
+        self.other_text = None
 
     # -- jobs ---------------------------------------------------------------------------------
     def methods(self) -> list[str]:
@@ -256,7 +244,7 @@ class ExplainView(DockView):
                        trace_id=self.trace.id, position=self.position.value(), token=token or None,
                        methods=self.methods(), steps=self.steps.value(), baseline=self.baseline.currentText(),
                        compare=self.compare.text() if not self.info.is_decoder else "",
-                       faithfulness=self.faithful.isChecked())
+                       faithfulness=self.faithful.isChecked(), text=self.other_text)
 
     def _progress(self, event) -> None:  # type: ignore[no-untyped-def]
         p = event.progress

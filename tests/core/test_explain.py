@@ -158,6 +158,7 @@ def test_value_weighted_norm_equals_a_direct_computation(tiny_models):
         v = values[layer].reshape(t, kv, d)
         w_o = model.model.layers[layer].self_attn.o_proj.weight  # [D, heads * d]
         total = torch.zeros(t, config.hidden_size)
+        w_o = w_o.detach()
         for h in range(heads):
             alpha = attn[0, h, t - 1]  # the target row
             total += alpha[:, None] * (v[:, h // (heads // kv)] @ w_o[:, h * d:(h + 1) * d].T)

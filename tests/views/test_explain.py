@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmviz.views.explain import ExplainRequest, ExplainView
+from llmviz.views.explain import ExplainView
+from llmviz.widgets.why_button import ExplainRequest
 
 from ..timeouts import WAIT_MS as TIMEOUT
 from .host_steps import load, run
@@ -83,3 +84,24 @@ def test_export_csv(qtbot, host, explain, tiny_models, tmp_path, monkeypatch):
     frame = pd.read_csv(path)
     assert list(frame.columns[:3]) == ["position", "token", "token_id"] and "ig" in frame.columns
     assert (tmp_path / "attr-faithfulness.csv").exists()
+
+
+def test_why_buttons_open_the_explain_dock_on_their_target(qtbot, window, tiny_models):
+    from llmviz.core.specs import ModelSpec
+
+    window.set_text("The cat sat on the mat")
+    with qtbot.waitSignal(window.host.sig_trace, timeout=TIMEOUT):
+        window.load_model(ModelSpec(str(tiny_models["llama"]), device="cpu"))
+    prediction = window.view("prediction")
+    qtbot.waitUntil(lambda: prediction.is_ready() and not window.host.busy, timeout=TIMEOUT)
+    prediction.select_position(2)
+    prediction.why_button.click()
+    explain = window.view("explain")
+    qtbot.waitUntil(lambda: explain.result is not None and explain.result.final
+                    and explain.result.target.position == 2, timeout=TIMEOUT)
+    assert window.docks["explain"].isVisible()
+    generation = window.view("generation")
+    request = generation.why_request()
+    assert request is None  # nothing generated yet: nothing to ask
+    similarity = window.view("similarity")
+    assert not similarity.why_button.isEnabled()  # a decoder's "why" is a next token
