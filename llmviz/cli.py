@@ -23,6 +23,7 @@ EPILOG = """examples:
   python -m llmviz --presentation --lesson builtin --step 5
   python -m llmviz --lesson builtin --export-pdf handout.pdf
   python -m llmviz export --model bundled:smollm2 --text "Hello" --out out/
+  python -m llmviz explain --text "The capital of France is" --target=-1 --method ig,gxi --out why/
 """
 
 

@@ -39,6 +39,7 @@ from .widgets.elided_label import ElidedLabel
 from .widgets.message_bar import MessageBar
 from .widgets.model_bar import ModelBar
 from .widgets.text_input import TextInput
+from .widgets.why_button import ExplainRequest, explain_requests
 from .workers.jobs import JobEvent, JobHandle, JobOutcome
 from .workers.model_host import LOAD, TRACE, EngineEvent, ModelHost
 
@@ -107,6 +108,7 @@ class MainWindow(QMainWindow):
 
         self._build_status_bar()
         self._build_menus()
+        explain_requests.sig_request.connect(self.explain)
         host.sig_model_loaded.connect(self._on_model_loaded)
         host.sig_trace.connect(self._on_trace)
         host.sig_finished.connect(self._on_finished)
@@ -148,6 +150,15 @@ class MainWindow(QMainWindow):
         self.addDockWidget(view_cls.AREA, dock)
         self.view_classes[view_cls.NAME] = view_cls
         self.docks[view_cls.NAME] = dock
+
+    def explain(self, request: ExplainRequest) -> None:
+        """A "Why?" button: bring up the Explain dock on that target."""
+        dock = self.docks.get("explain")
+        if dock is None:
+            return
+        dock.show()
+        dock.raise_()
+        self.view("explain").explain_target(request)  # type: ignore[attr-defined]
 
     def view(self, name: str) -> DockView:
         """The view of dock `name`, built now if it was not yet, and brought up to date."""
