@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 import llmviz
 
+from .classroom import Classroom
 from .core import targets
 from .core.errors import InputError
 from .core.formatting import bytes_text
@@ -32,7 +33,6 @@ from .core.paths import resource
 from .core.results import Trace
 from .core.specs import ModelInfo, ModelSpec
 from .core.textio import read_text_file
-from .classroom import Classroom
 from .presentation import PresentationMode
 from .views import VIEWS, DockView
 from .widgets.elided_label import ElidedLabel

@@ -41,8 +41,8 @@ from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..widgets.heatmap import HeatmapPlot
 from ..widgets.plot_export import ask_image_path, export_plot
-from ..workers.jobs import JobOutcome
 from ..widgets.why_button import ExplainRequest, WhyButton
+from ..workers.jobs import JobOutcome
 from .base import DockView
 
 PIPELINE = 2  # step jobs kept queued in the engine

@@ -31,8 +31,8 @@ from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..widgets.heatmap import HeatmapPlot
 from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot, write_csv
-from ..workers.jobs import JobOutcome
 from ..widgets.why_button import ExplainRequest, WhyButton
+from ..workers.jobs import JobOutcome
 from .base import DockView
 
 COLORMAP = "CET-D1"  # diverging blue-white-red, centred on 0 like the notebook's coolwarm
