@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 import llmviz
 
+from .classroom import Classroom
 from .core import targets
 from .core.errors import InputError
 from .core.formatting import bytes_text
@@ -32,11 +33,13 @@ from .core.paths import resource
 from .core.results import Trace
 from .core.specs import ModelInfo, ModelSpec
 from .core.textio import read_text_file
+from .presentation import PresentationMode
 from .views import VIEWS, DockView
 from .widgets.elided_label import ElidedLabel
 from .widgets.message_bar import MessageBar
 from .widgets.model_bar import ModelBar
 from .widgets.text_input import TextInput
+from .widgets.why_button import ExplainRequest, explain_requests
 from .workers.jobs import JobEvent, JobHandle, JobOutcome
 from .workers.model_host import LOAD, TRACE, EngineEvent, ModelHost
 
@@ -105,6 +108,7 @@ class MainWindow(QMainWindow):
 
         self._build_status_bar()
         self._build_menus()
+        explain_requests.sig_request.connect(self.explain)
         host.sig_model_loaded.connect(self._on_model_loaded)
         host.sig_trace.connect(self._on_trace)
         host.sig_finished.connect(self._on_finished)
@@ -124,6 +128,11 @@ class MainWindow(QMainWindow):
         self._memory_timer.start(1000)
         self._update_memory()
         self.restore_layout()
+        self.presentation = PresentationMode(self)
+        self.classroom = Classroom(self)
+        self.classroom.add_menu_items(self._file_menu, self._quit_action)
+        #: Said after a failed load when a session asked for the model (the rest was restored).
+        self.session_model_note = ""
         if persist_layout:
             for source in self.settings.value("models/recent", []) or []:
                 self.model_bar.remember(ModelSpec(str(source)))
@@ -142,6 +151,15 @@ class MainWindow(QMainWindow):
         self.view_classes[view_cls.NAME] = view_cls
         self.docks[view_cls.NAME] = dock
 
+    def explain(self, request: ExplainRequest) -> None:
+        """A "Why?" button: bring up the Explain dock on that target."""
+        dock = self.docks.get("explain")
+        if dock is None:
+            return
+        dock.show()
+        dock.raise_()
+        self.view("explain").explain_target(request)  # type: ignore[attr-defined]
+
     def view(self, name: str) -> DockView:
         """The view of dock `name`, built now if it was not yet, and brought up to date."""
         view = self.views.get(name)
@@ -149,12 +167,27 @@ class MainWindow(QMainWindow):
             view = self.view_classes[name](self.host)
             self.views[name] = view
             self.docks[name].setWidget(view)
+            sig_show = getattr(view, "sig_show", None)
+            if sig_show is not None:  # the quiz's "Show me"
+                sig_show.connect(self.show_view_state)
             self.sig_view_created.emit(view)
             if self.info is not None:
                 view.on_model_loaded(self.info)
                 if self.trace is not None:
                     view.on_trace(self.trace)
         return view
+
+    def show_view_state(self, name: str, state: dict) -> None:
+        """Bring view `name` to the front (in presentation mode, fill the window with it) in `state`."""
+        if name not in self.docks:
+            return
+        if self.presentation.active:
+            self.presentation.show_view(name)
+        else:
+            dock = self.docks[name]
+            dock.show()
+            dock.raise_()
+        self.view(name).restore_state(state)
 
     def _arrange_default(self) -> None:
         """Tabify docks sharing an area (in VIEWS order, the first raised): structure on the left
@@ -212,7 +245,8 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "Load model", self.model_bar.request_load, "Ctrl+L")
         self._action(file_menu, "Open text file…", self.open_text_file, QKeySequence.StandardKey.Open)
         file_menu.addSeparator()
-        self._action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._quit_action = self._action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._file_menu = file_menu
         view_menu = self.menuBar().addMenu("&View")
         for name, dock in self.docks.items():
             action = dock.toggleViewAction()
@@ -220,6 +254,9 @@ class MainWindow(QMainWindow):
             view_menu.addAction(action)
         view_menu.addSeparator()
         self._action(view_menu, "Reset layout", self.reset_layout)
+        present = self._action(view_menu, "Presentation", lambda: self.presentation.toggle(), "F5")
+        present.setObjectName("presentation")
+        self.addAction(present)  # F5 works while the menu bar is hidden too
         run_menu = self.menuBar().addMenu("&Run")
         self._action(run_menu, "Run now", self.text_input.emit_now, "Ctrl+Return")
         self._action(run_menu, "Cancel", self.cancel, "Esc")
@@ -341,6 +378,7 @@ class MainWindow(QMainWindow):
     # -- host signals (GUI thread) -------------------------------------------------------------
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.info = info
+        self.session_model_note = ""
         self.loaded_spec = self.requested_spec
         if self.loaded_spec is not None:
             self.model_bar.remember(self.loaded_spec)
@@ -388,7 +426,8 @@ class MainWindow(QMainWindow):
             if outcome.status == "cancelled":
                 self.message_bar.show_message(f"Loading was cancelled.{current}", "info")
             else:
-                self.message_bar.show_message(f"{outcome.message}{current}", "error")
+                note, self.session_model_note = self.session_model_note, ""
+                self.message_bar.show_message(f"{outcome.message}{current} {note}".strip(), "error")
             if self.loaded_spec is not None:
                 self.model_bar.set_spec(self.loaded_spec)
             elif self.fallback_spec is not None and self.requested_spec != self.fallback_spec:
@@ -472,6 +511,10 @@ class MainWindow(QMainWindow):
         box.open()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.classroom.confirm_close():
+            event.ignore()
+            return
+        self.presentation.leave()  # the desktop layout is the one saved
         self.save_layout()
         for view in self.views.values():
             view.on_close()

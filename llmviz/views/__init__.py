@@ -7,12 +7,14 @@ from .attention import AttentionView
 from .attention_scratch import ScratchView
 from .base import DockView
 from .environment import EnvironmentView
+from .explain import ExplainView
 from .generation import GenerationView
 from .layer_summary import LayerSummaryView
 from .model_tree import ModelTreeView
 from .prediction import PredictionView
 from .projection import ProjectionView
 from .quantization import QuantizationView
+from .quiz import QuizView
 from .scaling import ScalingView
 from .similarity import SimilarityView
 from .timeline import TimelineView
@@ -29,10 +31,12 @@ VIEWS: list[type[DockView]] = [
     ProjectionView,
     PredictionView,
     GenerationView,
+    ExplainView,
     QuantizationView,
     TimelineView,
     ScalingView,
     EnvironmentView,
+    QuizView,
     TokensView,
 ]
 

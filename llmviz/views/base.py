@@ -179,6 +179,11 @@ class DockView(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt naming
         super().showEvent(event)
+        self.warm()
+
+    def warm(self) -> None:
+        """Do now the work a hidden view postponed (a lesson precomputes its next step's view
+        while the current one is shown, so moving on draws at once)."""
         if self._pending_model and self.info is not None:
             self._pending_model = False
             self.mark_busy()

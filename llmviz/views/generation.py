@@ -41,6 +41,7 @@ from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..widgets.heatmap import HeatmapPlot
 from ..widgets.plot_export import ask_image_path, export_plot
+from ..widgets.why_button import ExplainRequest, WhyButton
 from ..workers.jobs import JobOutcome
 from .base import DockView
 
@@ -139,6 +140,8 @@ class GenerationView(DockView):
         self.use_button.setToolTip("Put the prompt and the generated text into the text box and run it")
         self.copy_button = QPushButton("Copy text")
         self.export_button = QPushButton("Export plot…")
+        self.why_button = WhyButton(self.why_request, "Open the Explain dock on the selected step's token (the last "
+                                    "one if none is selected): which tokens before it it rests on")
         self.generate_button.clicked.connect(self.generate)
         self.stop_button.clicked.connect(self.stop)
         self.continue_button.clicked.connect(self.continue_generation)
@@ -152,7 +155,8 @@ class GenerationView(DockView):
         settings.addWidget(self.chat, 1, 0, 1, 2)
         settings.addWidget(self.stop_at_eos, 1, 2, 1, 2)
         buttons = QHBoxLayout()
-        for b in (self.generate_button, self.stop_button, self.continue_button, self.use_button, self.copy_button):
+        for b in (self.generate_button, self.stop_button, self.continue_button, self.use_button, self.copy_button,
+                  self.why_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         buttons.addWidget(self.export_button)
@@ -493,6 +497,15 @@ class GenerationView(DockView):
         """The prompt as given (or as templated, in chat mode) followed by the generated text."""
         generated = self.steps[-1].text if self.steps else ""
         return (self.prompt_text if self.chat_used else self.prompt_source) + generated
+
+    def why_request(self) -> ExplainRequest | None:
+        """The selected step (or the last): its token, explained at the end of everything before it."""
+        if not self.steps:
+            return None
+        index = self.selected if 0 <= self.selected < len(self.steps) else len(self.steps) - 1
+        before = self.steps[index - 1].text if index > 0 else ""
+        prompt = self.prompt_text if self.chat_used else self.prompt_source
+        return ExplainRequest(token=int(self.steps[index].token_id), text=prompt + before)
 
     def use_as_input(self) -> None:
         window = self.window()

@@ -35,6 +35,7 @@ from ..core.specs import ModelInfo
 from ..widgets.heatmap import HeatmapPlot
 from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot, write_csv
 from ..widgets.token_chips import TokenChips
+from ..widgets.why_button import ExplainRequest, WhyButton
 from ..workers.jobs import JobOutcome
 from .base import DockView
 
@@ -189,12 +190,16 @@ class PredictionView(DockView):
         self.bars.setSuffix(" tokens")
         export = QPushButton("Export image…")
         export.clicked.connect(lambda: self._export_image_dialog(self.bar_item, "next-token"))
+        self.why_button = WhyButton(lambda: ExplainRequest(position=self.position),
+                                    "Open the Explain dock on the top prediction at this position: which input "
+                                    "tokens it rests on, by several methods, with their faithfulness")
         for box in (self.temperature, self.top_k, self.top_p, self.bars):
             box.valueChanged.connect(self.redraw_bars)
         controls = QHBoxLayout()
         for w in (self.temperature, self.top_k, self.top_p, self.bars):
             controls.addWidget(w)
         controls.addStretch(1)
+        controls.addWidget(self.why_button)
         controls.addWidget(export)
         self.bar_title = QLabel()
         self.bar_title.setTextFormat(Qt.TextFormat.RichText)

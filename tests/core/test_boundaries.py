@@ -110,13 +110,18 @@ WINDOW_CORE = {"results", "specs", "errors", "targets", "formatting"}
 #: Torch-free helpers the window also uses (test_window_helpers_do_not_import_torch checks each):
 #: sampling (the prediction view re-samples logits it has), paths and textio (resources and text
 #: files), atomic (every file written), bundled (the model menu), and the features computed in the
-#: window without a model: scaling, timeline and the environment's process readings.
-WINDOW_HELPERS = {"sampling", "paths", "textio", "atomic", "bundled", "scaling", "timeline", "environment"}
+#: window without a model: scaling, timeline and the environment's process readings; the
+#: classroom's file formats: lessons and session files.
+WINDOW_HELPERS = {"sampling", "paths", "textio", "atomic", "bundled", "scaling", "timeline", "environment",
+                  "lessons", "session_file"}
+#: GUI modules beside main_window.py (presentation mode, lessons, sessions, the handout).
+CLASSROOM = ("presentation.py", "lesson_player.py", "classroom.py", "handout.py")
 
 
 def window_modules() -> list[Path]:
     """Every module of the GUI process: views, widgets, the main window and the app."""
-    return sorted([*LLMVIZ.glob("views/*.py"), *LLMVIZ.glob("widgets/*.py"), LLMVIZ / "main_window.py", LLMVIZ / "app.py"])
+    return sorted([*LLMVIZ.glob("views/*.py"), *LLMVIZ.glob("widgets/*.py"), LLMVIZ / "main_window.py", LLMVIZ / "app.py",
+                   *(LLMVIZ / name for name in CLASSROOM)])
 
 
 def core_imports(path: Path, package: str | None = None) -> set[str]:
