@@ -22,15 +22,14 @@ from ..core import targets
 from ..core.quiz_results import NOTEBOOK_QUESTIONS, Question, Quiz
 from ..core.results import Trace
 from ..workers.jobs import JobOutcome
+from ..widgets.wrapped_label import WrappedLabel
 from .base import DockView
 
 RIGHT, WRONG = "#0B6E2E", "#A3001B"  # dark green / dark red: legible on white and on a projector
 
 
 def _wrapped(text: str = "", name: str = "") -> QLabel:
-    label = QLabel(text)
-    label.setWordWrap(True)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label = WrappedLabel(text)
     if name:
         label.setObjectName(name)
     return label

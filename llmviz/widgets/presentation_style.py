@@ -55,6 +55,25 @@ def _font(px: int, bold: bool = False) -> QFont:
     return font
 
 
+def _thinned(axis: pg.AxisItem) -> Callable:
+    """`axis.generateDrawSpecs` keeping only tick labels that do not overlap one already kept
+    (large fonts on token axes: every second or third label, the legible ones)."""
+    original = type(axis).generateDrawSpecs.__get__(axis)
+
+    def specs(p):  # type: ignore[no-untyped-def]
+        out = original(p)
+        if out is None:
+            return out
+        axis_spec, tick_specs, text_specs = out
+        kept: list = []
+        for spec in text_specs:
+            rect = spec[0].adjusted(-2, -1, 2, 1)
+            if not any(rect.intersects(other[0]) for other in kept):
+                kept.append(spec)
+        return axis_spec, tick_specs, kept
+    return specs
+
+
 class PresentationStyle(QObject):
     """Applies and undoes the projector style for one window."""
 
@@ -168,8 +187,10 @@ class PresentationStyle(QObject):
         else:
             axis.setHeight(None)
         axis._updateLabel()  # noqa: SLF001 - the only way to re-render the label in its new style
+        axis.generateDrawSpecs = _thinned(axis)  # token labels at 24 px would overlap: drop what collides
 
         def undo() -> None:
+            axis.__dict__.pop("generateDrawSpecs", None)
             axis.style.update(old_style)
             axis.setStyle()  # re-measures and repaints with the restored entries
             axis.labelStyle = old_label
