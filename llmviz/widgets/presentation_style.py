@@ -18,7 +18,7 @@ from typing import Callable
 import pyqtgraph as pg
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QColor, QFont, QPalette
-from PySide6.QtWidgets import QApplication, QGraphicsTextItem, QWidget
+from PySide6.QtWidgets import QApplication, QGraphicsTextItem, QTableView, QWidget
 
 #: Colour-blind-safe categorical palette (Okabe & Ito, 2008), for curves drawn in presentation.
 OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
@@ -146,6 +146,12 @@ class PresentationStyle(QObject):
         if sheet and _FONT_SIZE.search(sheet):
             widget.setStyleSheet(_raise_sizes(sheet, self.px))
             self._undo.append(lambda w=widget, s=sheet: w.setStyleSheet(s))
+        if isinstance(widget, QTableView):
+            # Rows keep the height the desktop font chose unless told: large text would be cut.
+            header = widget.verticalHeader()
+            old_size = header.defaultSectionSize()
+            header.setDefaultSectionSize(max(old_size, round(self.px * 1.45)))
+            self._undo.append(lambda h=header, n=old_size: h.setDefaultSectionSize(n))
         if isinstance(widget, pg.GraphicsView):
             background = widget.backgroundBrush()
             widget.setBackground("w")
