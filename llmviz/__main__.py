@@ -24,6 +24,10 @@ def _main(argv: list[str]) -> int:
         from .cli import run_export
 
         return run_export(argv[1:])
+    if argv and argv[0] == "explain":
+        from .cli_explain import run_explain
+
+        return run_explain(argv[1:])
     from .cli import app_parser
 
     args = app_parser().parse_args(argv)

@@ -34,7 +34,7 @@ class Classroom(QObject):
     sig_lesson = Signal(object)
     """A lesson was opened (its LessonPlayer)."""
 
-    def __init__(self, window: "MainWindow") -> None:
+    def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
         self.player: LessonPlayer | None = None
@@ -230,7 +230,8 @@ class Classroom(QObject):
         if data.notes:
             w.message_bar.show_message(" ".join(data.notes), "warning")
         if data.model_source:
-            w.session_model_note = f"The session's model {data.model_source} could not be loaded; the rest of the session was restored."
+            w.session_model_note = (f"The session's model {data.model_source} could not be loaded; "
+                                    "the rest of the session was restored.")
             w.load_model(ModelSpec(data.model_source, data.device, data.dtype))
         elif w.info is not None:
             w.run_text()

@@ -23,6 +23,7 @@ EPILOG = """examples:
   python -m llmviz --presentation --lesson builtin --step 5
   python -m llmviz --lesson builtin --export-pdf handout.pdf
   python -m llmviz export --model bundled:smollm2 --text "Hello" --out out/
+  python -m llmviz explain --text "The capital of France is" --target=-1 --method ig,gxi --out why/
 """
 
 
@@ -68,7 +69,8 @@ def app_parser() -> argparse.ArgumentParser:
     _model_args(p)
     p.add_argument("--screenshot", metavar="FILE.png",
                    help="load, run, wait until the views have drawn, save the window as PNG and exit")
-    p.add_argument("--dock", metavar="NAME", help="with --screenshot: save only this dock, on its own at the shot's size (see --list-docks)")
+    p.add_argument("--dock", metavar="NAME",
+                   help="with --screenshot: save only this dock, on its own at the shot's size (see --list-docks)")
     p.add_argument("--size", type=_size, metavar="WxH", help="window (or, with --dock, dock) size for the shot, e.g. 1600x1000")
     p.add_argument("--list-docks", action="store_true", help="print the dock names and exit")
     p.add_argument("--timeout", type=float, default=600.0, metavar="S",

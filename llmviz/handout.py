@@ -30,7 +30,7 @@ class HandoutWriter(QObject):
 
     sig_done = Signal(str, str)
 
-    def __init__(self, window: "MainWindow", player: "LessonPlayer", path: str) -> None:
+    def __init__(self, window: MainWindow, player: LessonPlayer, path: str) -> None:
         super().__init__(window)
         self.window, self.player, self.path = window, player, path
         self.index = 0

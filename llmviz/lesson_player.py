@@ -31,7 +31,7 @@ class LessonPlayer(QObject):
     sig_step_drawn = Signal(int, float)
     """(step, seconds from the key to the view's drawing)."""
 
-    def __init__(self, window: "MainWindow", lesson: Lesson) -> None:
+    def __init__(self, window: MainWindow, lesson: Lesson) -> None:
         super().__init__(window)
         self.window = window
         self.lesson = check_views(lesson, {name: cls.STATE for name, cls in window.view_classes.items()})

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 import llmviz
 
+from .classroom import Classroom
 from .core import targets
 from .core.errors import InputError
 from .core.formatting import bytes_text
@@ -32,13 +33,13 @@ from .core.paths import resource
 from .core.results import Trace
 from .core.specs import ModelInfo, ModelSpec
 from .core.textio import read_text_file
-from .classroom import Classroom
 from .presentation import PresentationMode
 from .views import VIEWS, DockView
 from .widgets.elided_label import ElidedLabel
 from .widgets.message_bar import MessageBar
 from .widgets.model_bar import ModelBar
 from .widgets.text_input import TextInput
+from .widgets.why_button import ExplainRequest, explain_requests
 from .workers.jobs import JobEvent, JobHandle, JobOutcome
 from .workers.model_host import LOAD, TRACE, EngineEvent, ModelHost
 
@@ -107,6 +108,7 @@ class MainWindow(QMainWindow):
 
         self._build_status_bar()
         self._build_menus()
+        explain_requests.sig_request.connect(self.explain)
         host.sig_model_loaded.connect(self._on_model_loaded)
         host.sig_trace.connect(self._on_trace)
         host.sig_finished.connect(self._on_finished)
@@ -148,6 +150,15 @@ class MainWindow(QMainWindow):
         self.addDockWidget(view_cls.AREA, dock)
         self.view_classes[view_cls.NAME] = view_cls
         self.docks[view_cls.NAME] = dock
+
+    def explain(self, request: ExplainRequest) -> None:
+        """A "Why?" button: bring up the Explain dock on that target."""
+        dock = self.docks.get("explain")
+        if dock is None:
+            return
+        dock.show()
+        dock.raise_()
+        self.view("explain").explain_target(request)  # type: ignore[attr-defined]
 
     def view(self, name: str) -> DockView:
         """The view of dock `name`, built now if it was not yet, and brought up to date."""
@@ -254,7 +265,7 @@ class MainWindow(QMainWindow):
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "About llmviz", self.show_about)
 
-    def _action(self, menu, text, slot, shortcut=None) -> QAction:  # type: ignore[no-untyped-def]
+    def _action(self, menu, text, slot, shortcut=None) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(shortcut)
@@ -309,7 +320,8 @@ class MainWindow(QMainWindow):
 
     def open_text_file(self, path: str | None = None) -> None:
         if not path:
-            path, _ = QFileDialog.getOpenFileName(self, "Open a UTF-8 text file", "", "Text (*.txt *.md *.csv *.json);;All files (*)")
+            path, _ = QFileDialog.getOpenFileName(self, "Open a UTF-8 text file", "",
+                                                  "Text (*.txt *.md *.csv *.json);;All files (*)")
             if not path:
                 return
         self.statusBar().showMessage(f"Reading {path}…")
@@ -515,4 +527,4 @@ def application() -> QApplication:
     app.setApplicationName("llmviz")
     app.setOrganizationName("llmviz")
     app.setApplicationDisplayName("llmviz")
-    return app  # type: ignore[return-value]
+    return app

@@ -50,7 +50,7 @@ class _Blank(QWidget):
 class ViewCycle:
     """Navigation without a lesson: every view in the View menu's order."""
 
-    def __init__(self, mode: "PresentationMode") -> None:
+    def __init__(self, mode: PresentationMode) -> None:
         self.mode = mode
         self.names = list(mode.window.docks)
         self.index = 0
@@ -74,7 +74,7 @@ class PresentationMode(QObject):
     sig_changed = Signal(bool)
     """Entered (True) or left (False)."""
 
-    def __init__(self, window: "MainWindow") -> None:
+    def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
         self.active = False

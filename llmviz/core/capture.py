@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,12 +29,16 @@ _local = threading.local()
 class Recorder:
     """Collects per-layer attention inputs during one forward pass (on the worker thread)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_values: bool = False) -> None:
         self.layers: dict[int, dict[str, Any]] = {}
+        #: Also keep each layer's value tensor and attention module (the explain dock's
+        #: value-weighted norms need them; a trace does not, so by default they are dropped).
+        self.keep_values = keep_values
         self._calls = 0
         self._mask_cache: dict[int, tuple[np.ndarray | None, np.ndarray | None]] = {}
 
-    def record(self, module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, mask: Any, kwargs: dict) -> None:
+    def record(self, module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, mask: Any, kwargs: dict,
+               value: torch.Tensor | None = None) -> None:
         if getattr(module, "is_cross_attention", False) or query.shape[-2] != key.shape[-2]:
             return  # cross-attention, or a cached decoding step: not a self-attention map
         index = getattr(module, "layer_idx", None)
@@ -56,6 +61,9 @@ class Recorder:
             "bias": bias,
             "softcap": kwargs.get("softcap"),
         }
+        if self.keep_values and value is not None:
+            self.layers[index]["v"] = value[0].detach()
+            self.layers[index]["module"] = module
 
     def _mask_arrays(self, mask: Any, position_bias: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Turn transformers' mask (bool, or additive float) into a shared bool array or a bias."""
@@ -99,10 +107,10 @@ class Recorder:
         )
 
 
-def _capture_attention(module, query, key, value, attention_mask, **kwargs):  # type: ignore[no-untyped-def]
+def _capture_attention(module, query, key, value, attention_mask, **kwargs):
     recorder: Recorder | None = getattr(_local, "recorder", None)
     if recorder is not None:
-        recorder.record(module, query, key, attention_mask, kwargs)
+        recorder.record(module, query, key, attention_mask, kwargs, value)
     return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
 
 

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from .errors import InputError
 from .paths import resource
@@ -84,7 +85,7 @@ class Lesson:
     format: int = FORMAT
     problems: tuple[LessonProblem, ...] = ()  # of the header and of every step
 
-    def with_step(self, step: LessonStep) -> "Lesson":
+    def with_step(self, step: LessonStep) -> Lesson:
         """This lesson with `step` added at the end ("Add this view as a step")."""
         return replace(self, steps=(*self.steps, step))
 

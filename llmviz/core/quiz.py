@@ -31,7 +31,7 @@ COURSE_WORDS = ("tokenization", "quantization", "fascinating", "embeddings", "au
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]{2,}")
 
 
-def head_statistics(trace: "TraceData", ctx: "TaskContext | None" = None) -> HeadStatistics:
+def head_statistics(trace: TraceData, ctx: TaskContext | None = None) -> HeadStatistics:
     """Share of attention on the previous token and on the first token, per layer and head,
     averaged over the query positions that have a previous token (1..T-1)."""
     cap = trace.capture
@@ -88,7 +88,7 @@ def _word(text: str) -> str:
     return max(words, key=len) if words else "tokenization"
 
 
-def _token_counts(session: "Session", word: str) -> tuple[int, int]:
+def _token_counts(session: Session, word: str) -> tuple[int, int]:
     from .tokenizers import load_tokenizer
     from .tokenizers_results import BERT, GPT2
 
@@ -97,7 +97,7 @@ def _token_counts(session: "Session", word: str) -> tuple[int, int]:
     return len(gpt2.tokenize(word)), len(bert.tokenize(word))
 
 
-def generate(session: "Session", ctx: "TaskContext", trace: "TraceData", seed: int = 0) -> Quiz:
+def generate(session: Session, ctx: TaskContext, trace: TraceData, seed: int = 0) -> Quiz:
     """Five questions about the loaded model and the current text."""
     loaded = session.require_model()
     info = loaded.info

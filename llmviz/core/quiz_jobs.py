@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .quiz import generate, head_statistics as _head_statistics
+from .quiz import generate
+from .quiz import head_statistics as _head_statistics
 from .quiz_results import HeadStatistics, Quiz
 from .session import Session
 from .tasks import TaskContext

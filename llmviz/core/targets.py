@@ -19,6 +19,10 @@ ATTENTION_ROW = _CORE + "attention_jobs.attention_row"
 ATTENTION_PREFETCH = _CORE + "attention_jobs.prefetch_maps"
 ATTENTION_OVERVIEW = _CORE + "attention_jobs.overview_layer"
 
+EXPLAIN = _CORE + "explain_jobs.explain"
+EXPLAIN_NEURONS = _CORE + "explain_jobs.neurons"
+EXPLAIN_NEURON = _CORE + "explain_jobs.neuron_detail"
+
 SCRATCH_TOY = _CORE + "scratch.toy_walkthrough"
 SCRATCH_HEAD = _CORE + "scratch.head_walkthrough"
 

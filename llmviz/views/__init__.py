@@ -7,6 +7,7 @@ from .attention import AttentionView
 from .attention_scratch import ScratchView
 from .base import DockView
 from .environment import EnvironmentView
+from .explain import ExplainView
 from .generation import GenerationView
 from .layer_summary import LayerSummaryView
 from .model_tree import ModelTreeView
@@ -30,6 +31,7 @@ VIEWS: list[type[DockView]] = [
     ProjectionView,
     PredictionView,
     GenerationView,
+    ExplainView,
     QuantizationView,
     TimelineView,
     ScalingView,

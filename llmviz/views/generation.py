@@ -39,10 +39,11 @@ from ..core import targets
 from ..core.generation_results import GenerationStep
 from ..core.results import Trace
 from ..core.specs import ModelInfo
+from ..widgets.heatmap import HeatmapPlot
 from ..widgets.plot_export import ask_image_path, export_plot
+from ..widgets.why_button import ExplainRequest, WhyButton
 from ..workers.jobs import JobOutcome
 from .base import DockView
-from ..widgets.heatmap import HeatmapPlot
 
 PIPELINE = 2  # step jobs kept queued in the engine
 PLOT_INTERVAL_MS = 250  # 4 Hz: painting holds the GIL the worker's decoding needs
@@ -75,7 +76,7 @@ class GenerationView(DockView):
     AREA = Qt.DockWidgetArea.RightDockWidgetArea
     STATE = ("max_new", "mode", "temperature", "top_k", "top_p", "seed", "chat", "stop_at_eos")
 
-    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host, parent=None) -> None:
         super().__init__(host, parent)
         host.sig_cancel_requested.connect(self.stop)  # Esc between two steps must not be missed
         self.steps: list[GenerationStep] = []
@@ -139,6 +140,8 @@ class GenerationView(DockView):
         self.use_button.setToolTip("Put the prompt and the generated text into the text box and run it")
         self.copy_button = QPushButton("Copy text")
         self.export_button = QPushButton("Export plot…")
+        self.why_button = WhyButton(self.why_request, "Open the Explain dock on the selected step's token (the last "
+                                    "one if none is selected): which tokens before it it rests on")
         self.generate_button.clicked.connect(self.generate)
         self.stop_button.clicked.connect(self.stop)
         self.continue_button.clicked.connect(self.continue_generation)
@@ -152,7 +155,8 @@ class GenerationView(DockView):
         settings.addWidget(self.chat, 1, 0, 1, 2)
         settings.addWidget(self.stop_at_eos, 1, 2, 1, 2)
         buttons = QHBoxLayout()
-        for b in (self.generate_button, self.stop_button, self.continue_button, self.use_button, self.copy_button):
+        for b in (self.generate_button, self.stop_button, self.continue_button, self.use_button, self.copy_button,
+                  self.why_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         buttons.addWidget(self.export_button)
@@ -172,7 +176,7 @@ class GenerationView(DockView):
         # and a title above each plot took the height its ticks need.
         self.plots.addLabel("&nbsp;&nbsp;&nbsp;".join(f"<span style='color:{c}'>━</span> {html.escape(t)}"
                                                          for _, t, _, c in SERIES), row=0, col=0, size="9pt", color="#333")
-        for row, (key, title, unit, colour) in enumerate(SERIES, start=1):
+        for row, (key, _title, unit, colour) in enumerate(SERIES, start=1):
             item = self.plots.addPlot(row=row, col=0)
             item.setMenuEnabled(False)
             item.setLabel("left", unit)
@@ -379,7 +383,8 @@ class GenerationView(DockView):
             self.draw_attention(step, outcome.value.matrix)
         elif outcome.status == "failed":
             self.attention.clear()
-            self.step_label.setText(self.step_label.text() + f"<br><span style='color:#b00020'>{html.escape(outcome.message)}</span>")
+            error = f"<br><span style='color:#b00020'>{html.escape(outcome.message)}</span>"
+            self.step_label.setText(self.step_label.text() + error)
 
     # -- drawing ---------------------------------------------------------------------------------------------
     def add_step(self, step: GenerationStep) -> None:
@@ -478,7 +483,7 @@ class GenerationView(DockView):
         self.attention.show()
         self.attention_step = index
 
-    def _plot_clicked(self, event) -> None:  # type: ignore[no-untyped-def]
+    def _plot_clicked(self, event) -> None:
         if not self.steps or event.button() != Qt.MouseButton.LeftButton:
             return
         for item in self.plot_items:
@@ -492,6 +497,15 @@ class GenerationView(DockView):
         """The prompt as given (or as templated, in chat mode) followed by the generated text."""
         generated = self.steps[-1].text if self.steps else ""
         return (self.prompt_text if self.chat_used else self.prompt_source) + generated
+
+    def why_request(self) -> ExplainRequest | None:
+        """The selected step (or the last): its token, explained at the end of everything before it."""
+        if not self.steps:
+            return None
+        index = self.selected if 0 <= self.selected < len(self.steps) else len(self.steps) - 1
+        before = self.steps[index - 1].text if index > 0 else ""
+        prompt = self.prompt_text if self.chat_used else self.prompt_source
+        return ExplainRequest(token=int(self.steps[index].token_id), text=prompt + before)
 
     def use_as_input(self) -> None:
         window = self.window()

@@ -29,10 +29,11 @@ from ..core import targets
 from ..core.embeddings_results import SimilarityMap, TextComparison, layer_name
 from ..core.results import Trace
 from ..core.specs import ModelInfo
+from ..widgets.heatmap import HeatmapPlot
 from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot, write_csv
+from ..widgets.why_button import ExplainRequest, WhyButton
 from ..workers.jobs import JobOutcome
 from .base import DockView
-from ..widgets.heatmap import HeatmapPlot
 
 COLORMAP = "CET-D1"  # diverging blue-white-red, centred on 0 like the notebook's coolwarm
 LEVELS = (-1.0, 1.0)
@@ -49,7 +50,7 @@ class SimilarityView(DockView):
     AREA = Qt.DockWidgetArea.RightDockWidgetArea
     STATE = ("center", "other_text", "slider", "tabs")
 
-    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host, parent=None) -> None:
         super().__init__(host, parent)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)
@@ -87,9 +88,13 @@ class SimilarityView(DockView):
         self.other_text.returnPressed.connect(self.request_comparison)
         compare = QPushButton("Compare")
         compare.clicked.connect(self.request_comparison)
+        self.why_button = WhyButton(self.why_request, "Open the Explain dock on this similarity: which tokens of the "
+                                    "text above make its sentence embedding close to (or far from) the second text's "
+                                    "(encoders such as MiniLM)")
         row = QHBoxLayout()
         row.addWidget(self.other_text, 1)
         row.addWidget(compare)
+        row.addWidget(self.why_button)
         self.sentence_label = QLabel("Type a second text and press Compare.")
         self.sentence_label.setWordWrap(True)
         self.sentence_label.setTextFormat(Qt.TextFormat.RichText)
@@ -143,7 +148,13 @@ class SimilarityView(DockView):
         self.slider.setRange(0, max(0, info.num_layers))
         self.slider.setValue(info.num_layers)  # the last hidden state, as the notebook uses
         self.slider.blockSignals(False)
+        self.why_button.setEnabled(not info.is_decoder)  # a decoder's "why" is a next token (Prediction's button)
         self._forget_comparison()
+
+    def why_request(self) -> ExplainRequest | None:
+        """The similarity of the text's sentence embedding to the second text."""
+        other = self.other_text.text().strip()
+        return ExplainRequest(compare=other) if other else None
 
     def trace_changed(self, trace: Trace) -> None:
         self.slider.blockSignals(True)

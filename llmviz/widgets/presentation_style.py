@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 import weakref
-from typing import Callable
+from collections.abc import Callable
 
 import pyqtgraph as pg
 from PySide6.QtCore import QObject
@@ -82,7 +82,7 @@ class PresentationStyle(QObject):
         self.px = 24
         self.active = False
         self._undo: list[Callable[[], None]] = []
-        self._seen: "weakref.WeakSet" = weakref.WeakSet()
+        self._seen: weakref.WeakSet = weakref.WeakSet()
         self._seen_items: set[int] = set()
 
     # -- application-wide ----------------------------------------------------------------------

@@ -19,7 +19,6 @@ def test_presentation_enlarges_text_and_restores_layout(qtbot, window, tiny_mode
     window.set_text("The cat sat on the mat because it was warm")
     load(qtbot, window, str(tiny_models["llama"]))
     qtbot.wait(100)
-    before = window.saveState()
     geometry_before = {n: d.geometry() for n, d in window.docks.items() if not d.visibleRegion().isEmpty()}
     visible_before = {n for n, d in window.docks.items() if not d.visibleRegion().isEmpty()}
     window.presentation.enter("attention")

@@ -44,7 +44,8 @@ def test_blocker_really_blocks_qt():
 
 def test_gui_modules_do_not_import_torch():
     """Window start-up must not pay for torch; the worker imports it."""
-    code = "import sys, llmviz.app, llmviz.main_window, llmviz.views; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    code = ("import sys, llmviz.app, llmviz.main_window, llmviz.views; "
+            "print('torch' in sys.modules, 'transformers' in sys.modules)")
     result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]
