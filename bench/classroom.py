@@ -54,7 +54,7 @@ def walk(window, size: tuple[int, int], shots: Path | None) -> tuple[float, list
         if index:
             started = time.perf_counter()
             QApplication.sendEvent(window, QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_PageDown, Qt.KeyboardModifier.NoModifier))
-            wait_until(lambda: drawn(window) and player.current() == index, 600)
+            wait_until(lambda i=index: drawn(window) and player.current() == i, 600)
             times.append(time.perf_counter() - started)
         wait_until(lambda: settled(window), 600)
         window.presentation.restyle()
@@ -69,7 +69,7 @@ def walk(window, size: tuple[int, int], shots: Path | None) -> tuple[float, list
         if shots is not None:
             window.grab().save(str(shots / f"step{index + 1:02d}_{size[0]}x{size[1]}.png"))
         end = time.perf_counter() + DWELL_S
-        wait_until(lambda: time.perf_counter() > end, DWELL_S + 1)
+        wait_until(lambda e=end: time.perf_counter() > e, DWELL_S + 1)
     return smallest, clipped, times, lines
 
 

@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
 from ..core import targets
 from ..core.quiz_results import NOTEBOOK_QUESTIONS, Question, Quiz
 from ..core.results import Trace
-from ..workers.jobs import JobOutcome
 from ..widgets.wrapped_label import WrappedLabel
+from ..workers.jobs import JobOutcome
 from .base import DockView
 
 RIGHT, WRONG = "#0B6E2E", "#A3001B"  # dark green / dark red: legible on white and on a projector

@@ -16,7 +16,7 @@ def test_every_builtin_step_renders_large(qtbot, window):
         player.go(index)
         step = player.lesson.steps[index]
         view = window.view(step.view)
-        qtbot.waitUntil(lambda: window.trace is not None and not window.host.busy and view.is_ready(), timeout=180_000)
+        qtbot.waitUntil(lambda v=view: window.trace is not None and not window.host.busy and v.is_ready(), timeout=180_000)
         assert window.presentation.current_view == step.view
         assert not view.message_text, (step.title, view.message_text)
         assert not player.window.presentation.panel.banner.isVisible(), window.presentation.panel.banner.text
