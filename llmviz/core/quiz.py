@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 SIZE_LEVELS = (("FP32", 32), ("FP16", 16), ("INT8", 8), ("INT4", 4))
 ROWS_PER_SLAB = 256
+#: Words of the course that tokenizers split, for texts whose own words are all single tokens.
+COURSE_WORDS = ("tokenization", "quantization", "fascinating", "embeddings", "autoregressive")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]{2,}")
 
 
@@ -114,6 +116,9 @@ def generate(session: Session, ctx: TaskContext, trace: TraceData, seed: int = 0
     # The word the two tokenizers split most (ties: the longer): the one worth asking about.
     words = list(dict.fromkeys(_WORD.findall(trace.text)))[:24] or [_word(trace.text)]
     counted = {w: _token_counts(session, w) for w in words}
+    if max(sum(c) for c in counted.values()) <= 2:  # every word is one token in both: ask about a course word
+        counted.update({w: _token_counts(session, w) for w in COURSE_WORDS})
+        words = [*words, *COURSE_WORDS]
     word = max(words, key=lambda w: (sum(counted[w]), len(w)))
     counts = counted[word]
     values["tokens"] = (word, *counts)

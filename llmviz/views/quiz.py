@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from ..core import targets
 from ..core.quiz_results import NOTEBOOK_QUESTIONS, Question, Quiz
 from ..core.results import Trace
+from ..widgets.wrapped_label import WrappedLabel
 from ..workers.jobs import JobOutcome
 from .base import DockView
 
@@ -28,9 +29,7 @@ RIGHT, WRONG = "#0B6E2E", "#A3001B"  # dark green / dark red: legible on white a
 
 
 def _wrapped(text: str = "", name: str = "") -> QLabel:
-    label = QLabel(text)
-    label.setWordWrap(True)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label = WrappedLabel(text)
     if name:
         label.setObjectName(name)
     return label

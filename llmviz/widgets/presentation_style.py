@@ -18,7 +18,7 @@ from collections.abc import Callable
 import pyqtgraph as pg
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QColor, QFont, QPalette
-from PySide6.QtWidgets import QApplication, QGraphicsTextItem, QWidget
+from PySide6.QtWidgets import QApplication, QGraphicsTextItem, QTableView, QWidget
 
 #: Colour-blind-safe categorical palette (Okabe & Ito, 2008), for curves drawn in presentation.
 OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
@@ -53,6 +53,25 @@ def _font(px: int, bold: bool = False) -> QFont:
     font.setPixelSize(px)
     font.setBold(bold)
     return font
+
+
+def _thinned(axis: pg.AxisItem) -> Callable:
+    """`axis.generateDrawSpecs` keeping only tick labels that do not overlap one already kept
+    (large fonts on token axes: every second or third label, the legible ones)."""
+    original = type(axis).generateDrawSpecs.__get__(axis)
+
+    def specs(p):  # type: ignore[no-untyped-def]
+        out = original(p)
+        if out is None:
+            return out
+        axis_spec, tick_specs, text_specs = out
+        kept: list = []
+        for spec in text_specs:
+            rect = spec[0].adjusted(-2, -1, 2, 1)
+            if not any(rect.intersects(other[0]) for other in kept):
+                kept.append(spec)
+        return axis_spec, tick_specs, kept
+    return specs
 
 
 class PresentationStyle(QObject):
@@ -127,6 +146,12 @@ class PresentationStyle(QObject):
         if sheet and _FONT_SIZE.search(sheet):
             widget.setStyleSheet(_raise_sizes(sheet, self.px))
             self._undo.append(lambda w=widget, s=sheet: w.setStyleSheet(s))
+        if isinstance(widget, QTableView):
+            # Rows keep the height the desktop font chose unless told: large text would be cut.
+            header = widget.verticalHeader()
+            old_size = header.defaultSectionSize()
+            header.setDefaultSectionSize(max(old_size, round(self.px * 1.45)))
+            self._undo.append(lambda h=header, n=old_size: h.setDefaultSectionSize(n))
         if isinstance(widget, pg.GraphicsView):
             background = widget.backgroundBrush()
             widget.setBackground("w")
@@ -168,8 +193,10 @@ class PresentationStyle(QObject):
         else:
             axis.setHeight(None)
         axis._updateLabel()  # noqa: SLF001 - the only way to re-render the label in its new style
+        axis.generateDrawSpecs = _thinned(axis)  # token labels at 24 px would overlap: drop what collides
 
         def undo() -> None:
+            axis.__dict__.pop("generateDrawSpecs", None)
             axis.style.update(old_style)
             axis.setStyle()  # re-measures and repaints with the restored entries
             axis.labelStyle = old_label

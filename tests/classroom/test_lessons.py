@@ -113,3 +113,15 @@ def test_missing_view_unclosed_block_newer_format_and_no_steps():
     assert any("newer llmviz" in p.message for p in newer.problems) and len(newer.steps) == 2
     assert any("no steps" in p.message for p in parse_lesson("# Empty\n\nJust words.\n").problems)
     assert parse_lesson(GOOD.replace('pick = "previous-token"', 'pick = "best"')).steps[0].problem is not None
+
+
+def test_the_documented_example_is_a_valid_lesson():
+    from pathlib import Path
+
+    from llmviz.views import VIEWS
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "lessons.md").read_text(encoding="utf-8")
+    example = doc.split("````markdown\n", 1)[1].split("\n````", 1)[0]
+    lesson = check_views(parse_lesson(example, "attention.md"), {v.NAME: v.STATE for v in VIEWS})
+    assert not lesson.problems and len(lesson.steps) == 4 and lesson.title == "Attention in ten minutes"
+    assert check_views(read_lesson(BUILTIN), {v.NAME: v.STATE for v in VIEWS}).problems == ()
