@@ -114,8 +114,6 @@ WINDOW_CORE = {"results", "specs", "errors", "targets", "formatting"}
 #: classroom's file formats: lessons and session files.
 WINDOW_HELPERS = {"sampling", "paths", "textio", "atomic", "bundled", "scaling", "timeline", "environment",
                   "lessons", "session_file"}
-#: GUI modules beside main_window.py (presentation mode, lessons, sessions, the handout).
-CLASSROOM = ("presentation.py", "lesson_player.py", "classroom.py", "handout.py")
 
 
 def imports_qt(path: Path) -> bool:
