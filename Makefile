@@ -1,4 +1,4 @@
-# The two set-up commands (see README.md): `make run` and `make test`.
+# The two set-up commands (see README.md): `make run` and `make test`; `make lint` for the static checks.
 # Each installs into $(VENV) first, but only when the inputs of the install changed since
 # the last one (a stamp file), so on a set-up checkout they start at once.
 VENV ?= .venv
@@ -8,7 +8,7 @@ INSTALL_INPUTS := pyproject.toml constraints.txt requirements-models.txt scripts
 STAMP := $(VENV)/.llmviz-installed
 PACKAGE_STAMP := $(VENV)/.llmviz-package-installed
 
-.PHONY: install run test bench package package-test upgrade clean
+.PHONY: install run test lint bench package package-test upgrade clean
 
 $(STAMP): $(INSTALL_INPUTS)
 	VENV=$(VENV) scripts/install.sh
@@ -25,6 +25,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
+
+# The static checks (ruff's rule sets are chosen in pyproject.toml); .ci/run runs them before the tests.
+lint: $(STAMP)
+	$(PY) -m ruff check llmviz tests bench scripts
 
 bench: $(STAMP)
 	for b in startup attention tokens structure timeline_env quantization gil_holds; do $(PY) bench/$$b.py || exit 1; done

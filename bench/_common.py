@@ -66,12 +66,12 @@ class Heartbeat:
         return self.worst * 1000
 
 
-def wait_until(predicate, timeout_s: float = 600.0) -> None:  # type: ignore[no-untyped-def]
+def wait_until(predicate, timeout_s: float = 600.0) -> None:
     """Run the Qt event loop until `predicate()` is true (checked every 2 ms).
 
     A real QEventLoop, not a processEvents/sleep spin: between checks the GUI thread waits
-    inside Qt with the GIL released, as the app's own event loop does.  The spin took the
-    GIL a thousand times a second, competing with the worker thread it waited for.
+    inside Qt with the GIL released, as the app's own event loop does, instead of taking the
+    GIL a thousand times a second from the threads it waits for.
     """
     from PySide6.QtCore import QEventLoop, QTimer
 

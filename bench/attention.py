@@ -90,7 +90,8 @@ def main() -> int:
         stall = beat.worst_ms
         beat.worst = 0.0
         busiest = sorted(jobs.items(), key=lambda kv: -kv[1])[:4]
-        phases.append((name, f"stall {stall:.0f} ms, RSS {(psutil.Process().memory_info().rss + host.engine_rss()) / 1e9:.2f} GB, "
+        rss_gb = (psutil.Process().memory_info().rss + host.engine_rss()) / 1e9
+        phases.append((name, f"stall {stall:.0f} ms, RSS {rss_gb:.2f} GB, "
                              "engine: " + ", ".join(f"{k} {v:.1f} s" for k, v in busiest)))
         worst_stall[0] = max(worst_stall[0], stall)
         if name != "load":
@@ -190,8 +191,8 @@ def main() -> int:
     rss = peak_rss_gb(host.engine_pid)
     beat.stop()
     stall, attention_stall = worst_stall
-    figures.update(app="attention-only" if only else "whole", long_tokens=trace.num_tokens, long_forward_s=forward, long_head_s=long_head, long_rss_gb=rss,
-                   eager_would_need_gb=eager_gb, gui_stall_ms=stall,
+    figures.update(app="attention-only" if only else "whole", long_tokens=trace.num_tokens, long_forward_s=forward,
+                   long_head_s=long_head, long_rss_gb=rss, eager_would_need_gb=eager_gb, gui_stall_ms=stall,
                    attention_stall_ms=attention_stall)
     rows += [
         ("long text tokens", trace.num_tokens),

@@ -32,7 +32,7 @@ TEXT = (
 )
 
 
-def measure(session, modes: list[str], log=print) -> list:  # type: ignore[no-untyped-def]
+def measure(session, modes: list[str], log=print) -> list:
     """Visit each mode in turn (the dial's code path); returns the ModeReports."""
     from llmviz.core import quantization_jobs as q
     from llmviz.core.quantization_results import precision
@@ -53,7 +53,7 @@ def measure(session, modes: list[str], log=print) -> list:  # type: ignore[no-un
     return reports
 
 
-def print_table(reports: list, trace_id: int) -> None:  # type: ignore[no-untyped-def]
+def print_table(reports: list, trace_id: int) -> None:
     import pandas as pd
 
     from llmviz.core.quantization_results import comparison_frame
@@ -71,7 +71,7 @@ def print_table(reports: list, trace_id: int) -> None:  # type: ignore[no-untype
         print(shown.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
 
 
-def figures(reports: list) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def figures(reports: list) -> dict[str, float]:
     """The result line: memory relative to the reference, KL and top-1 agreement of INT8 and NF4."""
     by_key = {r.key: r for r in reports}
     reference = next(r for r in reports if r.costs.is_reference)
@@ -84,7 +84,7 @@ def figures(reports: list) -> dict[str, float]:  # type: ignore[no-untyped-def]
     return out
 
 
-def load_reference(model: str, device: str, dtype: str, tokens: int):  # type: ignore[no-untyped-def]
+def load_reference(model: str, device: str, dtype: str, tokens: int):
     from llmviz.core.session import Session
     from llmviz.core.specs import ModelSpec
 

@@ -83,7 +83,7 @@ def capture_ratio(repeats: int = 5) -> tuple[float, float, float, int]:
     return c, p, c / p, trace.num_tokens
 
 
-def settle(window, host, predicate=lambda: True, timeout_s: float = 900.0) -> None:  # type: ignore[no-untyped-def]
+def settle(window, host, predicate=lambda: True, timeout_s: float = 900.0) -> None:
     """Wait until the engine is idle and every shown view has drawn (and `predicate` holds)."""
     wait_until(lambda: window.trace is not None and not host.busy and predicate()
                and all(v.is_ready() for v in window.views.values() if v.isVisible()), timeout_s)
@@ -161,9 +161,9 @@ def window_session() -> dict[str, float]:
     for head in range(1, 8):
         got = []
         asked = time.perf_counter()
-        host.call(targets.ATTENTION_MAP, on_done=lambda o: got.append((time.perf_counter(), o)), trace_id=window.trace.id,
-                  layer=5, head=head, max_cells=1024)
-        wait_until(lambda: bool(got), 120)
+        host.call(targets.ATTENTION_MAP, on_done=lambda o, got=got: got.append((time.perf_counter(), o)),
+                  trace_id=window.trace.id, layer=5, head=head, max_cells=1024)
+        wait_until(lambda got=got: bool(got), 120)
         arrived, outcome = got[0]
         overheads.append((arrived - asked - outcome.elapsed_s) * 1000)
     figures["ipc_ms"] = statistics.median(overheads)

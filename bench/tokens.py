@@ -31,7 +31,7 @@ NEW_TOKENS = 64
 ROUNDS = 2
 
 
-def reference_job(session, ctx, text: str, new_tokens: int) -> float:  # type: ignore[no-untyped-def]
+def reference_job(session, ctx, text: str, new_tokens: int) -> float:
     """Worker job (target 'tokens.reference_job'): plain model.generate, timed, on the same thread as the dock's steps."""
     import torch
 
@@ -45,7 +45,7 @@ def reference_job(session, ctx, text: str, new_tokens: int) -> float:  # type: i
     return new_tokens / elapsed
 
 
-def on_worker(host, target: str, **kwargs):  # type: ignore[no-untyped-def]
+def on_worker(host, target: str, **kwargs):
     """Run a job in the ModelHost's engine process and wait for its value."""
     done: dict = {}
     host.call(target, channel="bench", label="bench", on_done=lambda outcome: done.setdefault("outcome", outcome),
@@ -55,7 +55,7 @@ def on_worker(host, target: str, **kwargs):  # type: ignore[no-untyped-def]
     return done["outcome"].value
 
 
-def idle_until(predicate) -> None:  # type: ignore[no-untyped-def]
+def idle_until(predicate) -> None:
     """Let the event loop idle (as the app does) until `predicate()`, checking every 20 ms."""
     from PySide6.QtCore import QEventLoop, QTimer
 
@@ -126,12 +126,12 @@ def main() -> int:
     heartbeat = Heartbeat()
     handle = view._step_done
 
-    def timed_step_done(outcome):  # type: ignore[no-untyped-def]
+    def timed_step_done(outcome):
         started = time.perf_counter()
         handle(outcome)
         gui_ms.append((time.perf_counter() - started) * 1000)
 
-    view._step_done = timed_step_done  # type: ignore[method-assign]  # each step's on_done is looked up at call time
+    view._step_done = timed_step_done  # each step's on_done is looked up at call time
     core, plain_stalls = [], []
     for _ in range(ROUNDS):
         heartbeat.start()  # ticking during the reference too: the same GIL traffic from the GUI thread

@@ -9,8 +9,8 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from PySide6.QtCore import QObject, QSettings, QSocketNotifier, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
@@ -36,7 +36,8 @@ def make_settings() -> QSettings:
 class ScreenshotDriver(QObject):
     """Waits until the model is loaded, the text has run and the shown views have drawn; then saves."""
 
-    def __init__(self, window: MainWindow, path: Path, dock: str | None, timeout_s: float) -> None:
+    def __init__(self, window: MainWindow, path: Path, dock: str | None, timeout_s: float,
+                 presentation: bool = False) -> None:
         super().__init__(window)
         self.window, self.path, self.dock = window, path, dock
         self.exit_code: int | None = None
@@ -51,7 +52,8 @@ class ScreenshotDriver(QObject):
         self._timeout.setSingleShot(True)
         self._timeout.timeout.connect(lambda: self.fail(f"timed out after {timeout_s:.0f} s waiting for the views"))
         self._timeout.start(int(timeout_s * 1000))
-        if dock:
+        self.presentation = presentation
+        if dock and not presentation:
             # Shot on its own at the shot's size: in the default layout a dock may be a short strip
             # or one tab of several, too small to show its view.  The other docks are hidden, so
             # that no tab uncovered by floating this one starts work of its own.  (The layout is
@@ -67,6 +69,8 @@ class ScreenshotDriver(QObject):
             window.view(dock)
 
     def targets(self) -> list:
+        if self.presentation and self.window.presentation.current_view:
+            return [self.window.view(self.window.presentation.current_view)]
         if self.dock:
             return [self.window.view(self.dock)]
         return [v for name, v in self.window.views.items() if self.window.docks[name].isVisible() and v.isVisible()]
@@ -97,7 +101,10 @@ class ScreenshotDriver(QObject):
         if not all(v.is_ready() for v in self.targets()) or self.window.host.busy:
             self._capture_pending = False
             return
-        widget: QWidget = self.window.docks[self.dock] if self.dock else self.window
+        if self.presentation:
+            self.window.presentation.restyle()  # items drawn since the last styling
+            QApplication.processEvents()
+        widget: QWidget = self.window.docks[self.dock] if self.dock and not self.presentation else self.window
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not widget.grab().save(str(self.path)):
             self.fail(f"could not write {self.path}")
@@ -126,7 +133,7 @@ def run_app(args: argparse.Namespace, text: str | None) -> int:
     started = time.perf_counter()
     app = application()
     host = ModelHost()  # starts the engine process now: its torch import overlaps the window's start
-    window = MainWindow(host, make_settings(), persist_layout=not args.screenshot)
+    window = MainWindow(host, make_settings(), persist_layout=not (args.screenshot or getattr(args, "export_pdf", None)))
     spec = ModelSpec(args.model, args.device, args.dtype, args.trust_remote_code)
     if args.size:
         window.resize(*args.size)
@@ -134,14 +141,15 @@ def run_app(args: argparse.Namespace, text: str | None) -> int:
         window.resize(1600, 1000)
     driver = None
     if args.screenshot:
-        driver = ScreenshotDriver(window, Path(args.screenshot), args.dock, args.timeout)
+        driver = ScreenshotDriver(window, Path(args.screenshot), args.dock, args.timeout,
+                                  presentation=bool(getattr(args, "presentation", False) or getattr(args, "lesson", None)))
     elif spec.source != DEFAULT_MODEL:
         window.fallback_spec = ModelSpec(DEFAULT_MODEL)
     window.set_text(DEFAULT_TEXT if text is None else text)
     window.show()
     if args.quit_when_shown:
         QTimer.singleShot(0, lambda: (print(f"window-shown {time.perf_counter() - started:.3f}", flush=True), app.quit()))
-    else:
+    elif not start_classroom(window, args, spec):
         QTimer.singleShot(0, lambda: window.load_model(spec))
     with quit_on_signals(app) as stopped:
         code = app.exec()
@@ -150,6 +158,38 @@ def run_app(args: argparse.Namespace, text: str | None) -> int:
         print(f"llmviz: stopped by {stopped[0].name}.", file=sys.stderr)
         return 128 + stopped[0].value
     return driver.exit_code if driver and driver.exit_code is not None else code
+
+
+def start_classroom(window: MainWindow, args: argparse.Namespace, spec: ModelSpec) -> bool:
+    """--session, --lesson/--step, --presentation and --export-pdf; True when they load the model."""
+    classroom = window.classroom
+    if getattr(args, "session", None):
+        data = classroom.open_session(args.session)
+        if data is not None and data.model_source:
+            return True
+    if getattr(args, "lesson", None):
+        if not classroom.open_lesson(args.lesson, max(1, args.step)):
+            print(f"error: {window.message_bar.text}", file=sys.stderr)
+            QTimer.singleShot(0, lambda: QApplication.instance().exit(2))
+            return True
+        if getattr(args, "export_pdf", None):
+            from .handout import HandoutWriter
+
+            writer = HandoutWriter(window, classroom.player, args.export_pdf)
+            writer.sig_done.connect(lambda path, what: (print(f"saved {path} ({what})", flush=True),
+                                                        window.close(), QApplication.instance().exit(0)))
+            QTimer.singleShot(0, writer.start)
+        if classroom.player.lesson.model or window.requested_spec is not None:
+            return True
+    elif getattr(args, "presentation", False):
+        window.presentation.enter(args.dock)
+    elif getattr(args, "export_pdf", None):
+        print("error: --export-pdf needs --lesson FILE (or --lesson builtin)", file=sys.stderr)
+        QTimer.singleShot(0, lambda: QApplication.instance().exit(2))
+        return True
+    if not args.screenshot and not getattr(args, "session", None) and getattr(window, "persist_layout", False):
+        classroom.offer_last_session()
+    return False
 
 
 @contextlib.contextmanager
@@ -194,6 +234,8 @@ def main_gui(args: argparse.Namespace) -> int:
     from .cli import read_text_arg
     from .qt_platform import platform_problem
 
+    if getattr(args, "export_pdf", None) and not os.environ.get("QT_QPA_PLATFORM"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a handout needs no display
     problem = platform_problem()
     if problem:
         print(f"llmviz: {problem}", file=sys.stderr)

@@ -20,6 +20,8 @@ EPILOG = """examples:
   python -m llmviz --model bundled:minilm --text "The cat sat on the mat"
   python -m llmviz --model gpt2 --device cuda       a hub model (needs the internet once)
   python -m llmviz --text-file essay.txt --screenshot shot.png --dock attention
+  python -m llmviz --presentation --lesson builtin --step 5
+  python -m llmviz --lesson builtin --export-pdf handout.pdf
   python -m llmviz export --model bundled:smollm2 --text "Hello" --out out/
   python -m llmviz explain --text "The capital of France is" --target=-1 --method ig,gxi --out why/
 """
@@ -67,11 +69,21 @@ def app_parser() -> argparse.ArgumentParser:
     _model_args(p)
     p.add_argument("--screenshot", metavar="FILE.png",
                    help="load, run, wait until the views have drawn, save the window as PNG and exit")
-    p.add_argument("--dock", metavar="NAME", help="with --screenshot: save only this dock, on its own at the shot's size (see --list-docks)")
+    p.add_argument("--dock", metavar="NAME",
+                   help="with --screenshot: save only this dock, on its own at the shot's size (see --list-docks)")
     p.add_argument("--size", type=_size, metavar="WxH", help="window (or, with --dock, dock) size for the shot, e.g. 1600x1000")
     p.add_argument("--list-docks", action="store_true", help="print the dock names and exit")
     p.add_argument("--timeout", type=float, default=600.0, metavar="S",
                    help="with --screenshot: give up after S seconds (default 600)")
+    classroom = p.add_argument_group("classroom")
+    classroom.add_argument("--presentation", action="store_true",
+                           help="start in presentation mode (one view fills the window, large text; F5/Esc leave)")
+    classroom.add_argument("--lesson", metavar="FILE|builtin",
+                           help="open a lesson file (see docs/lessons.md) or the built-in 'LLM Fundamentals'")
+    classroom.add_argument("--step", type=int, default=1, metavar="N", help="with --lesson: start at step N (from 1)")
+    classroom.add_argument("--session", metavar="FILE.json", help="open a saved session (model, text, layout, views)")
+    classroom.add_argument("--export-pdf", metavar="OUT.pdf",
+                           help="with --lesson: write a handout, one page per step, and exit (works with no display)")
     p.add_argument("--quit-when-shown", action="store_true", help=argparse.SUPPRESS)
     return p
 

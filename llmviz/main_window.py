@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 import llmviz
 
+from .classroom import Classroom
 from .core import targets
 from .core.errors import InputError
 from .core.formatting import bytes_text
@@ -32,6 +33,7 @@ from .core.paths import resource
 from .core.results import Trace
 from .core.specs import ModelInfo, ModelSpec
 from .core.textio import read_text_file
+from .presentation import PresentationMode
 from .views import VIEWS, DockView
 from .widgets.elided_label import ElidedLabel
 from .widgets.message_bar import MessageBar
@@ -126,6 +128,11 @@ class MainWindow(QMainWindow):
         self._memory_timer.start(1000)
         self._update_memory()
         self.restore_layout()
+        self.presentation = PresentationMode(self)
+        self.classroom = Classroom(self)
+        self.classroom.add_menu_items(self._file_menu, self._quit_action)
+        #: Said after a failed load when a session asked for the model (the rest was restored).
+        self.session_model_note = ""
         if persist_layout:
             for source in self.settings.value("models/recent", []) or []:
                 self.model_bar.remember(ModelSpec(str(source)))
@@ -160,12 +167,27 @@ class MainWindow(QMainWindow):
             view = self.view_classes[name](self.host)
             self.views[name] = view
             self.docks[name].setWidget(view)
+            sig_show = getattr(view, "sig_show", None)
+            if sig_show is not None:  # the quiz's "Show me"
+                sig_show.connect(self.show_view_state)
             self.sig_view_created.emit(view)
             if self.info is not None:
                 view.on_model_loaded(self.info)
                 if self.trace is not None:
                     view.on_trace(self.trace)
         return view
+
+    def show_view_state(self, name: str, state: dict) -> None:
+        """Bring view `name` to the front (in presentation mode, fill the window with it) in `state`."""
+        if name not in self.docks:
+            return
+        if self.presentation.active:
+            self.presentation.show_view(name)
+        else:
+            dock = self.docks[name]
+            dock.show()
+            dock.raise_()
+        self.view(name).restore_state(state)
 
     def _arrange_default(self) -> None:
         """Tabify docks sharing an area (in VIEWS order, the first raised): structure on the left
@@ -223,7 +245,8 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "Load model", self.model_bar.request_load, "Ctrl+L")
         self._action(file_menu, "Open text file…", self.open_text_file, QKeySequence.StandardKey.Open)
         file_menu.addSeparator()
-        self._action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._quit_action = self._action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._file_menu = file_menu
         view_menu = self.menuBar().addMenu("&View")
         for name, dock in self.docks.items():
             action = dock.toggleViewAction()
@@ -231,6 +254,9 @@ class MainWindow(QMainWindow):
             view_menu.addAction(action)
         view_menu.addSeparator()
         self._action(view_menu, "Reset layout", self.reset_layout)
+        present = self._action(view_menu, "Presentation", lambda: self.presentation.toggle(), "F5")
+        present.setObjectName("presentation")
+        self.addAction(present)  # F5 works while the menu bar is hidden too
         run_menu = self.menuBar().addMenu("&Run")
         self._action(run_menu, "Run now", self.text_input.emit_now, "Ctrl+Return")
         self._action(run_menu, "Cancel", self.cancel, "Esc")
@@ -239,7 +265,7 @@ class MainWindow(QMainWindow):
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "About llmviz", self.show_about)
 
-    def _action(self, menu, text, slot, shortcut=None) -> QAction:  # type: ignore[no-untyped-def]
+    def _action(self, menu, text, slot, shortcut=None) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(shortcut)
@@ -294,7 +320,8 @@ class MainWindow(QMainWindow):
 
     def open_text_file(self, path: str | None = None) -> None:
         if not path:
-            path, _ = QFileDialog.getOpenFileName(self, "Open a UTF-8 text file", "", "Text (*.txt *.md *.csv *.json);;All files (*)")
+            path, _ = QFileDialog.getOpenFileName(self, "Open a UTF-8 text file", "",
+                                                  "Text (*.txt *.md *.csv *.json);;All files (*)")
             if not path:
                 return
         self.statusBar().showMessage(f"Reading {path}…")
@@ -351,6 +378,7 @@ class MainWindow(QMainWindow):
     # -- host signals (GUI thread) -------------------------------------------------------------
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.info = info
+        self.session_model_note = ""
         self.loaded_spec = self.requested_spec
         if self.loaded_spec is not None:
             self.model_bar.remember(self.loaded_spec)
@@ -398,7 +426,8 @@ class MainWindow(QMainWindow):
             if outcome.status == "cancelled":
                 self.message_bar.show_message(f"Loading was cancelled.{current}", "info")
             else:
-                self.message_bar.show_message(f"{outcome.message}{current}", "error")
+                note, self.session_model_note = self.session_model_note, ""
+                self.message_bar.show_message(f"{outcome.message}{current} {note}".strip(), "error")
             if self.loaded_spec is not None:
                 self.model_bar.set_spec(self.loaded_spec)
             elif self.fallback_spec is not None and self.requested_spec != self.fallback_spec:
@@ -482,6 +511,10 @@ class MainWindow(QMainWindow):
         box.open()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.classroom.confirm_close():
+            event.ignore()
+            return
+        self.presentation.leave()  # the desktop layout is the one saved
         self.save_layout()
         for view in self.views.values():
             view.on_close()
@@ -494,4 +527,4 @@ def application() -> QApplication:
     app.setApplicationName("llmviz")
     app.setOrganizationName("llmviz")
     app.setApplicationDisplayName("llmviz")
-    return app  # type: ignore[return-value]
+    return app

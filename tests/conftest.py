@@ -31,6 +31,20 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def mamba_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Mamba (no attention at all) with SmolLM2's tokenizer: attention cannot be captured."""
+    from transformers import AutoTokenizer, MambaConfig, MambaForCausalLM
+
+    from llmviz.core import bundled
+
+    folder = tmp_path_factory.mktemp("tiny-mamba")
+    tok = AutoTokenizer.from_pretrained(bundled.model_folder("bundled:smollm2"))
+    MambaForCausalLM(MambaConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=2, state_size=4)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def smollm2_session():
     """A core Session with the real bundled SmolLM2 loaded (shared: load once per run)."""
     from llmviz.core.session import Session
@@ -53,7 +67,7 @@ def minilm_session():
 
 # ------------------------------------------------------------------ Qt fixtures and guards
 
-_started_threads: "weakref.WeakSet" = weakref.WeakSet()
+_started_threads: weakref.WeakSet = weakref.WeakSet()
 
 
 def _track_qthreads() -> None:
@@ -63,12 +77,12 @@ def _track_qthreads() -> None:
         return
     original = QThread.start
 
-    def start(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def start(self, *args, **kwargs):
         _started_threads.add(self)
         return original(self, *args, **kwargs)
 
-    start._llmviz_tracked = True  # type: ignore[attr-defined]
-    QThread.start = start  # type: ignore[method-assign]
+    start._llmviz_tracked = True
+    QThread.start = start
 
 
 @pytest.fixture(autouse=True)

@@ -24,19 +24,19 @@ PARTIALS = _HERE + "partials"
 BIG_ARRAY = _HERE + "big_array"
 
 
-def slow_steps(session, ctx, steps: int = 200):  # type: ignore[no-untyped-def]
+def slow_steps(session, ctx, steps: int = 200):
     for i in range(steps):
         ctx.progress("stepping", i / steps)
         time.sleep(0.01)
     return steps
 
 
-def where(session, ctx):  # type: ignore[no-untyped-def]
+def where(session, ctx):
     """(pid, parent pid, on the main thread) of the process that runs jobs."""
     return os.getpid(), os.getppid(), threading.current_thread() is threading.main_thread()
 
 
-def allocate_too_much(session, ctx, library: str = "torch"):  # type: ignore[no-untyped-def]
+def allocate_too_much(session, ctx, library: str = "torch"):
     """A real allocation failure: ask torch's CPU allocator (or numpy) for 128 TiB at once."""
     if library == "numpy":
         import numpy as np
@@ -47,17 +47,17 @@ def allocate_too_much(session, ctx, library: str = "torch"):  # type: ignore[no-
     return torch.empty(1 << 47, dtype=torch.uint8)
 
 
-def abort(session, ctx):  # type: ignore[no-untyped-def]
+def abort(session, ctx):
     """What a fatal error in native code does: SIGABRT, no Python cleanup."""
     os.abort()
 
 
-def segfault(session, ctx):  # type: ignore[no-untyped-def]
+def segfault(session, ctx):
     """A read through a null pointer in native code."""
     ctypes.string_at(0)
 
 
-def native_sleep(session, ctx, seconds: float = 60.0):  # type: ignore[no-untyped-def]
+def native_sleep(session, ctx, seconds: float = 60.0):
     """One long C call that never returns to Python, so it never reaches a cancel check
     (libc's sleep(), as a stuck kernel or a hung collective would)."""
     libc = ctypes.CDLL(None)
@@ -65,19 +65,19 @@ def native_sleep(session, ctx, seconds: float = 60.0):  # type: ignore[no-untype
     return "woke up"
 
 
-def modules(session, ctx):  # type: ignore[no-untyped-def]
+def modules(session, ctx):
     import sys
 
     return sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "transformers"))[:5]
 
 
-def partials(session, ctx, count: int = 3):  # type: ignore[no-untyped-def]
+def partials(session, ctx, count: int = 3):
     for i in range(count):
         ctx.partial(i)
     return count
 
 
-def big_array(session, ctx, mib: int = 64):  # type: ignore[no-untyped-def]
+def big_array(session, ctx, mib: int = 64):
     import numpy as np
 
     return np.arange(mib * 2**20 // 4, dtype=np.float32)
@@ -89,7 +89,7 @@ LOADED_INFO = _HERE + "loaded_info"
 _ORIGINAL_SLAB_ROWS: list = []
 
 
-def slabs_of_rows(session, ctx, rows: int | None = 1, pause_s: float = 0.0):  # type: ignore[no-untyped-def]
+def slabs_of_rows(session, ctx, rows: int | None = 1, pause_s: float = 0.0):
     """Make the engine compute attention maps `rows` query rows at a time (a cancel check after
     each), each slab taking at least `pause_s`, so a test can cancel one midway whatever the
     machine's speed; None puts the real slab size and speed back."""
@@ -102,7 +102,7 @@ def slabs_of_rows(session, ctx, rows: int | None = 1, pause_s: float = 0.0):  # 
         attention.slab_rows, attention.block_reduce = original_rows, original_reduce
         return
 
-    def slow_reduce(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def slow_reduce(*args, **kwargs):
         time.sleep(pause_s)
         return original_reduce(*args, **kwargs)
 
@@ -110,11 +110,11 @@ def slabs_of_rows(session, ctx, rows: int | None = 1, pause_s: float = 0.0):  # 
     attention.block_reduce = slow_reduce if pause_s > 0 else original_reduce
 
 
-def attention_cache(session, ctx):  # type: ignore[no-untyped-def]
+def attention_cache(session, ctx):
     """{(layer, head): compute_s} of the head maps the engine has cached for the current trace."""
     cache = session.extras.get("attention")
     return {} if cache is None else {(m.layer, m.head): m.compute_s for m in cache.maps.values() if m.source == "head"}
 
 
-def loaded_info(session, ctx):  # type: ignore[no-untyped-def]
+def loaded_info(session, ctx):
     return session.info

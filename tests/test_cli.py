@@ -151,7 +151,7 @@ def test_a_damaged_dependency_is_named_without_a_traceback(tmp_path, tiny_models
     assert "Traceback" not in result.stderr and not (tmp_path / "o").exists()
 
 
-def engine_of(proc: subprocess.Popen, timeout_s: float = 60.0):  # type: ignore[no-untyped-def]
+def engine_of(proc: subprocess.Popen, timeout_s: float = 60.0):
     """The engine process a running `python -m llmviz` window started."""
     import time
 

@@ -220,8 +220,8 @@ def first_module_called(loaded: LoadedModel, tree: ModuleTree, block: int) -> in
         end += 1
     order: list[int] = []
 
-    def noting(i: int):  # type: ignore[no-untyped-def]
-        def hook(*_args) -> None:  # type: ignore[no-untyped-def]
+    def noting(i: int):
+        def hook(*_args) -> None:
             order.append(i)
         return hook
 

@@ -136,7 +136,7 @@ class ArchitectureSummary:
                         f"{self.total_params:,} × {bits} bits; quantized checkpoints add a few % for scales"))
         return out
 
-    def to_frame(self) -> "pd.DataFrame":
+    def to_frame(self) -> pd.DataFrame:
         import pandas as pd
 
         return pd.DataFrame(self.rows(), columns=["field", "value", "meaning"])
@@ -152,7 +152,7 @@ class FamiliesComparison:
     loaded_family: str | None  # the loaded model's family (highlighted), None without a model
     loaded_source: str | None
 
-    def side_by_side(self) -> "pd.DataFrame":
+    def side_by_side(self) -> pd.DataFrame:
         """One row per fact, one column per model."""
         import pandas as pd
 
@@ -164,7 +164,7 @@ class FamiliesComparison:
         rows = {k: v for k, v in facts.items() if len(v) == width}
         return pd.DataFrame(list(rows.values()), index=list(rows), columns=[m.title for m in self.models])
 
-    def families_frame(self) -> "pd.DataFrame":
+    def families_frame(self) -> pd.DataFrame:
         import pandas as pd
 
         return pd.DataFrame([{

@@ -19,8 +19,9 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from .errors import WriteError
 from .formatting import bytes_text
@@ -102,7 +103,7 @@ class AtomicGroup:
         except OSError as exc:
             raise WriteError(f"Cannot write {final}: {os_reason(exc)}.") from exc
 
-    def __enter__(self) -> "AtomicGroup":
+    def __enter__(self) -> AtomicGroup:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
@@ -111,7 +112,7 @@ class AtomicGroup:
             return
         renamed: list[Path] = []
         try:
-            for tmp, final in self._pairs:
+            for tmp, _final in self._pairs:
                 _fsync(tmp)
             for tmp, final in self._pairs:
                 os.replace(tmp, final)

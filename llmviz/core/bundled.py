@@ -314,7 +314,7 @@ def _run_converter(gguf: Path, out: Path, ctx: TaskContext) -> None:
             while open_streams:
                 ctx.check()
                 for key, _ in sel.select(timeout=0.1):
-                    line = key.fileobj.readline()  # type: ignore[union-attr]
+                    line = key.fileobj.readline()
                     if not line:
                         sel.unregister(key.fileobj)
                         open_streams -= 1
@@ -336,7 +336,7 @@ def _run_converter(gguf: Path, out: Path, ctx: TaskContext) -> None:
         raise BundledDataError(f"Converting {gguf.name} was interrupted: the converter was ended by "
                                f"{signal.Signals(ended_by).name}. Load the model again to convert it.")
     if code != 0:
-        detail = next((l[len("ERROR "):] for l in reversed(err) if l.startswith("ERROR ")),
+        detail = next((line[len("ERROR "):] for line in reversed(err) if line.startswith("ERROR ")),
                       err[-1] if err else f"exit {code}")
         raise BundledDataError(
             f"Could not convert {gguf.name}: {detail}\nThe file looks damaged. "

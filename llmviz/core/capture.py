@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -106,7 +107,7 @@ class Recorder:
         )
 
 
-def _capture_attention(module, query, key, value, attention_mask, **kwargs):  # type: ignore[no-untyped-def]
+def _capture_attention(module, query, key, value, attention_mask, **kwargs):
     recorder: Recorder | None = getattr(_local, "recorder", None)
     if recorder is not None:
         if getattr(recorder, "keep_values", False):  # other recorders (generation's) take no value

@@ -137,7 +137,7 @@ class _RawConfig:
     def __getattr__(self, name: str) -> Any:
         return self._data.get(name)
 
-    def get_text_config(self) -> "_RawConfig":
+    def get_text_config(self) -> _RawConfig:
         inner = self._data.get("text_config")
         return _RawConfig(inner) if isinstance(inner, dict) else self
 

@@ -139,10 +139,11 @@ class Engine:
             with self.lock:
                 self.tokens.pop(job.job_id, None)
         finished = wire.Finished(job.job_id, elapsed_s=time.perf_counter() - started, sent_at=time.time(),
-                                 gpu_peak_bytes=_gpu_peak_bytes(), **outcome)  # type: ignore[arg-type]
+                                 gpu_peak_bytes=_gpu_peak_bytes(), **outcome)
         try:
             self.link.send(finished)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:  # a result that cannot cross: say so instead of losing the job
+        # A result that cannot cross the pipe: say so instead of losing the job.
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
             self.link.send(wire.Finished(job.job_id, "failed", message=f"{label} failed: its result could not be "
                                          f"sent to the window ({type(exc).__name__}: {exc})", sent_at=time.time()))
 

@@ -12,7 +12,6 @@ import pandas as pd
 from .atomic import AtomicGroup, created_folder, remove_stale_temporaries
 from .explain_results import Explanation
 
-
 FAITHFULNESS_COLUMNS = ["method", "fraction", "removed_score", "kept_score", "comprehensiveness", "sufficiency"]
 
 

@@ -9,8 +9,9 @@ chosen methods (gradient methods first, integrated gradients as a coarse picture
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch

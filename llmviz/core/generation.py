@@ -144,7 +144,7 @@ def _forward(loaded: LoadedModel, state: _State, new_ids: list[int]) -> tuple[np
         kwargs["output_attentions"] = True
     with torch.inference_mode():
         if want and not eager:
-            with recording(recorder):  # type: ignore[arg-type]
+            with recording(recorder):
                 out = model(**kwargs)
             if recorder.queries:
                 state.queries.append((torch.stack(recorder.queries), recorder.scaling, recorder.masks))
@@ -210,7 +210,8 @@ def begin(session: Session, ctx: TaskContext, text: str, settings: GenerationSet
     loaded = session.require_model()
     info = loaded.info
     if not info.is_decoder:
-        raise LlmvizError(f"{info.title} is an {info.family} model: it does not generate text. Load a decoder such as bundled:smollm2.")
+        raise LlmvizError(f"{info.title} is an {info.family} model: it does not generate text. "
+                          "Load a decoder such as bundled:smollm2.")
     s = settings
     if s.max_new_tokens < 1:
         raise InputError("Generate at least one token.")
@@ -237,7 +238,8 @@ def advance(session: Session, ctx: TaskContext, run_id: int, max_new_tokens: int
     """The next token of run `run_id`; `max_new_tokens` sets a new total, to continue a finished run."""
     state = session.extras.get(EXTRAS_KEY)
     if not isinstance(state, _State) or state.run_id != run_id:
-        raise LlmvizError("This generation is no longer available (the model changed or a new one started). Press Generate again.")
+        raise LlmvizError("This generation is no longer available (the model changed or a new one started). "
+                          "Press Generate again.")
     ctx.check()
     if max_new_tokens is not None:  # "Continue": this many in all, even after an end-of-sequence or a stop
         state.settings = GenerationSettings(**{**state.settings.__dict__, "max_new_tokens": max_new_tokens})

@@ -21,7 +21,7 @@ class LayerSummary:
     trace_id: int
     model_title: str
     num_tokens: int
-    frame: "pd.DataFrame"  # see COLUMNS
+    frame: pd.DataFrame  # see COLUMNS
     chart: tuple[int, ...]  # frame rows that partition the forward: embeddings, each block, final norm, head
     forward_s: float  # wall time of the hooked forward
     unique_params: int

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 
 @lru_cache(maxsize=1)
-def _libc():  # type: ignore[no-untyped-def]
+def _libc():
     if not sys.platform.startswith("linux"):
         return None
     try:

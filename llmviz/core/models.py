@@ -14,9 +14,10 @@ import os
 import re
 import socket
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 import psutil
@@ -378,7 +379,7 @@ def _explain_load_error(spec: ModelSpec, exc: Exception, extra: dict[str, Any], 
     return f"Could not load {spec.source}: {type(exc).__name__}: {text}"
 
 
-def _make_info(spec, model, config, is_decoder, is_enc_dec, capture, load_s, rss_before) -> ModelInfo:  # type: ignore[no-untyped-def]
+def _make_info(spec, model, config, is_decoder, is_enc_dec, capture, load_s, rss_before) -> ModelInfo:
     text = _text_config(config)
     heads = int(_first(text, "num_attention_heads", "n_head", "num_heads", default=0))
     hidden = int(_first(text, "hidden_size", "n_embd", "d_model", default=0))
@@ -393,10 +394,11 @@ def _make_info(spec, model, config, is_decoder, is_enc_dec, capture, load_s, rss
     if is_enc_dec:
         notes.append("Encoder-decoder model: traces run the encoder.")
     if capture == "weights":
-        notes.append("This architecture does not accept a custom attention function; attention comes from eager output_attentions.")
+        notes.append("This architecture does not accept a custom attention function; "
+                     "attention comes from eager output_attentions.")
     try:
         footprint = int(model.get_memory_footprint())
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure: fall back to the process's growth while loading
         footprint = max(0, psutil.Process().memory_info().rss - rss_before)
     return ModelInfo(
         source=spec.source,

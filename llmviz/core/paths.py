@@ -23,7 +23,7 @@ def is_frozen() -> bool:
 def app_root() -> Path:
     """The folder holding `resources/`: the repository checkout, or the frozen app's folder."""
     if is_frozen():
-        return Path(sys._MEIPASS)  # type: ignore[attr-defined]
+        return Path(sys._MEIPASS)
     return Path(__file__).resolve().parents[2]
 
 

@@ -74,7 +74,8 @@ class Lens:
         self.norm = final_norm(loaded.model, info.num_layers)
         self.last_is_normed: bool | None = None  # decided by `calibrate`
         self.exact = False
-        self.note = "" if self.norm is not None else "No final norm found after the blocks; hidden states go to the head as they are."
+        self.note = ("" if self.norm is not None
+                     else "No final norm found after the blocks; hidden states go to the head as they are.")
 
     @classmethod
     def of(cls, session: Session) -> Lens:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from .tasks import TaskContext
 
@@ -58,7 +59,7 @@ def make_bar_class(ctx: TaskContext, stage_prefix: str = "") -> type:
         def close(self) -> None:
             pass
 
-        def __enter__(self) -> "Bar":
+        def __enter__(self) -> Bar:
             return self
 
         def __exit__(self, *exc: Any) -> None:

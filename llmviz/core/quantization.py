@@ -167,7 +167,8 @@ def reference_observation(session: Session, state: QuantizationState, trace: Tra
     return state.reference
 
 
-def head_difference(key: str, trace_id: int, ref_trace: TraceData, var_trace: TraceData, layer: int, head: int) -> HeadDiff | None:
+def head_difference(key: str, trace_id: int, ref_trace: TraceData, var_trace: TraceData, layer: int,
+                    head: int) -> HeadDiff | None:
     """One head's attention in both traces (None when attention was not captured)."""
     rc, vc = ref_trace.capture, var_trace.capture
     if rc is None or vc is None:

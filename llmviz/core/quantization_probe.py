@@ -61,7 +61,7 @@ def _cpu_capabilities() -> dict[str, Any]:
         return {}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def probe_dtype(dtype: str, device: str) -> str:
     """Run the operations a transformer needs in `dtype` on `device`; '' when they all work."""
     try:
@@ -78,7 +78,7 @@ def probe_dtype(dtype: str, device: str) -> str:
     return ""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def probe_bitsandbytes(kind: str, quant_type: str, double_quant: bool, device: str, compute: str) -> str:
     """Quantize and run a tiny bitsandbytes layer on `device`; '' when it works, else why not."""
     if importlib.util.find_spec("bitsandbytes") is None:

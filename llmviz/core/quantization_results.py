@@ -11,8 +11,9 @@ absmax grid) and kept in the load dtype, so they save no memory; every label say
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Mapping
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class TokenTable:
         return out
 
     @classmethod
-    def empty(cls) -> "TokenTable":
+    def empty(cls) -> TokenTable:
         z = np.zeros(0, dtype=np.int32)
         return cls(np.zeros(0, dtype=np.int64), (), z, z.copy(), np.zeros(0, dtype=bool))
 

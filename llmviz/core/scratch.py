@@ -97,7 +97,7 @@ class _ValueRecorder:
         self.output: torch.Tensor | None = None
 
 
-def _record_values(module, query, key, value, attention_mask, **kwargs):  # type: ignore[no-untyped-def]
+def _record_values(module, query, key, value, attention_mask, **kwargs):
     out = sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     rec: _ValueRecorder | None = getattr(_local, "recorder", None)
     if rec is not None and query.shape[-2] == key.shape[-2] and not getattr(module, "is_cross_attention", False):

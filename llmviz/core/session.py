@@ -6,7 +6,8 @@ thread).  A failed or cancelled load leaves the previous model in place.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .config_check import ConfigFigures
 from .models import LoadedModel, free, load_model

@@ -130,7 +130,7 @@ class ModuleTree:
             return []
         return [i for i, key in enumerate(self._search_keys) if needle in key]
 
-    def to_frame(self) -> "pd.DataFrame":
+    def to_frame(self) -> pd.DataFrame:
         """One row per module, for CSV export."""
         import pandas as pd
 

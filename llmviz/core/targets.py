@@ -53,6 +53,9 @@ QUANTIZATION_VISIT = _CORE + "quantization_jobs.visit"
 QUANTIZATION_REFRESH = _CORE + "quantization_jobs.refresh"
 QUANTIZATION_HEAD = _CORE + "quantization_jobs.head_diff"
 
+QUIZ_HEAD_STATISTICS = _CORE + "quiz_jobs.head_statistics"
+QUIZ_QUESTIONS = _CORE + "quiz_jobs.questions"
+
 ENVIRONMENT_SNAPSHOT = _CORE + "environment.snapshot"
 
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .session import Session
     from .tasks import TaskContext
 
-_COMPARISON_TOKENIZERS: "OrderedDict[str, tuple[Any, str]]" = OrderedDict()
+_COMPARISON_TOKENIZERS: OrderedDict[str, tuple[Any, str]] = OrderedDict()
 
 # ---------------------------------------------------------------- pure helpers (no torch)
 
@@ -121,7 +121,7 @@ def algorithm_of(tokenizer: Any) -> str:
     return model
 
 
-def load_tokenizer(session: "Session", source: str, ctx: "TaskContext | None" = None) -> tuple[Any, str]:
+def load_tokenizer(session: Session, source: str, ctx: TaskContext | None = None) -> tuple[Any, str]:
     """(tokenizer, display name) for a choice key, a bundled model, a folder or a hub id.
 
     Tokenizers other than the loaded model's do not change with the model, so they are kept
@@ -146,7 +146,8 @@ def load_tokenizer(session: "Session", source: str, ctx: "TaskContext | None" = 
     elif source == BERT:
         from transformers import BertTokenizer
 
-        found = (BertTokenizer.from_pretrained(model_folder(MINILM.source), trust_remote_code=False), "BERT WordPiece (bundled MiniLM)")
+        found = (BertTokenizer.from_pretrained(model_folder(MINILM.source), trust_remote_code=False),
+                 "BERT WordPiece (bundled MiniLM)")
     else:
         found = (_load_any(source, ctx), source)
     cache[source] = found
@@ -155,7 +156,7 @@ def load_tokenizer(session: "Session", source: str, ctx: "TaskContext | None" = 
     return found
 
 
-def _load_any(source: str, ctx: "TaskContext | None") -> Any:
+def _load_any(source: str, ctx: TaskContext | None) -> Any:
     """AutoTokenizer for a bundled model, folder, .gguf or hub id, with the loader's offline handling."""
     from transformers import AutoTokenizer
 

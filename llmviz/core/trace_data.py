@@ -7,8 +7,8 @@ TraceData) and send back what a view draws, at screen resolution.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 

@@ -14,6 +14,7 @@ from .model_tree import ModelTreeView
 from .prediction import PredictionView
 from .projection import ProjectionView
 from .quantization import QuantizationView
+from .quiz import QuizView
 from .scaling import ScalingView
 from .similarity import SimilarityView
 from .timeline import TimelineView
@@ -35,6 +36,7 @@ VIEWS: list[type[DockView]] = [
     TimelineView,
     ScalingView,
     EnvironmentView,
+    QuizView,
     TokensView,
 ]
 

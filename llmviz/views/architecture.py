@@ -57,7 +57,7 @@ BAR_COLOR = "#0072B2"
 ERROR = "#B00020"
 
 
-def _fit_height(table: "FrameTable") -> None:
+def _fit_height(table: FrameTable) -> None:
     """Make a short table exactly as tall as its rows (no empty band under them)."""
     table.resizeRowsToContents()
     height = table.horizontalHeader().height() + 2 * table.frameWidth()
@@ -77,7 +77,7 @@ class ArchitectureView(DockView):
     NEEDS_TRACE = False
     STATE = ("tabs", "norm")
 
-    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host, parent=None) -> None:
         super().__init__(host, parent)
         self.summary: ArchitectureSummary | None = None
         self.families: FamiliesComparison | None = None
@@ -239,7 +239,7 @@ class ArchitectureView(DockView):
                        on_done=lambda o: self._part_done("families", o))
         self.request_block()
 
-    def on_trace(self, trace) -> None:  # type: ignore[no-untyped-def]
+    def on_trace(self, trace) -> None:
         """Nothing here depends on the text."""
         self.trace = trace
 
@@ -339,7 +339,7 @@ class ArchitectureView(DockView):
         ys = list(range(len(PRECISIONS)))
         item.addItem(pg.BarGraphItem(x0=[0] * len(ys), y=ys, width=sizes, height=0.6, brush=BAR_COLOR, pen=None))
         item.setLabel("bottom", f"{unit} (weights only)", **{"font-size": "12pt", "color": "#222"})
-        for y, (label, bits), value in zip(ys, PRECISIONS, sizes):
+        for y, (_label, bits), value in zip(ys, PRECISIONS, sizes):
             text = pg.TextItem(bytes_text(summary.weight_bytes(bits)), color="#111", anchor=(0, 0.5))
             text.setPos(value, y)
             item.addItem(text)
@@ -463,7 +463,7 @@ class ArchitectureView(DockView):
                                    + "</ul>")
 
     # ------------------------------------------------------------------ export
-    def frame_for(self, which: str) -> "pd.DataFrame | None":
+    def frame_for(self, which: str) -> pd.DataFrame | None:
         if which == "config" and self.summary is not None:
             return self.summary.to_frame()
         if which == "families" and self.families is not None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QKeyEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QMenu,
     QPushButton,
     QSpinBox,
-    QSplitter,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
@@ -40,19 +39,17 @@ from ..core import targets
 from ..core.attention_results import ROLLOUT_MAP_MAX_TOKENS, AttentionMap, AttentionRow, LayerOverview
 from ..core.results import Trace
 from ..core.specs import ModelInfo
+from ..widgets.attention_map_panel import AttentionMapPanel
+from ..widgets.head_grid import HeadGrid
+from ..widgets.heatmap import HeatmapPlot
 from ..widgets.plot_export import write_csv
 from ..workers.jobs import JobOutcome
 from .base import DockView
-from ..widgets.head_grid import HeadGrid
-from ..widgets.heatmap import HeatmapPlot
-from ..widgets.token_bars import TokenBars
 
 if TYPE_CHECKING:  # pandas is imported when a table or CSV is made, not at start-up
     import pandas as pd
 
 GRID_CELLS = 48  # thumbnail resolution (cells a side)
-MIN_CELLS, MAX_CELLS, FALLBACK_CELLS = 200, 2048, 1024
-ZOOM_DEBOUNCE_MS = 150
 COLORMAPS = ("viridis", "cividis")
 METRICS = {
     "entropy": ("Entropy of each head's attention (bits, mean over queries): low = focused", "entropy (bits)"),
@@ -85,89 +82,6 @@ def _gb(n: float) -> str:
     return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
 
 
-class _MapPanel(QWidget):
-    """A heatmap that fetches a finer region when zoomed, plus bars for a clicked query."""
-
-    sig_region = Signal(object)
-
-    def __init__(self, bar_label: str, bars_label: str) -> None:
-        super().__init__()
-        self.heatmap = HeatmapPlot(bar_label=bar_label)
-        self.heatmap.item.setLabel("left", "query token")
-        self.heatmap.item.setLabel("bottom", "key token")
-        self.heatmap.plot.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.bars = TokenBars(y_label=bars_label)
-        self.bars.setMinimumHeight(170)
-        self.bars.setVisible(False)
-        self.splitter = QSplitter(Qt.Orientation.Vertical)
-        self.splitter.addWidget(self.heatmap)
-        self.splitter.addWidget(self.bars)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 1)
-        self.summary = QLabel(" ")
-        self.summary.setWordWrap(True)
-        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.shown: AttentionMap | None = None
-        self.query_unit: int | None = None
-        self._zoom = QTimer(self)
-        self._zoom.setSingleShot(True)
-        self._zoom.setInterval(ZOOM_DEBOUNCE_MS)
-        self._zoom.timeout.connect(self._zoomed)
-        self.heatmap.sig_range_changed.connect(lambda *_: self._zoom.start())
-
-    def max_cells(self) -> int:
-        """The map's size in pixels along its shorter side: more cells than pixels are never seen
-        (they would only cost compute, transfer and paint); zooming in fetches them."""
-        pixels = min(self.heatmap.view_pixels())
-        return min(MAX_CELLS, max(MIN_CELLS, pixels)) if pixels >= MIN_CELLS // 2 else FALLBACK_CELLS
-
-    def _zoomed(self) -> None:
-        shown = self.shown
-        if shown is None or shown.block == 1:
-            return
-        region = self.heatmap.visible_region()
-        n = shown.positions.size
-        if region == (0, n, 0, n) or region[1] <= region[0] or region[3] <= region[2]:
-            self.heatmap.clear_detail()
-            return
-        self.sig_region.emit(region)
-
-    def draw(self, result: AttentionMap, labels: list[str], bar_label: str) -> None:
-        keep_view = self.shown is not None and np.array_equal(self.shown.positions, result.positions)
-        names = [labels[p] for p in result.positions]
-        finite = result.matrix[np.isfinite(result.matrix)]
-        top = float(finite.max()) if finite.size else 1.0
-        self.heatmap.reduce_name = result.reduce
-        self.heatmap.set_matrix(result.matrix, names, names, levels=(0.0, max(top, 1e-6)),
-                                row_index=result.positions, col_index=result.positions, bar_label=bar_label,
-                                block=result.block, keep_view=keep_view)
-        self.shown = result
-        if not keep_view:
-            self.query_unit = None
-            self.bars.setVisible(False)
-        if keep_view and result.block > 1:
-            self._zoom.start()  # the zoomed region of the previous map: fetch it for this one
-
-    def draw_detail(self, result: AttentionMap) -> None:
-        r0, r1, c0, c1 = result.region
-        self.heatmap.set_detail(result.matrix, r0, c0, result.block)
-        base = self.summary.text().split(" · zoomed", 1)[0]
-        what = "exact values" if result.block == 1 else f"{result.reduce} over {result.block}×{result.block}"
-        pos = result.positions
-        self.summary.setText(f"{base} · zoomed to queries {pos[r0]}–{pos[r1 - 1]} × keys {pos[c0]}–{pos[c1 - 1]}: {what}")
-
-    def show_bars(self) -> None:
-        if not self.bars.isVisible():
-            self.bars.setVisible(True)
-            total = max(400, self.splitter.height())
-            self.splitter.setSizes([total - 220, 220])
-
-    def resolution_text(self, result: AttentionMap) -> str:
-        if result.block == 1:
-            return "exact values"
-        return f"each cell = {result.reduce} over {result.block}×{result.block} tokens (zoom in for exact values)"
-
-
 class AttentionView(DockView):
     NAME = "attention"
     TITLE = "Attention"
@@ -175,7 +89,7 @@ class AttentionView(DockView):
     STATE = ("source", "reduce", "colormap", "log_scale", "hide_first", "hide_special", "renormalise", "layer", "head",
              "query", "grid_normalise", "stat_metric", "tabs")
 
-    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host, parent=None) -> None:
         super().__init__(host, parent)
         self._labels: tuple[int, list[str]] = (-1, [])
         self.overviews: dict[int, LayerOverview] = {}
@@ -237,7 +151,7 @@ class AttentionView(DockView):
         self.source.currentIndexChanged.connect(self._selection_changed)
         self.kv_label = QLabel()
         reset = QPushButton("Reset zoom")
-        self.head_panel = _MapPanel("attention weight", "attention weight")
+        self.head_panel = AttentionMapPanel("attention weight", "attention weight")
         reset.clicked.connect(self.head_panel.heatmap.reset_view)
         self.head_panel.sig_region.connect(self._request_head_detail)
         self.head_panel.heatmap.sig_clicked.connect(self._query_clicked)
@@ -286,7 +200,7 @@ class AttentionView(DockView):
         self.query.setPrefix("Query token ")
         self.query.setKeyboardTracking(False)
         self.query.valueChanged.connect(self._request_rollout_row)
-        self.rollout_panel = _MapPanel("rollout weight", "rollout weight")
+        self.rollout_panel = AttentionMapPanel("rollout weight", "rollout weight")
         self.rollout_panel.sig_region.connect(self._request_rollout_detail)
         self.rollout_panel.heatmap.sig_clicked.connect(self._rollout_clicked)
         self.rollout_note = QLabel("Attention rollout (Abnar & Zuidema 2020): per layer, average the heads, add the "
@@ -418,7 +332,8 @@ class AttentionView(DockView):
         source, layer, head = self.selection()
         self.mark_busy()
         self.host.call(targets.ATTENTION_MAP, channel=self.channel("head"), label="Computing the attention map",
-                       on_done=self.on_result(self._draw_head, lambda o: self._job_failed("head", o)), trace_id=self.trace.id, source=source, layer=layer, head=head,
+                       on_done=self.on_result(self._draw_head, lambda o: self._job_failed("head", o)),
+                       trace_id=self.trace.id, source=source, layer=layer, head=head,
                        reduce=self.reduce.currentData(), max_cells=self.head_panel.max_cells(), **self._options())
         if self.head_panel.query_unit is not None:
             self._request_row()
@@ -481,10 +396,11 @@ class AttentionView(DockView):
         picks = [divmod(f, heads) for f in (flat + 1, flat - 1, flat + heads, flat - heads) if 0 <= f < layers * heads]
         # Background work only fills the engine's cache; a failure shows when the head is asked for.
         self.host.call(targets.ATTENTION_PREFETCH, channel=self.channel("prefetch"), background=True,
-                       label="Precomputing neighbouring heads", trace_id=self.trace.id, heads=picks, reduce=self.reduce.currentData(),
+                       label="Precomputing neighbouring heads", trace_id=self.trace.id, heads=picks,
+                       reduce=self.reduce.currentData(),
                                   max_cells=self.head_panel.max_cells(), **self._options())
 
-    def _draw_row(self, row: AttentionRow, panel: _MapPanel, what: str) -> None:
+    def _draw_row(self, row: AttentionRow, panel: AttentionMapPanel, what: str) -> None:
         labels = self.labels()
         names = [labels[p] for p in row.positions]
         query_index = np.searchsorted(row.positions, row.query)
@@ -625,7 +541,7 @@ class AttentionView(DockView):
     # -- keyboard --------------------------------------------------------------------------
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
         if event.type() == QEvent.Type.KeyPress and self.tabs.currentIndex() == TAB_HEAD:
-            if self.handle_key(event):  # type: ignore[arg-type]
+            if self.handle_key(event):
                 return True
         return super().eventFilter(watched, event)
 

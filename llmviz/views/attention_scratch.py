@@ -28,9 +28,9 @@ from ..core import targets
 from ..core.attention_results import WalkStep, Walkthrough
 from ..core.results import Trace
 from ..core.specs import ModelInfo
+from ..widgets.heatmap import HeatmapPlot
 from ..workers.jobs import JobOutcome
 from .base import DockView
-from ..widgets.heatmap import HeatmapPlot
 
 SIGNED_MAP = "CET-D1"  # blue-white-red, perceptually uniform
 PANEL_HEIGHT = 300
@@ -53,7 +53,7 @@ class ScratchView(DockView):
     NEEDS_TRACE = False
     STATE = ("toy_mode", "head_mode", "embed_dim", "seq_len", "seed", "layer", "head")
 
-    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host, parent=None) -> None:
         super().__init__(host, parent)
         self.toy_mode = QRadioButton("Toy SimpleAttention")
         self.head_mode = QRadioButton("A real head of the loaded model")
@@ -108,7 +108,8 @@ class ScratchView(DockView):
         self.mark_busy()
         if self.toy_mode.isChecked():
             self.host.call(targets.SCRATCH_TOY, channel=self.channel("walk"), label="Attention from scratch",
-                           on_done=self._walked, embed_dim=self.embed_dim.value(), seq_len=self.seq_len.value(), seed=self.seed.value())
+                           on_done=self._walked, embed_dim=self.embed_dim.value(), seq_len=self.seq_len.value(),
+                           seed=self.seed.value())
             return
         trace = self.trace
         if trace is None or trace.is_empty or trace.attention is None:

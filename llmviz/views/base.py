@@ -10,8 +10,9 @@ callback receives.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QStackedLayout, QVBoxLayout, QWidget
@@ -176,8 +177,13 @@ class DockView(QWidget):
         self._pending_trace = False
         self.trace_changed(trace)
 
-    def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt naming
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt naming
         super().showEvent(event)
+        self.warm()
+
+    def warm(self) -> None:
+        """Do now the work a hidden view postponed (a lesson precomputes its next step's view
+        while the current one is shown, so moving on draws at once)."""
         if self._pending_model and self.info is not None:
             self._pending_model = False
             self.mark_busy()

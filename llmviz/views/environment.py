@@ -101,7 +101,7 @@ class EnvironmentView(DockView):
     NEEDS_TRACE = False
     STATE = ("tabs", "include_loads")
 
-    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host, parent=None) -> None:
         super().__init__(host, parent)
         self.t0 = time.perf_counter()
         self.snapshot_value: EnvironmentSnapshot | None = None
@@ -348,7 +348,7 @@ class EnvironmentView(DockView):
         if self.isVisible() and self.tabs.currentIndex() == 0:  # plots nobody sees are not redrawn
             self.draw_memory()
 
-    def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+    def showEvent(self, event) -> None:
         super().showEvent(event)
         self.draw_memory()
 
@@ -546,7 +546,7 @@ class EnvironmentView(DockView):
             self.run_table.fit_columns(260)  # once: measuring every cell is slow
 
     # -- export and closing ----------------------------------------------------------------------------------
-    def _ask_path(self, title: str, default: str, filters: str, save) -> None:  # type: ignore[no-untyped-def]
+    def _ask_path(self, title: str, default: str, filters: str, save) -> None:
         save_with_dialog(self, title, default, filters, save, self.run_summary.setText)
 
     def export_run_log(self, path: str) -> None:

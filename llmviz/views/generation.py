@@ -39,11 +39,11 @@ from ..core import targets
 from ..core.generation_results import GenerationStep
 from ..core.results import Trace
 from ..core.specs import ModelInfo
-from ..widgets.plot_export import ask_image_path, export_plot
-from ..workers.jobs import JobOutcome
-from ..widgets.why_button import ExplainRequest, WhyButton
-from .base import DockView
 from ..widgets.heatmap import HeatmapPlot
+from ..widgets.plot_export import ask_image_path, export_plot
+from ..widgets.why_button import ExplainRequest, WhyButton
+from ..workers.jobs import JobOutcome
+from .base import DockView
 
 PIPELINE = 2  # step jobs kept queued in the engine
 PLOT_INTERVAL_MS = 250  # 4 Hz: painting holds the GIL the worker's decoding needs
@@ -76,7 +76,7 @@ class GenerationView(DockView):
     AREA = Qt.DockWidgetArea.RightDockWidgetArea
     STATE = ("max_new", "mode", "temperature", "top_k", "top_p", "seed", "chat", "stop_at_eos")
 
-    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host, parent=None) -> None:
         super().__init__(host, parent)
         host.sig_cancel_requested.connect(self.stop)  # Esc between two steps must not be missed
         self.steps: list[GenerationStep] = []
@@ -176,7 +176,7 @@ class GenerationView(DockView):
         # and a title above each plot took the height its ticks need.
         self.plots.addLabel("&nbsp;&nbsp;&nbsp;".join(f"<span style='color:{c}'>━</span> {html.escape(t)}"
                                                          for _, t, _, c in SERIES), row=0, col=0, size="9pt", color="#333")
-        for row, (key, title, unit, colour) in enumerate(SERIES, start=1):
+        for row, (key, _title, unit, colour) in enumerate(SERIES, start=1):
             item = self.plots.addPlot(row=row, col=0)
             item.setMenuEnabled(False)
             item.setLabel("left", unit)
@@ -383,7 +383,8 @@ class GenerationView(DockView):
             self.draw_attention(step, outcome.value.matrix)
         elif outcome.status == "failed":
             self.attention.clear()
-            self.step_label.setText(self.step_label.text() + f"<br><span style='color:#b00020'>{html.escape(outcome.message)}</span>")
+            error = f"<br><span style='color:#b00020'>{html.escape(outcome.message)}</span>"
+            self.step_label.setText(self.step_label.text() + error)
 
     # -- drawing ---------------------------------------------------------------------------------------------
     def add_step(self, step: GenerationStep) -> None:
@@ -482,7 +483,7 @@ class GenerationView(DockView):
         self.attention.show()
         self.attention_step = index
 
-    def _plot_clicked(self, event) -> None:  # type: ignore[no-untyped-def]
+    def _plot_clicked(self, event) -> None:
         if not self.steps or event.button() != Qt.MouseButton.LeftButton:
             return
         for item in self.plot_items:

@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 
 COLUMNS = ["order", "path", "class", "output_shape", "output_type", "calls", "time_ms", "self_ms", "time_pct", "parameters",
            "parameters_per_use", "tied"]
-HEADERS = {"order": "#", "path": "Module", "class": "Class", "output_shape": "Output shape", "output_type": "Output type", "calls": "Calls",
+HEADERS = {"order": "#", "path": "Module", "class": "Class", "output_shape": "Output shape", "output_type": "Output type",
+           "calls": "Calls",
            "time_ms": "Time (ms)", "self_ms": "Self (ms)", "time_pct": "% of forward", "parameters": "Parameters",
            "parameters_per_use": "Counted per use", "tied": "Shares weights"}
 BLOCK_COLOR = "#0072B2"
@@ -51,15 +52,15 @@ OTHER_COLOR = "#E69F00"
 
 
 def _count(value: object) -> str:
-    return f"{int(value):,}"  # type: ignore[call-overload]
+    return f"{int(value):,}"
 
 
 def _ms(value: object) -> str:
-    return f"{float(value):,.2f}"  # type: ignore[arg-type]
+    return f"{float(value):,.2f}"
 
 
 def _pct(value: object) -> str:
-    return f"{float(value):.1f} %"  # type: ignore[arg-type]
+    return f"{float(value):.1f} %"
 
 
 FORMATTERS = {"parameters": _count, "parameters_per_use": _count, "time_ms": _ms, "self_ms": _ms, "time_pct": _pct}
@@ -94,7 +95,7 @@ class LayerSummaryView(DockView):
     AREA = Qt.DockWidgetArea.LeftDockWidgetArea
     STATE = ("depth", "filter")
 
-    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host, parent=None) -> None:
         super().__init__(host, parent)
         self.result: LayerSummary | None = None
         self.table: FrameTable | None = None
@@ -189,7 +190,7 @@ class LayerSummaryView(DockView):
         self.show_content()
         self.mark_ready()
 
-    def visible_frame(self) -> "pd.DataFrame":
+    def visible_frame(self) -> pd.DataFrame:
         """The rows the table shows: depth and text filters applied."""
         assert self.result is not None
         frame = self.result.frame
@@ -224,7 +225,7 @@ class LayerSummaryView(DockView):
         item.setXRange(-0.7, len(rows) - 0.3, padding=0)
         item.setYRange(0, max(float(times.max()), 1e-3) * 1.1, padding=0)
 
-    def _on_plot_click(self, event) -> None:  # type: ignore[no-untyped-def]
+    def _on_plot_click(self, event) -> None:
         """Clicking a bar selects its module in the table."""
         if self.result is None or self.table is None or not self.chart_rows:
             return

@@ -80,7 +80,7 @@ class ModuleTreeModel(QAbstractItemModel):
             return self.createIndex(row, column, self.tree.child(node, row) + 1)
         return QModelIndex()
 
-    def parent(self, index: Index = QModelIndex()) -> QModelIndex:  # type: ignore[override]
+    def parent(self, index: Index = QModelIndex()) -> QModelIndex:
         if self.tree is None or not index.isValid():
             return QModelIndex()
         return self.index_of_node(int(self.tree.parent[self.node(index)]))
@@ -167,7 +167,7 @@ class ModelTreeView(DockView):
     NEEDS_TRACE = False
     STATE = ("depth", "search", "log_counts")
 
-    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host, parent=None) -> None:
         super().__init__(host, parent)
         self.setMinimumWidth(380)  # below this the columns and the details cannot be read
         self.model = ModuleTreeModel()

@@ -29,15 +29,15 @@ from PySide6.QtWidgets import (
 
 from ..core import targets
 from ..core.prediction_results import LogitLens, PositionLogits
-from ..core.sampling import entropy_bits, is_greedy, sampling_distribution, softmax
 from ..core.results import Trace
+from ..core.sampling import entropy_bits, is_greedy, sampling_distribution, softmax
 from ..core.specs import ModelInfo
+from ..widgets.heatmap import HeatmapPlot
 from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot, write_csv
 from ..widgets.token_chips import TokenChips
 from ..widgets.why_button import ExplainRequest, WhyButton
 from ..workers.jobs import JobOutcome
 from .base import DockView
-from ..widgets.heatmap import HeatmapPlot
 
 if TYPE_CHECKING:  # pandas is imported when a table or CSV is made, not at start-up
     import pandas as pd
@@ -117,7 +117,7 @@ class LensPlot(HeatmapPlot):
         self.lens = lens
         self.row_layers = lens.layers[::-1]  # last layer at the top, embeddings at the bottom
         last = int(lens.layers[-1])
-        rows = [("last " if l == last else "") + (f"{l}" if l else "0 embed") for l in self.row_layers]
+        rows = [("last " if layer == last else "") + (f"{layer}" if layer else "0 embed") for layer in self.row_layers]
         cols = [input_labels[p] for p in lens.positions]
         values = lens.actual_prob if by_actual else lens.top_probs[..., 0]
         self.value_name = "probability of the actual next token" if by_actual else "top-1 probability"
@@ -146,7 +146,7 @@ class PredictionView(DockView):
     AREA = Qt.DockWidgetArea.RightDockWidgetArea
     STATE = ("tabs", "temperature", "top_k", "top_p", "bars", "lens_start", "lens_count", "lens_colour")
 
-    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host, parent=None) -> None:
         super().__init__(host, parent)
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_next_tab(), "Next token")
@@ -389,7 +389,8 @@ class PredictionView(DockView):
                          + " always picks the most likely token")
         if result.actual_next >= 0:
             rank = int((result.logits > result.logits[result.actual_next]).sum()) + 1
-            parts.append(f"actually follows in the text: {result.actual_label} (p = {model_p[result.actual_next]:.3f}, rank {rank:,})")
+            p_actual = model_p[result.actual_next]
+            parts.append(f"actually follows in the text: {result.actual_label} (p = {p_actual:.3f}, rank {rank:,})")
         if result.note:
             parts.append(result.note)
         self.bar_summary.setText(" · ".join(parts))
@@ -417,13 +418,14 @@ class PredictionView(DockView):
         rows = []
         for layer in lens.layers:
             for c, position in enumerate(lens.positions):
-                for rank, (cand, tid, p) in enumerate(zip(lens.top_labels[layer][c], lens.top_ids[layer, c], lens.top_probs[layer, c])):
+                candidates = zip(lens.top_labels[layer][c], lens.top_ids[layer, c], lens.top_probs[layer, c])
+                for rank, (cand, tid, p) in enumerate(candidates):
                     rows.append({"layer": int(layer), "position": int(position), "input_token": labels[position],
                                  "rank": rank + 1, "candidate": cand, "candidate_id": int(tid), "probability": float(p),
                                  "actual_next_probability": float(lens.actual_prob[layer, c])})
         return pd.DataFrame(rows)
 
-    def _export_image_dialog(self, item, name: str) -> None:  # type: ignore[no-untyped-def]
+    def _export_image_dialog(self, item, name: str) -> None:
         path = ask_image_path(self, name)
         if path:
             export_plot(item, path)

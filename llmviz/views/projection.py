@@ -26,7 +26,7 @@ class ProjectionView(DockView):
     AREA = Qt.DockWidgetArea.RightDockWidgetArea
     STATE = ("mode", "unit", "slider")
 
-    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host, parent=None) -> None:
         super().__init__(host, parent)
         self.mode = QComboBox()
         self.mode.addItem("One layer", "layer")
@@ -175,7 +175,7 @@ class ProjectionView(DockView):
         label = self._labels[int(data)] if 0 <= int(data) < len(self._labels) else ""
         return f"{label} [{int(data)}]  ({x:.3g}, {y:.3g})"
 
-    def _on_hover(self, _item, points, _ev) -> None:  # type: ignore[no-untyped-def]
+    def _on_hover(self, _item, points, _ev) -> None:
         if len(points):
             p = points[0]
             self.readout.setText(self._tip(p.pos().x(), p.pos().y(), p.data()))

@@ -7,7 +7,8 @@ as positions are visited.  INT2/INT1 are simulated and say so wherever they appe
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -84,7 +85,7 @@ class QuantizationView(DockView):
     DEBOUNCE_MS = 250
     STATE = ("tabs", "layer", "head", "position", "dial")
 
-    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host, parent=None) -> None:
         super().__init__(host, parent)
         self.dial_state: DialState | None = None
         self.reports: dict[str, ModeReport] = {}  # the latest report per precision
@@ -424,7 +425,7 @@ class QuantizationView(DockView):
     def current_reports(self) -> list[ModeReport]:
         return list(self.reports.values())
 
-    def frame(self):  # type: ignore[no-untyped-def]  # -> pd.DataFrame
+    def frame(self):  # -> pd.DataFrame
         return comparison_frame(self.current_reports(), self.trace.id if self.trace else None)
 
     def _draw_overview(self) -> None:
@@ -503,7 +504,7 @@ class QuantizationView(DockView):
         self.topk_model.set_frame(topk_frame(q, i))
         self.topk.fit_columns(200)
 
-    def _on_kl_click(self, event) -> None:  # type: ignore[no-untyped-def]
+    def _on_kl_click(self, event) -> None:
         plot = self.kl_position.getPlotItem()
         if not plot.sceneBoundingRect().contains(event.scenePos()):
             return

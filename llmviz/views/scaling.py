@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import html
 import math
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
@@ -102,7 +103,7 @@ class ScalingView(DockView):
     NEEDS_TRACE = False
     STATE = ("n_slider.slider", "d_slider.slider", "c_slider.slider")
 
-    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host, parent=None) -> None:
         super().__init__(host, parent)
         self.timeline: Timeline | None = None
         self.loaded: LoadedPoint | None = None
@@ -269,7 +270,7 @@ class ScalingView(DockView):
     def c(self) -> float:
         return self.c_slider.value
 
-    def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+    def showEvent(self, event) -> None:
         super().showEvent(event)
         self._ensure_timeline()
 
@@ -388,7 +389,7 @@ class ScalingView(DockView):
         QToolTip.showText(self.graphics.mapToGlobal(self.graphics.mapFromScene(pos)), text.replace("e+", "e"), self.graphics)
 
     # -- export ---------------------------------------------------------------------------------------------
-    def _ask_path(self, title: str, default: str, filters: str, save) -> None:  # type: ignore[no-untyped-def]
+    def _ask_path(self, title: str, default: str, filters: str, save) -> None:
         save_with_dialog(self, title, default, filters, save, lambda message: self.readout.setText(html.escape(message)))
 
     def export_csv(self, path: str) -> None:

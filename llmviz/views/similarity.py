@@ -29,11 +29,11 @@ from ..core import targets
 from ..core.embeddings_results import SimilarityMap, TextComparison, layer_name
 from ..core.results import Trace
 from ..core.specs import ModelInfo
-from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot, write_csv
-from ..workers.jobs import JobOutcome
-from ..widgets.why_button import ExplainRequest, WhyButton
-from .base import DockView
 from ..widgets.heatmap import HeatmapPlot
+from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot, write_csv
+from ..widgets.why_button import ExplainRequest, WhyButton
+from ..workers.jobs import JobOutcome
+from .base import DockView
 
 COLORMAP = "CET-D1"  # diverging blue-white-red, centred on 0 like the notebook's coolwarm
 LEVELS = (-1.0, 1.0)
@@ -50,7 +50,7 @@ class SimilarityView(DockView):
     AREA = Qt.DockWidgetArea.RightDockWidgetArea
     STATE = ("center", "other_text", "slider", "tabs")
 
-    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host, parent=None) -> None:
         super().__init__(host, parent)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)

@@ -79,7 +79,7 @@ class TimelineView(DockView):
     NEEDS_TRACE = False
     STATE = ("show_unknown", "tabs")
 
-    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host, parent=None) -> None:
         super().__init__(host, parent)
         self.timeline: Timeline | None = None
         self.loaded: LoadedPoint | None = None
@@ -164,7 +164,7 @@ class TimelineView(DockView):
         self.item.getViewBox().sigResized.connect(lambda *_: self._layout_labels())
 
     # -- data -----------------------------------------------------------------------------------
-    def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+    def showEvent(self, event) -> None:
         super().showEvent(event)
         if self.timeline is None:
             self.load_data(self.data_path)
@@ -245,7 +245,7 @@ class TimelineView(DockView):
         if first:
             self.table.fit_columns()  # once: measuring every cell is the slow part of a filter change
 
-    def _on_table_click(self, index) -> None:  # type: ignore[no-untyped-def]
+    def _on_table_click(self, index) -> None:
         table_row = self.table.source_row(index.row())
         self.select_row(int(self.table.frame_model.frame.at[table_row, "row"]), from_table=True)
 
@@ -518,7 +518,7 @@ class TimelineView(DockView):
         self.readout.setText(text)
         QToolTip.showText(self.plot.mapToGlobal(self.plot.mapFromScene(pos)), text, self.plot)
 
-    def _on_click(self, event) -> None:  # type: ignore[no-untyped-def]
+    def _on_click(self, event) -> None:
         key = self.point_at(event.scenePos())
         if isinstance(key, (int, np.integer)) and event.button() == Qt.MouseButton.LeftButton:
             self.select_row(int(key))
@@ -534,7 +534,7 @@ class TimelineView(DockView):
                 self.table.select_source_row(int(matches[0]))
 
     # -- export -----------------------------------------------------------------------------------------
-    def _ask_path(self, title: str, default: str, filters: str, save) -> None:  # type: ignore[no-untyped-def]
+    def _ask_path(self, title: str, default: str, filters: str, save) -> None:
         save_with_dialog(self, title, default, filters, save, lambda message: self.readout.setText(html.escape(message)))
 
     def export_csv(self, path: str) -> None:

@@ -49,11 +49,11 @@ class TokenizerPanel(QWidget):
         self.shown: Tokenization | None = None
         self._text, self._flags, self._other = "", None, ""
 
-    def show_tokenization(self, tok: Tokenization, text: str, flags, other_name: str) -> None:  # type: ignore[no-untyped-def]
+    def show_tokenization(self, tok: Tokenization, text: str, flags, other_name: str) -> None:
         self.shown = tok
         self.title.setText(f"{tok.name}  ·  {tok.algorithm}  ({tok.class_name})")
-        special = f" + {tok.num_special} special ({', '.join(sorted(set(p for p, s in zip(tok.tokens.pieces, tok.tokens.special) if s)))})" \
-            if tok.num_special else ""
+        special_pieces = sorted({p for p, s in zip(tok.tokens.pieces, tok.tokens.special) if s})
+        special = f" + {tok.num_special} special ({', '.join(special_pieces)})" if tok.num_special else ""
         trip = ("✓ decode(encode(text)) gives the text back exactly" if tok.round_trip else
                 "✗ lossy: decode(encode(text)) differs from the text")
         vocab = f"{tok.vocab_size:,}" + (f" ({tok.total_vocab:,} with added tokens)" if tok.total_vocab != tok.vocab_size else "")
@@ -96,12 +96,13 @@ class TokensView(DockView):
     AREA = Qt.DockWidgetArea.BottomDockWidgetArea
     STATE = ("second",)
 
-    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host, parent=None) -> None:
         super().__init__(host, parent)
         self.second = QComboBox()
         self.second.setEditable(True)
         self.second.setMinimumContentsLength(28)
-        self.second.setToolTip("Compare with: a bundled tokenizer, the loaded model's, or type a Hugging Face id or folder and press Enter")
+        self.second.setToolTip("Compare with: a bundled tokenizer, the loaded model's, "
+                               "or type a Hugging Face id or folder and press Enter")
         for key, label in CHOICES:
             self.second.addItem(label, key)
         self.second.activated.connect(lambda _i: self.request())
@@ -143,7 +144,7 @@ class TokensView(DockView):
         self.host.call(targets.TOKENIZERS_WARM, label="Loading the comparison tokenizer",
                        source=self.second_source() or GPT2)
 
-    def trace_changed(self, trace) -> None:  # type: ignore[no-untyped-def]
+    def trace_changed(self, trace) -> None:
         self.request()
 
     def compared_text(self) -> str:

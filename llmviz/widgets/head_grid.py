@@ -21,8 +21,8 @@ from PySide6.QtGui import QFont, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QWidget
 
 from ..core.attention_results import LayerOverview
-from .plot_export import export_plot
 from .heatmap import TICK_FONT_PT
+from .plot_export import export_plot
 
 LOG_FLOOR = 1e-4
 
@@ -195,7 +195,7 @@ class HeadGrid(pg.PlotWidget):
             self.selection.setVisible(False)
 
     # -- interaction -------------------------------------------------------------------------
-    def _view_pos(self, scene_pos):  # type: ignore[no-untyped-def]
+    def _view_pos(self, scene_pos):
         if not self.item.getViewBox().sceneBoundingRect().contains(scene_pos):
             return None
         p = self.item.getViewBox().mapSceneToView(scene_pos)
@@ -209,16 +209,16 @@ class HeadGrid(pg.PlotWidget):
         return (f"layer {layer}, head {head}{kv}: entropy {ov.entropy[head]:.2f} bits, mean distance "
                 f"{ov.distance[head]:.1f} tokens, {ov.first[head] * 100:.0f}% on the first token")
 
-    def _on_hover(self, pos) -> None:  # type: ignore[no-untyped-def]
+    def _on_hover(self, pos) -> None:
         hit = self._view_pos(pos)
         self.setToolTip(self.describe(*hit) + " — click to open" if hit else "")
 
-    def _on_click(self, event) -> None:  # type: ignore[no-untyped-def]
+    def _on_click(self, event) -> None:
         hit = self._view_pos(event.scenePos())
         if hit is not None and event.button() == Qt.MouseButton.LeftButton:
             self.sig_head_clicked.emit(*hit)
 
-    def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         if getattr(self, "layers", 0):  # pyqtgraph resizes once inside its own __init__
             self._axes()

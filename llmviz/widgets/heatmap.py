@@ -13,8 +13,9 @@ NaN and +inf cells are drawn in red, -inf (masked) cells in light grey.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
@@ -328,7 +329,7 @@ class HeatmapPlot(QWidget):
         ratio = self.devicePixelRatioF()
         return int(rect.height() * ratio), int(rect.width() * ratio)
 
-    def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._update_ticks()
 
@@ -384,7 +385,7 @@ class HeatmapPlot(QWidget):
         view = self.plot.mapFromScene(pos)
         QToolTip.showText(self.plot.mapToGlobal(view), text, self.plot)
 
-    def _on_click(self, event) -> None:  # type: ignore[no-untyped-def]
+    def _on_click(self, event) -> None:
         unit = self.unit_at(event.scenePos())
         if unit is not None and event.button() == Qt.MouseButton.LeftButton:
             self.sig_clicked.emit(*unit)
@@ -400,7 +401,8 @@ class HeatmapPlot(QWidget):
             for i in range(count):
                 a = start + i * block
                 b = min(len(labels), a + block) - 1
-                out.append(f"{int(index[a])}:{labels[a]}" if block == 1 else f"{int(index[a])}-{int(index[b])}:{labels[a]}…{labels[b]}")
+                out.append(f"{int(index[a])}:{labels[a]}" if block == 1
+                           else f"{int(index[a])}-{int(index[b])}:{labels[a]}…{labels[b]}")
             return out
 
         rows, cols = layer.matrix.shape

@@ -5,7 +5,8 @@ One exporter for every view (see export_plot for why SVG bypasses pyqtgraph's).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
@@ -25,7 +26,8 @@ SLIDE_WIDTH = 1800  # PNG exports are sized for slides and printed handouts
 def export_plot(item: pg.GraphicsObject, path: str, width: int | None = SLIDE_WIDTH) -> None:
     """PNG or SVG by extension; `item` is a PlotItem or a GraphicsLayout (several plots).
 
-    PNG goes through pyqtgraph's ImageExporter, `width` pixels wide (None: as on screen).  SVG goes through Qt's QSvgGenerator: pyqtgraph 0.14's SVGExporter cannot
+    PNG goes through pyqtgraph's ImageExporter, `width` pixels wide (None: as on screen).
+    SVG goes through Qt's QSvgGenerator: pyqtgraph 0.14's SVGExporter cannot
     parse the paths Qt 6.11/6.12 writes (it splits 'M0,0 L9,0 Z' on spaces and expects
     x,y pairs), so it fails on every plot here; rendering the scene region into a
     QSvgGenerator gives the same vector drawing.  The file is written under a temporary
@@ -65,7 +67,7 @@ def _export_to(item: pg.GraphicsObject, path: str, width: int | None) -> None:
         painter.end()
 
 
-def write_csv(frame: "pd.DataFrame", path: str, **kwargs: Any) -> None:
+def write_csv(frame: pd.DataFrame, path: str, **kwargs: Any) -> None:
     """`frame.to_csv(path, **kwargs)` written atomically (views' CSV exports go through this)."""
     atomic_write_csv(frame, path, **kwargs)
 

@@ -9,7 +9,7 @@ crashes Qt.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pyqtgraph as pg
@@ -85,7 +85,7 @@ class ReflowingCharts(pg.GraphicsLayoutWidget):
         """The three charts and the legend line that `resizeEvent` rearranges."""
         self._plots, self._legend = plots, legend
 
-    def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt naming
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         wide = self.width() >= self.ROW_MIN_WIDTH
         if self._plots and wide != self._wide:
             self._wide = wide

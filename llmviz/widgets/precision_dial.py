@@ -68,7 +68,7 @@ class PrecisionDial(QDial):
                 return i
         return None
 
-    def paintEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt naming
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt naming
         option = QStyleOptionSlider()
         self.initStyleOption(option)
         r = int(self._radius())

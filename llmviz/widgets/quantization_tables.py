@@ -5,7 +5,8 @@ size table, and one position's top-k lists of the reference and a variant side b
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
@@ -70,7 +71,7 @@ class TopKModel(DataFrameModel):
                                                 "variant": "Variant", "p_variant": "p", "change": "Change"},
                          formatters={"p_reference": probability_text, "p_variant": probability_text})
 
-    def data(self, index, role=Qt.ItemDataRole.DisplayRole):  # type: ignore[no-untyped-def]
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if index.isValid() and role == Qt.ItemDataRole.BackgroundRole:
             row = self.frame.iloc[index.row()]
             column = self.columns[index.column()]

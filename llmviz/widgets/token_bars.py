@@ -7,7 +7,7 @@ query token is marked by a dashed line.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pyqtgraph as pg
@@ -79,7 +79,7 @@ class TokenBars(pg.PlotWidget):
                            lambda n: CHAR_PX * min(n, MAX_LABEL_CHARS) + 12)
         self.item.getAxis("bottom").setTicks([ticks])
 
-    def _on_hover(self, pos) -> None:  # type: ignore[no-untyped-def]
+    def _on_hover(self, pos) -> None:
         if not self.item.sceneBoundingRect().contains(pos) or self.values.size == 0:
             return
         i = int(np.floor(self.item.getViewBox().mapSceneToView(pos).x()))

@@ -10,7 +10,7 @@ given per chip; a click emits `sig_clicked(index)`.
 from __future__ import annotations
 
 import bisect
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PySide6.QtCore import QEvent, QRectF, QSize, Qt, Signal
@@ -55,7 +55,7 @@ class TokenChips(QWidget):
         self._metrics = {False: QFontMetrics(font), True: QFontMetrics(self._italic)}
 
     @classmethod
-    def scrolling(cls, parent: QWidget | None = None, point_size: int = 12) -> tuple["TokenChips", QScrollArea]:
+    def scrolling(cls, parent: QWidget | None = None, point_size: int = 12) -> tuple[TokenChips, QScrollArea]:
         chips = cls(point_size=point_size)
         area = QScrollArea(parent)
         area.setWidgetResizable(True)
@@ -138,11 +138,11 @@ class TokenChips(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(400, max(self._chip_height() + 2 * GAP, self.minimumHeight()))
 
-    def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._relayout()
 
-    def changeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt naming
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         super().changeEvent(event)
         if event.type() == QEvent.Type.FontChange and hasattr(self, "_metrics"):  # not the one in __init__
             self._italic = QFont(self.font())
@@ -164,7 +164,7 @@ class TokenChips(QWidget):
         return -1
 
     # -- painting and interaction --------------------------------------------------------------
-    def paintEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+    def paintEvent(self, event) -> None:
         if not self._x:
             return
         painter = QPainter(self)
@@ -191,7 +191,7 @@ class TokenChips(QWidget):
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, self.labels[i])
         painter.end()
 
-    def event(self, event) -> bool:  # type: ignore[no-untyped-def]
+    def event(self, event) -> bool:
         if event.type() == QEvent.Type.ToolTip:
             i = self.index_at(event.pos().x(), event.pos().y())  # a QHelpEvent
             text = self.tooltip(i) if i >= 0 else ""
@@ -203,7 +203,7 @@ class TokenChips(QWidget):
             return True
         return super().event(event)
 
-    def mousePressEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+    def mousePressEvent(self, event) -> None:
         i = self.index_at(event.position().x(), event.position().y())
         if i >= 0 and event.button() == Qt.MouseButton.LeftButton:
             self.set_selected(i)

@@ -8,7 +8,7 @@ text, and a hovered token's value shows in its tooltip.  The scale is symmetric 
 from __future__ import annotations
 
 import html
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PySide6.QtWidgets import QTextBrowser, QWidget

@@ -1,15 +1,15 @@
 """Garbage collection on the GUI thread only, and never a full sweep of imported modules.
 
-Python's automatic GC runs on whichever thread allocates.  When that is the worker and a
-collected cycle holds a Qt object, Qt destroys it off its thread and the process
-segfaults (seen in this project's tests).  So automatic GC is disabled and a GUI-thread
-timer collects instead (pyqtgraph's GarbageCollector does the same).
+Python's automatic GC runs on whichever thread allocates.  When that is not the GUI thread
+and a collected cycle holds a Qt object, Qt destroys it off its thread and the process
+segfaults.  So automatic GC is disabled and a GUI-thread timer collects instead
+(pyqtgraph's GarbageCollector does the same).
 
-Collecting while the worker imports torch and transformers (~350k new objects, almost
-no garbage) took up to 240 ms per sweep, and a full collection of that heap ~350 ms:
-visible freezes.  So nothing is collected until the imports are done; then they are
-moved to the permanent generation with `gc.freeze()`, and later collections (every
-200 ms, so each young generation stays small) only look at objects created since.
+A sweep costs time in proportion to the objects it looks at, and the imports leave hundreds
+of thousands of long-lived objects and almost no garbage; a sweep among them is a visible
+freeze.  So nothing is collected until the imports are done; then they are moved to the
+permanent generation with `gc.freeze()`, and later collections (every 200 ms, so each young
+generation stays small) only look at objects created since.
 """
 
 from __future__ import annotations

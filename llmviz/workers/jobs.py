@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ..core.tasks import Progress
 
@@ -46,7 +47,7 @@ class JobHandle:
     """A job the window asked for. Its callbacks run on the GUI thread, only while it is
     current: a newer job on its channel (with supersede) or `cancel()` ends that."""
 
-    host: "ModelHost"
+    host: ModelHost
     id: int
     channel: str
     target: str

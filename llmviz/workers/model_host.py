@@ -26,8 +26,9 @@ from __future__ import annotations
 import collections
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import tqdm
 from PySide6.QtCore import QObject, QTimer, Signal

@@ -25,8 +25,8 @@ def eager_attentions(folder, ids, decoder):
 
 def max_diff(trace, reference):
     cap = trace.capture
-    return max(float(np.abs(head_map(cap, l, h) - reference[l][h]).max())
-               for l in range(cap.num_layers) for h in range(cap.num_heads))
+    return max(float(np.abs(head_map(cap, layer, h) - reference[layer][h]).max())
+               for layer in range(cap.num_layers) for h in range(cap.num_heads))
 
 
 def test_smollm2_matches_eager_on_every_head(smollm2_session):

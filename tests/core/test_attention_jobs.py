@@ -13,28 +13,14 @@ from llmviz.core.session import Session
 from llmviz.core.specs import ModelSpec
 from llmviz.core.tasks import TaskContext
 
+from ..sessions import loaded_session
+
 TEXT = "Attention is all you need, they said, and then everyone needed more attention."
 
 
 @pytest.fixture(scope="module")
 def llama(tiny_models):
-    session = Session()
-    session.load(ModelSpec(str(tiny_models["llama"]), device="cpu"))
-    return session
-
-
-@pytest.fixture(scope="module")
-def mamba_folder(tmp_path_factory):
-    """A tiny Mamba (no attention at all): the trace says its attention cannot be captured."""
-    from transformers import AutoTokenizer, MambaConfig, MambaForCausalLM
-
-    from llmviz.core import bundled
-
-    folder = tmp_path_factory.mktemp("tiny-mamba")
-    tok = AutoTokenizer.from_pretrained(bundled.model_folder("bundled:smollm2"))
-    MambaForCausalLM(MambaConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=2, state_size=4)).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    return loaded_session(tiny_models["llama"])
 
 
 def test_out_of_range_selection_is_clamped(llama):
@@ -127,7 +113,7 @@ def test_one_head_is_computed_on_one_thread_and_the_pool_is_restored(llama, monk
     seen: list[tuple[str, int]] = []
     real = A.attention_blocks
 
-    def recording(cap, layer, head, source="head", **kwargs):  # type: ignore[no-untyped-def]
+    def recording(cap, layer, head, source="head", **kwargs):
         seen.append((source, torch.get_num_threads()))
         return real(cap, layer, head, source, **kwargs)
 

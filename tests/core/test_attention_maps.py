@@ -150,7 +150,7 @@ def test_layer_overview_statistics(traces):
 @pytest.mark.parametrize("name", ["llama", "bert"])
 def test_rollout_equals_direct_numpy_formula(traces, name):
     cap = traces[name].capture
-    want = np_rollout([A.layer_maps(cap, l) for l in range(cap.num_layers)])
+    want = np_rollout([A.layer_maps(cap, layer) for layer in range(cap.num_layers)])
     got = A.rollout(cap)
     np.testing.assert_allclose(got, want, atol=1e-5)
     np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-5)  # still a distribution over input tokens

@@ -46,7 +46,7 @@ def test_counts_agree_with_the_module_and_the_formula(spec):
 
 def test_substituted_formulas_evaluate_to_their_values():
     for _, _, substituted, value in component_formulas(BlockSpec(embed_dim=48, num_heads=6, ffn_dim=100)):
-        assert eval(substituted.replace("·", "*").replace("²", "**2")) == value  # noqa: S307 - our own text
+        assert eval(substituted.replace("·", "*").replace("²", "**2")) == value  # the formula is our own text
 
 
 def test_norm_placement_changes_the_computation():
@@ -73,7 +73,7 @@ def test_same_seed_same_output_and_the_callers_rng_untouched():
     (BlockSpec(embed_dim=0), r"Embed dim \(E\) must be a whole number from 1"),
     (BlockSpec(num_blocks=65), "Blocks must be a whole number from 1 to 64"),
     (BlockSpec(norm="middle"), "Norm placement must be 'post' or 'pre'"),
-    (BlockSpec(seq_len=2.5), "Sequence length must be a whole number"),  # type: ignore[arg-type]
+    (BlockSpec(seq_len=2.5), "Sequence length must be a whole number"),
 ])
 def test_bad_specs_get_clear_messages(spec, message):
     with pytest.raises(InputError, match=message):

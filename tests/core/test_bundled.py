@@ -105,7 +105,7 @@ def test_converted_tokenizer_loads_without_parsing_tokenizer_json_in_python(monk
     parsed: list[str] = []
     real_load = json.load
 
-    def spying_load(fp, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def spying_load(fp, *args, **kwargs):
         parsed.append(str(getattr(fp, "name", fp)))
         return real_load(fp, *args, **kwargs)
 

@@ -13,15 +13,14 @@ from llmviz.core import embeddings_jobs as ej
 from llmviz.core.embeddings_results import layer_name
 from llmviz.core.errors import InputError, LlmvizError
 from llmviz.core.session import Session
-from llmviz.core.specs import ModelSpec
 from llmviz.core.tasks import TaskContext
+
+from ..sessions import loaded_session
 
 
 @pytest.fixture(scope="module")
 def llama(tiny_models) -> Session:
-    session = Session()
-    session.load(ModelSpec(str(tiny_models["llama"]), device="cpu"))
-    return session
+    return loaded_session(tiny_models["llama"])
 
 
 def test_cosine_map_is_the_notebooks_cosine_similarity(minilm_session):
@@ -49,7 +48,8 @@ def test_centering_subtracts_the_mean_direction():
     # one enormous vector does not become "the mean" (decoders' first token)
     vectors[0] *= 1e4
     assert np.isfinite(em.cosine_map(vectors, center=True).matrix).all()
-    assert em.dominant_token(vectors) == (0, pytest.approx(np.linalg.norm(vectors[0]) / np.median(np.linalg.norm(vectors, axis=1)), rel=1e-4))
+    ratio = np.linalg.norm(vectors[0]) / np.median(np.linalg.norm(vectors, axis=1))
+    assert em.dominant_token(vectors) == (0, pytest.approx(ratio, rel=1e-4))
 
 
 def test_long_inputs_give_exact_block_means():

@@ -10,24 +10,19 @@ from transformers import AutoModelForCausalLM
 from llmviz.core import generation_jobs as gen
 from llmviz.core.errors import Cancelled, InputError, LlmvizError
 from llmviz.core.session import Session
-from llmviz.core.specs import ModelSpec
 from llmviz.core.tasks import TaskContext
+
+from ..sessions import loaded_session
 
 PROMPT = "The cat sat on the mat and"
 
 
-def _session(folder) -> Session:  # type: ignore[no-untyped-def]
-    session = Session()
-    session.load(ModelSpec(str(folder), device="cpu"))
-    return session
-
-
 @pytest.fixture(scope="module", params=["llama", "gpt2"])
 def decoder(request, tiny_models) -> Session:
-    return _session(tiny_models[request.param])
+    return loaded_session(tiny_models[request.param])
 
 
-def _reference(session: Session, text: str, n: int, **kwargs) -> list[int]:  # type: ignore[no-untyped-def]
+def _reference(session: Session, text: str, n: int, **kwargs) -> list[int]:
     ids = torch.tensor([session.loaded.tokenizer(text)["input_ids"]])
     with torch.inference_mode():
         out = session.loaded.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n,
@@ -74,7 +69,7 @@ def test_top_k_limits_the_choices(decoder):
 
 
 def test_context_length_stops_with_a_notice(tiny_models):
-    session = _session(tiny_models["llama"])  # max_position_embeddings = 64
+    session = loaded_session(tiny_models["llama"])  # max_position_embeddings = 64
     prompt = "word " * 58
     n_prompt = len(session.loaded.tokenizer(prompt)["input_ids"])
     steps = gen.generate(session, TaskContext(), prompt, max_new_tokens=50, stop_at_eos=False)
@@ -87,7 +82,7 @@ def test_context_length_stops_with_a_notice(tiny_models):
 
 
 def test_cancel_during_a_step_keeps_its_token_and_the_state(tiny_models):
-    session = _session(tiny_models["llama"])
+    session = loaded_session(tiny_models["llama"])
     reference = _reference(session, PROMPT, 6)
     first = gen.start(session, TaskContext(), PROMPT, max_new_tokens=6, stop_at_eos=False)
     ctx = TaskContext()
@@ -108,7 +103,7 @@ def test_cancel_during_a_step_keeps_its_token_and_the_state(tiny_models):
 
 
 def test_interrupted_forward_is_cropped_from_the_cache(tiny_models):
-    session = _session(tiny_models["llama"])
+    session = loaded_session(tiny_models["llama"])
     reference = _reference(session, PROMPT, 4)
     first = gen.start(session, TaskContext(), PROMPT, max_new_tokens=4, stop_at_eos=False)
     state = session.extras[gen.EXTRAS_KEY]
@@ -134,7 +129,7 @@ def test_continue_after_the_requested_tokens(decoder):
 
 
 def test_attention_rows_equal_eager_attention(tiny_models):
-    session = _session(tiny_models["llama"])  # grouped-query attention: 4 heads share 2 key heads
+    session = loaded_session(tiny_models["llama"])  # grouped-query attention: 4 heads share 2 key heads
     steps = gen.generate(session, TaskContext(), PROMPT, max_new_tokens=3, stop_at_eos=False)
     eager = AutoModelForCausalLM.from_pretrained(tiny_models["llama"], attn_implementation="eager")
     ids = session.loaded.tokenizer(PROMPT)["input_ids"] + [s.token_id for s in steps[:2]]
@@ -157,7 +152,7 @@ def test_eager_models_get_their_rows_with_each_step(tiny_models):
     """Models that only give attention through output_attentions (capture 'weights')."""
     import dataclasses
 
-    session = _session(tiny_models["llama"])
+    session = loaded_session(tiny_models["llama"])
     session.loaded.model = AutoModelForCausalLM.from_pretrained(tiny_models["llama"], attn_implementation="eager").eval()
     session.loaded.info = dataclasses.replace(session.loaded.info, capture="weights")
     steps = gen.generate(session, TaskContext(), PROMPT, max_new_tokens=2, stop_at_eos=False)
@@ -174,7 +169,7 @@ def test_chat_template_and_bad_input(smollm2_session, tiny_models, minilm_sessio
         [{"role": "user", "content": "What is 2+2?"}], add_generation_prompt=True, tokenize=False)
     assert steps[0].prompt_text == expected and expected.endswith("<|im_start|>assistant\n")
     assert steps[0].prompt_tokens == len(steps[0].prompt_pieces)
-    gpt2 = _session(tiny_models["gpt2"])
+    gpt2 = loaded_session(tiny_models["gpt2"])
     with pytest.raises(InputError, match="no chat template"):
         gen.start(gpt2, TaskContext(), "hi", chat=True)
     with pytest.raises(InputError, match="prompt"):

@@ -13,21 +13,16 @@ from llmviz.core import prediction_jobs as jobs
 from llmviz.core import sampling
 from llmviz.core.errors import LlmvizError
 from llmviz.core.session import Session
-from llmviz.core.specs import ModelSpec
 from llmviz.core.tasks import TaskContext
+
+from ..sessions import loaded_session
 
 TEXT = "The cat sat on the mat and looked at the dog"
 
 
-def _session(folder) -> Session:  # type: ignore[no-untyped-def]
-    session = Session()
-    session.load(ModelSpec(str(folder), device="cpu"))
-    return session
-
-
 @pytest.fixture(scope="module", params=["llama", "gpt2"])
 def decoder(request, tiny_models) -> Session:
-    return _session(tiny_models[request.param])
+    return loaded_session(tiny_models[request.param])
 
 
 def _hf_distribution(logits: np.ndarray, temperature: float, top_k: int, top_p: float) -> np.ndarray:

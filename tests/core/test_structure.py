@@ -193,7 +193,7 @@ def test_weight_histogram_on_the_meta_device_explains():
     with torch.device("meta"):
         model = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=1, n_head=4, vocab_size=100))
     session = Session()
-    session.loaded = LoadedModel(spec=ModelSpec("meta"), model=model, tokenizer=None, info=None)  # type: ignore[arg-type]
+    session.loaded = LoadedModel(spec=ModelSpec("meta"), model=model, tokenizer=None, info=None)
     hist = module_weights(session, TaskContext(), "transformer.h.0")
     assert hist.empty and "meta device" in hist.note
 

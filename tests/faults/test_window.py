@@ -11,7 +11,7 @@ import pytest
 from llmviz.core.specs import ModelSpec
 
 
-def load(qtbot, window, source: str) -> None:  # type: ignore[no-untyped-def]
+def load(qtbot, window, source: str) -> None:
     with qtbot.waitSignal(window.host.sig_trace, timeout=120_000):
         window.load_model(ModelSpec(source, device="cpu"))
     qtbot.waitUntil(lambda: not window.host.busy, timeout=120_000)

@@ -59,12 +59,12 @@ class Soak:
         self.current = models[0]
         show = self.window.message_bar.show_message
 
-        def record(text: str, level: str = "error", *args, **kwargs):  # type: ignore[no-untyped-def]
+        def record(text: str, level: str = "error", *args, **kwargs):
             if level == "error":
                 self.errors.append(f"message bar: {text}")
             return show(text, level, *args, **kwargs)
 
-        self.window.message_bar.show_message = record  # type: ignore[method-assign]
+        self.window.message_bar.show_message = record
         self.host.sig_engine.connect(self._on_engine)
         sys.excepthook = self._on_exception
 
@@ -73,7 +73,7 @@ class Soak:
             self.restarts += 1
             self.errors.append(f"engine {event.state}: {event.message}")
 
-    def _on_exception(self, kind, value, tb) -> None:  # type: ignore[no-untyped-def]
+    def _on_exception(self, kind, value, tb) -> None:
         self.errors.append("exception: " + "".join(traceback.format_exception(kind, value, tb))[-1500:])
 
     def pump(self, seconds: float) -> None:

@@ -12,7 +12,7 @@ from llmviz.core.specs import ModelSpec
 from ..timeouts import WAIT_MS
 
 
-def load(qtbot, host, views, source: str):  # type: ignore[no-untyped-def]
+def load(qtbot, host, views, source: str):
     with qtbot.waitSignal(host.sig_model_loaded, timeout=WAIT_MS) as blocker:
         host.load(ModelSpec(source, device="cpu"))
     for view in views:
@@ -20,7 +20,7 @@ def load(qtbot, host, views, source: str):  # type: ignore[no-untyped-def]
     return blocker.args[0]
 
 
-def run(qtbot, host, view, text: str) -> Trace:  # type: ignore[no-untyped-def]
+def run(qtbot, host, view, text: str) -> Trace:
     """Run `text` and hand the trace to `view`; returns when the view says it has drawn."""
     with qtbot.waitSignal(host.sig_trace, timeout=WAIT_MS) as blocker:
         host.run_text(text)

@@ -18,27 +18,14 @@ from llmviz.core import attention as A
 from llmviz.core.attention_results import AttentionMap
 from llmviz.core.specs import ModelSpec
 from llmviz.views import attention as attention_view
-from llmviz.widgets import head_grid
 from llmviz.views.attention import TAB_GRID, TAB_HEAD, TAB_ROLLOUT, TAB_STATS, AttentionView
 from llmviz.views.attention_scratch import ScratchView
+from llmviz.widgets import attention_map_panel, head_grid
 
 from ..engine_jobs import ATTENTION_CACHE, SLABS_OF_ROWS
+from ..timeouts import WAIT_MS
 
 TEXT = "The cat sat on the mat because it was tired, and the dog barked."
-WAIT = 60_000
-
-
-@pytest.fixture(scope="module")
-def mamba_folder(tmp_path_factory):
-    from transformers import AutoTokenizer, MambaConfig, MambaForCausalLM
-
-    from llmviz.core import bundled
-
-    folder = tmp_path_factory.mktemp("tiny-mamba")
-    tok = AutoTokenizer.from_pretrained(bundled.model_folder("bundled:smollm2"))
-    MambaForCausalLM(MambaConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=2, state_size=4)).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
 
 
 class Rig:
@@ -60,19 +47,19 @@ class Rig:
         self._reference: dict = {}
 
     def idle(self) -> None:
-        self.qtbot.waitUntil(lambda: not self.host.busy, timeout=WAIT)
+        self.qtbot.waitUntil(lambda: not self.host.busy, timeout=WAIT_MS)
 
     def load(self, folder, text: str = TEXT, max_tokens: int | None = None) -> None:
         self.folder = folder
         self.host.load(ModelSpec(str(folder), device="cpu"))
-        self.qtbot.waitUntil(lambda: self.view.info is not None and self.view.info.source == str(folder), timeout=WAIT)
+        self.qtbot.waitUntil(lambda: self.view.info is not None and self.view.info.source == str(folder), timeout=WAIT_MS)
         self.run(text, max_tokens)
 
     def run(self, text: str, max_tokens: int | None = None) -> None:
         before = self.trace
         self._asked = (str(self.folder), text, max_tokens)
         self.host.run_text(text, max_tokens)
-        self.qtbot.waitUntil(lambda: self.trace is not before and self.view.is_ready(), timeout=WAIT)
+        self.qtbot.waitUntil(lambda: self.trace is not before and self.view.is_ready(), timeout=WAIT_MS)
         self.idle()
 
     @property
@@ -124,7 +111,7 @@ def test_keyboard_moves_through_heads_and_layers(rig, tiny_models):
     for key, mods, want in steps:
         rig.qtbot.keyClick(plot, key, mods)
         assert (rig.view.layer.value(), rig.view.head.value()) == want
-        rig.qtbot.waitUntil(lambda: rig.view.is_ready(), timeout=WAIT)
+        rig.qtbot.waitUntil(lambda: rig.view.is_ready(), timeout=WAIT_MS)
         rig.idle()
         np.testing.assert_allclose(rig.shown(), A.head_map(rig.cap, *want), atol=1e-6)
 
@@ -135,14 +122,14 @@ def test_neighbouring_heads_are_precomputed_for_the_arrow_keys(rig, tiny_models)
     done = []
     rig.host.sig_finished.connect(lambda o: o.channel == "attention.prefetch" and o.ok and done.append(o.value))
     rig.load(tiny_models["llama"])
-    rig.qtbot.waitUntil(lambda: bool(done), timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: bool(done), timeout=WAIT_MS)
     assert done[-1] == 2  # from (0, 0): Right (0, 1) and Down (1, 0)
     cached = []
     rig.host.call(ATTENTION_CACHE, on_done=lambda o: cached.append(o.value))
-    rig.qtbot.waitUntil(lambda: bool(cached), timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: bool(cached), timeout=WAIT_MS)
     assert {(0, 0), (0, 1), (1, 0)} <= set(cached[0])
     rig.qtbot.keyClick(rig.view.head_panel.heatmap.plot, Qt.Key.Key_Right)
-    rig.qtbot.waitUntil(lambda: rig.view.is_ready() and rig.view.head_panel.shown.head == 1, timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: rig.view.is_ready() and rig.view.head_panel.shown.head == 1, timeout=WAIT_MS)
     # drawn from the cache, not recomputed: the map carries the compute time of its precomputation
     assert rig.view.head_panel.shown.compute_s == cached[0][(0, 1)]
     np.testing.assert_allclose(rig.shown(), A.head_map(rig.cap, 0, 1), atol=1e-6)
@@ -163,9 +150,9 @@ def test_one_token_draws_a_one_by_one_map(rig, tiny_models):
     assert rig.trace.num_tokens == 1
     np.testing.assert_allclose(rig.shown(), [[1.0]], atol=1e-6)
     rig.view.tabs.setCurrentIndex(TAB_GRID)
-    rig.qtbot.waitUntil(lambda: len(rig.view.overviews) == rig.cap.num_layers, timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: len(rig.view.overviews) == rig.cap.num_layers, timeout=WAIT_MS)
     rig.view.tabs.setCurrentIndex(TAB_ROLLOUT)
-    rig.qtbot.waitUntil(lambda: rig.view.rollout_panel.shown is not None, timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: rig.view.rollout_panel.shown is not None, timeout=WAIT_MS)
     np.testing.assert_allclose(rig.view.rollout_panel.heatmap.matrix, [[1.0]], atol=1e-6)
 
 
@@ -203,13 +190,13 @@ def test_cancelling_a_long_computation_keeps_the_view_usable(rig, tiny_models):
     rig.idle()
     rig.view.source.setCurrentIndex(1)  # mean over heads
     rig.host.cancel()
-    rig.qtbot.waitUntil(lambda: rig.view.is_ready(), timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: rig.view.is_ready(), timeout=WAIT_MS)
     rig.idle()
     assert "Cancelled" in rig.view.head_panel.summary.text()
     np.testing.assert_array_equal(rig.shown(), before)
     rig.host.call(SLABS_OF_ROWS, rows=None)
     rig.view.set_selection(1, 2)  # and the next request works
-    rig.qtbot.waitUntil(lambda: rig.view.is_ready(), timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: rig.view.is_ready(), timeout=WAIT_MS)
     rig.idle()
     np.testing.assert_allclose(rig.shown(), A.layer_maps(rig.cap, 1).mean(0), atol=1e-6)
 
@@ -219,7 +206,7 @@ def test_clicking_a_query_shows_its_row_as_bars(rig, tiny_models):
     rig.view.set_selection(1, 2)
     rig.idle()
     rig.view.head_panel.heatmap.sig_clicked.emit(4, 0)
-    rig.qtbot.waitUntil(lambda: rig.view.head_panel.bars.isVisible(), timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: rig.view.head_panel.bars.isVisible(), timeout=WAIT_MS)
     bars = rig.view.head_panel.bars
     np.testing.assert_allclose(bars.values, A.head_map(rig.cap, 1, 2)[4], atol=1e-6)
     assert bars.labels == rig.trace.labels()
@@ -232,7 +219,7 @@ def test_hiding_the_sink_and_renormalising(rig, tiny_models):
     rig.load(tiny_models["llama"])
     rig.view.renormalise.setChecked(True)
     rig.view.hide_first.setChecked(True)
-    rig.qtbot.waitUntil(lambda: rig.view.is_ready(), timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: rig.view.is_ready(), timeout=WAIT_MS)
     rig.idle()
     exact = A.head_map(rig.cap, 0, 0)[1:, 1:]
     np.testing.assert_allclose(rig.shown(), exact / exact.sum(1, keepdims=True), atol=1e-6)
@@ -241,8 +228,8 @@ def test_hiding_the_sink_and_renormalising(rig, tiny_models):
 
 
 def test_long_inputs_are_block_reduced_and_zoom_fetches_exact_values(rig, tiny_models, monkeypatch):
-    monkeypatch.setattr(attention_view, "MIN_CELLS", 4)
-    monkeypatch.setattr(attention_view, "MAX_CELLS", 8)
+    monkeypatch.setattr(attention_map_panel, "MIN_CELLS", 4)
+    monkeypatch.setattr(attention_map_panel, "MAX_CELLS", 8)
     rig.load(tiny_models["llama"], TEXT * 3)
     t = rig.trace.num_tokens
     shown = rig.view.head_panel.shown
@@ -251,14 +238,14 @@ def test_long_inputs_are_block_reduced_and_zoom_fetches_exact_values(rig, tiny_m
     assert "max over" in rig.view.head_panel.summary.text()
     heat = rig.view.head_panel.heatmap
     heat.item.getViewBox().setRange(xRange=(10, 16), yRange=(20, 26), padding=0)
-    rig.qtbot.waitUntil(lambda: heat.detail is not None, timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: heat.detail is not None, timeout=WAIT_MS)
     matrix, r0, c0, block = heat.detail
     assert block == 1
     exact = A.head_map(rig.cap, 0, 0)
     np.testing.assert_allclose(matrix, exact[r0:r0 + matrix.shape[0], c0:c0 + matrix.shape[1]], atol=1e-6)
     assert heat.value_at(22, 12) == (pytest.approx(float(exact[22, 12])), 1)
     rig.view.set_selection(1, 1)  # the zoom stays, and the region is fetched for the new head
-    rig.qtbot.waitUntil(lambda: rig.view.head_panel.shown.layer == 1 and heat.detail is not None, timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: rig.view.head_panel.shown.layer == 1 and heat.detail is not None, timeout=WAIT_MS)
     rig.idle()
     matrix, r0, c0, _ = heat.detail
     np.testing.assert_allclose(matrix, A.head_map(rig.cap, 1, 1)[r0:r0 + matrix.shape[0], c0:c0 + matrix.shape[1]], atol=1e-6)
@@ -267,7 +254,7 @@ def test_long_inputs_are_block_reduced_and_zoom_fetches_exact_values(rig, tiny_m
 def test_grid_and_statistics_open_heads(rig, tiny_models):
     rig.load(tiny_models["llama"])
     rig.view.tabs.setCurrentIndex(TAB_GRID)
-    rig.qtbot.waitUntil(lambda: len(rig.view.overviews) == rig.cap.num_layers, timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: len(rig.view.overviews) == rig.cap.num_layers, timeout=WAIT_MS)
     grid = rig.view.grid
     ref = A.layer_overview(rig.cap, 2, attention_view.GRID_CELLS)
     x, y = grid.origin(2, 3)
@@ -285,7 +272,7 @@ def test_grid_and_statistics_open_heads(rig, tiny_models):
     assert grid.head_at(x + 0.5, y + 0.5) == (2, 3)
     assert grid.group_gap > 0  # grouped-query heads: gaps between KV groups
     rig.view.tabs.setCurrentIndex(TAB_STATS)
-    stats = np.stack([rig.view.overviews[l].entropy for l in range(rig.cap.num_layers)])
+    stats = np.stack([rig.view.overviews[layer].entropy for layer in range(rig.cap.num_layers)])
     np.testing.assert_allclose(rig.view.stats_map.matrix, stats, atol=1e-6)
     np.testing.assert_allclose(stats[2], ref["entropy"], atol=1e-5)
     rig.view.stat_metric.setCurrentIndex(2)
@@ -301,12 +288,12 @@ def test_rollout_tab(rig, tiny_models):
     rig.load(tiny_models["bert"])
     rig.view.tabs.setCurrentIndex(TAB_ROLLOUT)
     panel = rig.view.rollout_panel
-    rig.qtbot.waitUntil(lambda: panel.shown is not None and panel.bars.isVisible(), timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: panel.shown is not None and panel.bars.isVisible(), timeout=WAIT_MS)
     full = A.rollout(rig.cap)
     np.testing.assert_allclose(panel.heatmap.matrix, full, atol=1e-5)
     np.testing.assert_allclose(panel.bars.values, full[-1], atol=1e-5)
     panel.heatmap.sig_clicked.emit(3, 0)
-    rig.qtbot.waitUntil(lambda: rig.view.query.value() == 3, timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: rig.view.query.value() == 3, timeout=WAIT_MS)
     rig.idle()
     np.testing.assert_allclose(panel.bars.values, full[3], atol=1e-5)
 
@@ -316,7 +303,7 @@ def test_rollout_of_a_text_beyond_the_map_limit_shows_rows_only(rig, tiny_models
     rig.load(tiny_models["llama"])
     rig.view.tabs.setCurrentIndex(TAB_ROLLOUT)
     panel = rig.view.rollout_panel
-    rig.qtbot.waitUntil(lambda: panel.bars.isVisible(), timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: panel.bars.isVisible(), timeout=WAIT_MS)
     assert not panel.heatmap.isVisible() and "pick a query token" in panel.summary.text()
     np.testing.assert_allclose(panel.bars.values, A.rollout_row(rig.cap, rig.trace.num_tokens - 1), atol=1e-5)
 
@@ -333,7 +320,7 @@ def test_exports(rig, tiny_models, tmp_path):
     assert list(frame.index) == [f"{i}:{s}" for i, s in enumerate(labels)]
     np.testing.assert_allclose(frame.to_numpy(), A.head_map(rig.cap, 0, 0), atol=1e-5)
     view.tabs.setCurrentIndex(TAB_GRID)
-    rig.qtbot.waitUntil(lambda: len(view.overviews) == rig.cap.num_layers, timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: len(view.overviews) == rig.cap.num_layers, timeout=WAIT_MS)
     view.export_current(str(tmp_path / "grid.png"))
     view.export_current(str(tmp_path / "grid.svg"))
     view.export_current(str(tmp_path / "stats.csv"))
@@ -341,7 +328,7 @@ def test_exports(rig, tiny_models, tmp_path):
     assert len(stats) == rig.cap.num_layers * rig.cap.num_heads
     np.testing.assert_allclose(stats.query("layer == 1")["entropy_bits"], view.overviews[1].entropy, atol=1e-5)
     view.tabs.setCurrentIndex(TAB_ROLLOUT)
-    rig.qtbot.waitUntil(lambda: view.rollout_panel.shown is not None, timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: view.rollout_panel.shown is not None, timeout=WAIT_MS)
     view.export_current(str(tmp_path / "rollout.svg"))
     for name in ("grid.png", "grid.svg", "rollout.svg"):
         assert (tmp_path / name).stat().st_size > 1000
@@ -367,16 +354,16 @@ def test_scratch_toy_and_real_head(rig, tiny_models):
 
     rig.load(tiny_models["llama"])
     s = rig.scratch
-    rig.qtbot.waitUntil(lambda: s.shown is not None, timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: s.shown is not None, timeout=WAIT_MS)
     s.seed.setValue(7)
-    rig.qtbot.waitUntil(lambda: s.shown is not None and "seed 7" in s.shown.title, timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: s.shown is not None and "seed 7" in s.shown.title, timeout=WAIT_MS)
     ref = scratch.toy_walkthrough(None, TaskContext(), 8, 6, 7)
     np.testing.assert_allclose(s.plots["weights"].matrix, ref.step("weights").matrix, atol=1e-6)
     np.testing.assert_allclose(s.plots["output"].matrix, ref.step("output").matrix, atol=1e-6)
     assert s.plots["Q"].col_labels[0] == "d0" and s.plots["Q"].row_labels[0] == "x0"
     s.layer.setValue(2)
     s.head.setValue(1)
-    rig.qtbot.waitUntil(lambda: s.shown is not None and s.shown.kind == "head" and s.shown.head == 1, timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: s.shown is not None and s.shown.kind == "head" and s.shown.head == 1, timeout=WAIT_MS)
     rig.idle()
     rig.view.set_selection(2, 1)
     rig.idle()
@@ -390,19 +377,19 @@ def test_real_app_with_minilm(window, qtbot, minilm_session):
     window.set_text("Attention lets every token look at every other token.")
     window.load_model(ModelSpec("bundled:minilm", device="cpu"))
     view = window.view("attention")
-    qtbot.waitUntil(lambda: window.trace is not None and view.is_ready() and not window.host.busy, timeout=WAIT)
+    qtbot.waitUntil(lambda: window.trace is not None and view.is_ready() and not window.host.busy, timeout=WAIT_MS)
     reference = minilm_session.run("Attention lets every token look at every other token.").capture
     np.testing.assert_allclose(view.head_panel.heatmap.matrix, A.head_map(reference, 0, 0), atol=1e-6)
     assert "scratch" in window.view_classes and window.docks["scratch"].objectName() == "scratch"
     view.tabs.setCurrentIndex(TAB_GRID)
-    qtbot.waitUntil(lambda: len(view.overviews) == 6, timeout=WAIT)
+    qtbot.waitUntil(lambda: len(view.overviews) == 6, timeout=WAIT_MS)
     assert view.grid.group_gap == 0 and not view.grid.layers_across  # 6 layers x 12 heads: heads run across
 
 
 def test_grid_log_colour_and_colour_map_recolour_what_is_drawn(rig, tiny_models):
     rig.load(tiny_models["llama"])
     rig.view.tabs.setCurrentIndex(TAB_GRID)
-    rig.qtbot.waitUntil(lambda: len(rig.view.overviews) == rig.cap.num_layers, timeout=WAIT)
+    rig.qtbot.waitUntil(lambda: len(rig.view.overviews) == rig.cap.num_layers, timeout=WAIT_MS)
     grid = rig.view.grid
     rig.view.log_scale.setChecked(True)
     rig.view.colormap.setCurrentIndex(1)

@@ -27,7 +27,7 @@ def view(qtbot, host):
     return v
 
 
-def generate(qtbot, view, **settings):  # type: ignore[no-untyped-def]
+def generate(qtbot, view, **settings):
     view.max_new.setValue(settings.get("max_new", 10))
     view.stop_at_eos.setChecked(settings.get("stop_at_eos", False))
     view.generate_button.click()
@@ -40,7 +40,7 @@ def test_streams_the_same_tokens_as_the_core(qtbot, host, view, tiny_models):
     run(qtbot, host, view, PROMPT)
     arrived = []
     original = view.add_step
-    view.add_step = lambda step: (arrived.append(len(view.steps)), original(step))  # type: ignore[method-assign]
+    view.add_step = lambda step: (arrived.append(len(view.steps)), original(step))
     generate(qtbot, view, max_new=10)
     session = Session()
     session.load(ModelSpec(str(tiny_models["llama"]), device="cpu"))
@@ -73,12 +73,12 @@ def test_stop_keeps_what_was_generated(qtbot, host, view, tiny_models):
     view.stop_at_eos.setChecked(False)
     original = view.add_step
 
-    def add_and_stop(step):  # type: ignore[no-untyped-def]
+    def add_and_stop(step):
         original(step)
         if len(view.steps) == 3:
             view.stop_button.click()  # the user presses Stop as the third token appears
 
-    view.add_step = add_and_stop  # type: ignore[method-assign]
+    view.add_step = add_and_stop
     view.generate_button.click()
     qtbot.waitUntil(lambda: not view.running, timeout=WAIT_MS)
     n = len(view.steps)
@@ -86,7 +86,7 @@ def test_stop_keeps_what_was_generated(qtbot, host, view, tiny_models):
     assert view.text.toPlainText() == PROMPT + view.steps[-1].text
     qtbot.wait(200)
     assert len(view.steps) == n and not host.busy  # nothing more arrives
-    view.add_step = original  # type: ignore[method-assign]
+    view.add_step = original
     view.max_new.setValue(4)
     view.continue_button.click()  # the worker-side state carries on where it stopped
     qtbot.waitUntil(lambda: not view.running, timeout=WAIT_MS)
@@ -103,12 +103,12 @@ def test_window_cancel_stops_generation(qtbot, host, view, tiny_models):
     view.max_new.setValue(500)
     original = view.add_step
 
-    def add_and_cancel(step):  # type: ignore[no-untyped-def]
+    def add_and_cancel(step):
         original(step)
         if len(view.steps) == 2:
             host.cancel_all()  # Esc / the status bar's Cancel while the next step is in flight
 
-    view.add_step = add_and_cancel  # type: ignore[method-assign]
+    view.add_step = add_and_cancel
     view.generate_button.click()
     qtbot.waitUntil(lambda: not view.running, timeout=WAIT_MS)
     # the steps already queued either never start or finish and are kept: at most PIPELINE more

@@ -21,7 +21,7 @@ def view(qtbot, host):
     return v
 
 
-def bar_widths(bars) -> np.ndarray:  # type: ignore[no-untyped-def]
+def bar_widths(bars) -> np.ndarray:
     return np.asarray(bars.opts["width"], dtype=float)
 
 

@@ -43,7 +43,7 @@ def cosine(a: np.ndarray, b: np.ndarray | None = None, center: bool = False) -> 
     return (ta @ tb.T).clamp(-1, 1).numpy()
 
 
-def redraw(qtbot, view, change) -> None:  # type: ignore[no-untyped-def]
+def redraw(qtbot, view, change) -> None:
     """Change a control and wait until the engine's map for it is drawn."""
     with qtbot.waitSignal(view.sig_ready, timeout=60_000):
         view.mark_busy()

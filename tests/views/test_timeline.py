@@ -83,7 +83,8 @@ def test_hover_describes_a_point_with_its_source(view, qtbot):
     assert "https://arxiv.org/abs/2203.15556" in text
     view.select_row(row)
     selected = view.table.selectionModel().selectedRows()
-    assert len(selected) == 1 and view.table.frame_model.frame.at[view.table.source_row(selected[0].row()), "name"] == "Chinchilla"
+    assert len(selected) == 1
+    assert view.table.frame_model.frame.at[view.table.source_row(selected[0].row()), "name"] == "Chinchilla"
     assert "estimate" in view.describe(int(frame.index[frame["size_status"] == "estimate"][0]))
     assert "not disclosed" in view.describe(int(frame.index[frame["name"] == "GPT-4"][0]))
 

@@ -9,7 +9,7 @@ from llmviz.views import VIEWS
 from llmviz.widgets.widget_state import read_value, write_value
 
 
-def another_value(widget):  # type: ignore[no-untyped-def]
+def another_value(widget):
     """A valid value different from the control's current one, when the control has one."""
     if isinstance(widget, QDoubleSpinBox):
         return widget.maximum() if widget.value() != widget.maximum() else widget.minimum()

@@ -18,17 +18,16 @@ from llmviz.core.specs import ModelSpec
 from llmviz.workers.model_host import LOAD, ModelHost
 
 from ..engine_jobs import ABORT, ALLOCATE_TOO_MUCH, BIG_ARRAY, NATIVE_SLEEP, PARTIALS, SEGFAULT, SLOW_STEPS, WHERE
+from ..timeouts import WAIT_MS
 
-WAIT = 120_000
 
-
-def load(qtbot, host: ModelHost, source: str, timeout: int = WAIT):
+def load(qtbot, host: ModelHost, source: str, timeout: int = WAIT_MS):
     with qtbot.waitSignal(host.sig_finished, timeout=timeout, check_params_cb=lambda o: o.channel == LOAD) as blocker:
         host.load(ModelSpec(source, device="cpu"))
     return blocker.args[0]
 
 
-def call(qtbot, host: ModelHost, target: str, timeout: int = WAIT, **kwargs):
+def call(qtbot, host: ModelHost, target: str, timeout: int = WAIT_MS, **kwargs):
     """Run one job and return its outcome."""
     got = []
     host.call(target, on_done=got.append, **kwargs)
@@ -37,7 +36,7 @@ def call(qtbot, host: ModelHost, target: str, timeout: int = WAIT, **kwargs):
 
 
 def run(qtbot, host: ModelHost, text: str):
-    with qtbot.waitSignal(host.sig_trace, timeout=WAIT) as blocker:
+    with qtbot.waitSignal(host.sig_trace, timeout=WAIT_MS) as blocker:
         host.run_text(text)
     return blocker.args[0]
 
@@ -119,7 +118,7 @@ def test_partial_results_come_before_the_final_one(qtbot, host):
     seen: list = []
     host.call(PARTIALS, on_partial=lambda v: seen.append(("partial", v)), on_done=lambda o: seen.append(("done", o.value)),
               count=3)
-    qtbot.waitUntil(lambda: len(seen) == 4, timeout=WAIT)
+    qtbot.waitUntil(lambda: len(seen) == 4, timeout=WAIT_MS)
     assert seen == [("partial", 0), ("partial", 1), ("partial", 2), ("done", 3)]
 
 
@@ -128,16 +127,16 @@ def test_supersede_drops_the_older_job_and_supersede_false_keeps_both(qtbot, hos
     got: list = []
     host.call(SLOW_STEPS, channel="lane", on_done=lambda o: got.append(("old", o.status)), steps=30)
     host.call(SLOW_STEPS, channel="lane", on_done=lambda o: got.append(("new", o.status)), steps=1)
-    qtbot.waitUntil(lambda: not host.busy, timeout=WAIT)
+    qtbot.waitUntil(lambda: not host.busy, timeout=WAIT_MS)
     assert got == [("new", "ok")]
     got.clear()
     for i in range(3):
         host.call(SLOW_STEPS, channel="lane", supersede=False, on_done=lambda o, i=i: got.append((i, o.status)), steps=2)
-    qtbot.waitUntil(lambda: not host.busy, timeout=WAIT)
+    qtbot.waitUntil(lambda: not host.busy, timeout=WAIT_MS)
     assert got == [(0, "ok"), (1, "ok"), (2, "ok")]
     handle = host.call(SLOW_STEPS, on_done=lambda o: got.append("dropped"), steps=30)
     handle.cancel()
-    qtbot.waitUntil(lambda: not host.busy, timeout=WAIT)
+    qtbot.waitUntil(lambda: not host.busy, timeout=WAIT_MS)
     assert "dropped" not in got and not handle.is_current
 
 
@@ -155,7 +154,7 @@ def test_only_the_newest_run_is_delivered(qtbot, host, tiny_models):
     host.sig_trace.connect(lambda t: received.append(t.text))
     for text in ("one", "one two", "one two three"):
         host.run_text(text)
-    qtbot.waitUntil(lambda: not host.busy, timeout=WAIT)
+    qtbot.waitUntil(lambda: not host.busy, timeout=WAIT_MS)
     assert received == ["one two three"]
 
 
@@ -244,7 +243,7 @@ def test_an_engine_killed_while_loading_the_next_model_leaves_the_current_one(qt
     pid = host.engine_pid
     host.load(ModelSpec(str(tiny_models["bert"]), device="cpu"))
     pending = next(p for p in host.engine_pids() if p != pid)
-    with qtbot.waitSignal(host.sig_finished, timeout=WAIT, check_params_cb=lambda o: o.channel == LOAD) as blocker:
+    with qtbot.waitSignal(host.sig_finished, timeout=WAIT_MS, check_params_cb=lambda o: o.channel == LOAD) as blocker:
         os.kill(pending, signal.SIGKILL)
     outcome = blocker.args[0]
     assert outcome.status == "failed" and "SIGKILL" in outcome.message and host.engine_pid == pid
@@ -257,17 +256,17 @@ def test_a_dead_engine_is_reported_restarted_and_its_model_reloaded(qtbot, host,
     load(qtbot, host, str(tiny_models["llama"]))
     old = host.engine_pid
     events = engine_events(host)
-    with qtbot.waitSignal(host.sig_model_loaded, timeout=WAIT):
+    with qtbot.waitSignal(host.sig_model_loaded, timeout=WAIT_MS):
         if how == "sigkill":
             host.call(SLOW_STEPS, steps=1000)
-            qtbot.waitUntil(lambda: host.running_job() is not None, timeout=WAIT)
+            qtbot.waitUntil(lambda: host.running_job() is not None, timeout=WAIT_MS)
             os.kill(old, signal.SIGKILL)
         else:
             host.call(ABORT if how == "abort" else SEGFAULT)
     died = [e for e in events if e.state == "died"]
     assert len(died) == 1 and words in died[0].message and "Reloading" in died[0].message
     assert host.engine_pid != old and gone(old)
-    qtbot.waitUntil(lambda: any(e.state == "recovered" for e in events), timeout=WAIT)
+    qtbot.waitUntil(lambda: any(e.state == "recovered" for e in events), timeout=WAIT_MS)
     assert run(qtbot, host, "after the crash").model_source == str(tiny_models["llama"])
 
 
@@ -275,10 +274,10 @@ def test_dying_again_while_recovering_stops_the_loop(qtbot, host, tiny_models):
     load(qtbot, host, str(tiny_models["llama"]))
     events = engine_events(host)
     host.call(ABORT)
-    qtbot.waitUntil(lambda: any(e.state == "died" for e in events), timeout=WAIT)
+    qtbot.waitUntil(lambda: any(e.state == "died" for e in events), timeout=WAIT_MS)
     second = host.engine_pid  # the new engine, now reloading the model: kill it too
     os.kill(second, signal.SIGKILL)
-    qtbot.waitUntil(lambda: any(e.state == "failed" for e in events), timeout=WAIT)
+    qtbot.waitUntil(lambda: any(e.state == "failed" for e in events), timeout=WAIT_MS)
     failed = next(e for e in events if e.state == "failed")
     assert "stopped again while reloading" in failed.message
     assert host.engine_pid not in (None, second)
@@ -292,12 +291,12 @@ def test_a_job_stuck_in_native_code_is_ended_by_restarting_the_engine(qtbot, hos
     old = host.engine_pid
     stuck = []
     host.call(NATIVE_SLEEP, on_done=stuck.append, seconds=60)
-    qtbot.waitUntil(lambda: host.running_job() is not None, timeout=WAIT)
+    qtbot.waitUntil(lambda: host.running_job() is not None, timeout=WAIT_MS)
     host.cancel_all()
     qtbot.wait(2000)
     assert host.running_job() is not None and stuck == []  # still inside sleep()
     started = time.perf_counter()
-    with qtbot.waitSignal(host.sig_model_loaded, timeout=WAIT):
+    with qtbot.waitSignal(host.sig_model_loaded, timeout=WAIT_MS):
         host.restart_engine()
     assert gone(old, 2.0) and time.perf_counter() - started < 30
     assert not host.busy or host.running_job() is None
@@ -324,7 +323,7 @@ def test_an_engine_that_cannot_start_names_the_damaged_package(qtbot, tiny_model
 def test_shutdown_during_a_job_is_quick_and_leaves_no_process(qtbot):
     host = ModelHost()
     host.call(SLOW_STEPS, steps=1000)
-    qtbot.waitUntil(lambda: host.running_job() is not None, timeout=WAIT)
+    qtbot.waitUntil(lambda: host.running_job() is not None, timeout=WAIT_MS)
     pid = host.engine_pid
     started = time.perf_counter()
     host.shutdown(2000)
@@ -338,7 +337,8 @@ def test_shutdown_during_a_real_load_is_quick(qtbot, tmp_path, monkeypatch):
     the converter child included."""
     monkeypatch.setenv("LLMVIZ_CACHE_DIR", str(tmp_path))  # empty cache: forces the ~25 s conversion
     host = ModelHost()
-    with qtbot.waitSignal(host.sig_progress, timeout=WAIT, check_params_cb=lambda e: "onvert" in e.progress.stage or "First use" in e.progress.stage):
+    converting = lambda e: "onvert" in e.progress.stage or "First use" in e.progress.stage  # noqa: E731
+    with qtbot.waitSignal(host.sig_progress, timeout=WAIT_MS, check_params_cb=converting):
         host.load(ModelSpec("bundled:smollm2", device="cpu"))
     family = [host.engine_pid] + [c.pid for c in psutil.Process(host.engine_pid).children(recursive=True)]
     started = time.perf_counter()

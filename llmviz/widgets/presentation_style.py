@@ -1,0 +1,255 @@
+"""The projector style: every text large enough for the back row, thick lines, a light theme.
+
+`PresentationStyle.apply(root)` walks a widget tree once: Qt widgets get their fonts from an
+application style sheet (which also reaches widgets built later), widgets with a style sheet
+of their own get their font sizes raised in it, and every pyqtgraph scene gets larger axis,
+tick, title, legend, colour-bar and text-item fonts, thicker pens and the cividis map.
+Every change is recorded with a way back, so `restore()` puts the desktop look back exactly.
+`apply` may be called again (after a view redraws) and only styles what is new.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import weakref
+from collections.abc import Callable
+
+import pyqtgraph as pg
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QColor, QFont, QPalette
+from PySide6.QtWidgets import QApplication, QGraphicsTextItem, QTableView, QWidget
+
+#: Colour-blind-safe categorical palette (Okabe & Ito, 2008), for curves drawn in presentation.
+OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
+PRESENTATION_MAP = "cividis"
+_FONT_SIZE = re.compile(r"font-size\s*:\s*([\d.]+)\s*(pt|px)", re.IGNORECASE)
+
+
+def text_px_for(height: int) -> int:
+    """The smallest text size for a window `height` px tall: 24 px at 720, 32 at 1080 (about a
+    thirtieth of the screen's height, what the back row of a lecture room still reads)."""
+    return max(24, math.ceil(height * 32 / 1080))
+
+
+def pt_to_px(points: float) -> float:
+    """Points to pixels at the screen's logical DPI."""
+    screen = QApplication.primaryScreen()
+    dpi = screen.logicalDotsPerInchY() if screen is not None else 96.0
+    return points * dpi / 72.0
+
+
+def _raise_sizes(sheet: str, px: int) -> str:
+    """`sheet` with every font-size below `px` pixels raised to it (larger ones kept, in px)."""
+    def repl(m: re.Match[str]) -> str:
+        size = float(m.group(1))
+        size_px = pt_to_px(size) if m.group(2).lower() == "pt" else size
+        return f"font-size: {max(px, round(size_px))}px"
+    return _FONT_SIZE.sub(repl, sheet)
+
+
+def _font(px: int, bold: bool = False) -> QFont:
+    font = QFont("DejaVu Sans")
+    font.setPixelSize(px)
+    font.setBold(bold)
+    return font
+
+
+def _thinned(axis: pg.AxisItem) -> Callable:
+    """`axis.generateDrawSpecs` keeping only tick labels that do not overlap one already kept
+    (large fonts on token axes: every second or third label, the legible ones)."""
+    original = type(axis).generateDrawSpecs.__get__(axis)
+
+    def specs(p):  # type: ignore[no-untyped-def]
+        out = original(p)
+        if out is None:
+            return out
+        axis_spec, tick_specs, text_specs = out
+        kept: list = []
+        for spec in text_specs:
+            rect = spec[0].adjusted(-2, -1, 2, 1)
+            if not any(rect.intersects(other[0]) for other in kept):
+                kept.append(spec)
+        return axis_spec, tick_specs, kept
+    return specs
+
+
+class PresentationStyle(QObject):
+    """Applies and undoes the projector style for one window."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.px = 24
+        self.active = False
+        self._undo: list[Callable[[], None]] = []
+        self._seen: weakref.WeakSet = weakref.WeakSet()
+        self._seen_items: set[int] = set()
+
+    # -- application-wide ----------------------------------------------------------------------
+    def apply(self, root: QWidget, px: int) -> None:
+        """Style `root` and everything under it for text of at least `px` pixels."""
+        app = QApplication.instance()
+        if not self.active or px != self.px:
+            if self.active:
+                self.restore()
+            self.px = px
+            self.active = True
+            old_sheet, old_palette = app.styleSheet(), app.palette()
+            app.setPalette(self.light_palette())
+            app.setStyleSheet(old_sheet + self.app_sheet(px))
+            self._undo.append(lambda: (app.setStyleSheet(old_sheet), app.setPalette(old_palette)))
+        for widget in [root, *root.findChildren(QWidget)]:
+            self._style_widget(widget)
+
+    def app_sheet(self, px: int) -> str:
+        """Every widget's font at `px`; scroll bars and tabs sized to match."""
+        return (f"\nQWidget {{ font-size: {px}px; }}"
+                f"\nQTabBar::tab {{ padding: 6px 14px; }}"
+                f"\nQScrollBar:vertical {{ width: {px // 2 + 6}px; }}"
+                f"\nQScrollBar:horizontal {{ height: {px // 2 + 6}px; }}"
+                f"\nQCheckBox::indicator, QRadioButton::indicator {{ width: {px * 3 // 4}px; height: {px * 3 // 4}px; }}"
+                f"\nQToolTip {{ font-size: {px}px; }}")
+
+    @staticmethod
+    def light_palette() -> QPalette:
+        """Black on white, a dark blue for selections: the most contrast a projector keeps."""
+        p = QPalette()
+        for role, colour in ((QPalette.ColorRole.Window, "#FFFFFF"), (QPalette.ColorRole.Base, "#FFFFFF"),
+                             (QPalette.ColorRole.AlternateBase, "#F2F2F2"), (QPalette.ColorRole.Text, "#000000"),
+                             (QPalette.ColorRole.WindowText, "#000000"), (QPalette.ColorRole.ButtonText, "#000000"),
+                             (QPalette.ColorRole.Button, "#EDEDED"), (QPalette.ColorRole.Highlight, "#0B3D91"),
+                             (QPalette.ColorRole.HighlightedText, "#FFFFFF"),
+                             (QPalette.ColorRole.PlaceholderText, "#333333")):
+            p.setColor(role, QColor(colour))
+        return p
+
+    def restore(self) -> None:
+        """Undo everything `apply` did, newest first."""
+        for undo in reversed(self._undo):
+            try:
+                undo()
+            except RuntimeError:  # the widget or item was deleted meanwhile
+                pass
+        self._undo.clear()
+        self._seen = weakref.WeakSet()
+        self._seen_items.clear()
+        self.active = False
+
+    # -- widgets --------------------------------------------------------------------------------
+    def _style_widget(self, widget: QWidget) -> None:
+        if widget in self._seen:
+            if isinstance(widget, pg.GraphicsView):
+                self._style_scene(widget)  # items come and go with every redraw
+            return
+        self._seen.add(widget)
+        sheet = widget.styleSheet()
+        if sheet and _FONT_SIZE.search(sheet):
+            widget.setStyleSheet(_raise_sizes(sheet, self.px))
+            self._undo.append(lambda w=widget, s=sheet: w.setStyleSheet(s))
+        if isinstance(widget, QTableView):
+            # Rows keep the height the desktop font chose unless told: large text would be cut.
+            header = widget.verticalHeader()
+            old_size = header.defaultSectionSize()
+            header.setDefaultSectionSize(max(old_size, round(self.px * 1.45)))
+            self._undo.append(lambda h=header, n=old_size: h.setDefaultSectionSize(n))
+        if isinstance(widget, pg.GraphicsView):
+            background = widget.backgroundBrush()
+            widget.setBackground("w")
+            self._undo.append(lambda w=widget, b=background: w.setBackgroundBrush(b))
+            self._style_scene(widget)
+
+    # -- pyqtgraph ------------------------------------------------------------------------------
+    def _style_scene(self, view: pg.GraphicsView) -> None:
+        scene = view.scene()
+        if scene is None:
+            return
+        for item in scene.items():
+            key = id(item)
+            if key in self._seen_items:
+                continue
+            self._seen_items.add(key)
+            if isinstance(item, pg.AxisItem):
+                self._style_axis(item)
+            elif isinstance(item, pg.PlotDataItem):
+                self._style_curve(item)
+            elif isinstance(item, pg.ImageItem):
+                self._style_image(item)
+            elif isinstance(item, pg.ColorBarItem):
+                self._style_colorbar(item)
+            elif isinstance(item, QGraphicsTextItem):
+                self._style_text(item)
+
+    def _style_axis(self, axis: pg.AxisItem) -> None:
+        old_style = {k: axis.style.get(k) for k in ("tickFont", "tickTextOffset", "autoExpandTextSpace")}
+        old_label = dict(axis.labelStyle)
+        old_pen, old_text_pen = axis.pen(), axis.textPen()
+        old_width, old_height = axis.fixedWidth, axis.fixedHeight
+        axis.setStyle(tickFont=_font(self.px), tickTextOffset=8, autoExpandTextSpace=True)
+        axis.labelStyle = {**axis.labelStyle, "font-size": f"{self.px}px", "color": "#000"}
+        axis.setPen(pg.mkPen("#000", width=2))
+        axis.setTextPen(pg.mkPen("#000"))
+        if axis.orientation in ("left", "right"):
+            axis.setWidth(None)
+        else:
+            axis.setHeight(None)
+        axis._updateLabel()  # noqa: SLF001 - the only way to re-render the label in its new style
+        axis.generateDrawSpecs = _thinned(axis)  # token labels at 24 px would overlap: drop what collides
+
+        def undo() -> None:
+            axis.__dict__.pop("generateDrawSpecs", None)
+            axis.style.update(old_style)
+            axis.setStyle()  # re-measures and repaints with the restored entries
+            axis.labelStyle = old_label
+            axis.setPen(old_pen)
+            axis.setTextPen(old_text_pen)
+            axis.setWidth(old_width)
+            axis.setHeight(old_height)
+            axis._updateLabel()  # noqa: SLF001
+        self._undo.append(undo)
+
+    def _style_curve(self, curve: pg.PlotDataItem) -> None:
+        pen = curve.opts.get("pen")
+        if pen is None:
+            return
+        old = pg.mkPen(pen)
+        if old.style() == 0:  # Qt.NoPen: a scatter without lines stays without
+            return
+        thick = pg.mkPen(old)
+        thick.setWidthF(max(3.0, old.widthF() * 2))
+        curve.setPen(thick)
+        size = curve.opts.get("symbolSize")
+        if curve.opts.get("symbol") is not None and size:
+            curve.setSymbolSize(max(size, 12))
+        self._undo.append(lambda c=curve, p=old, s=size: (c.setPen(p), s and c.setSymbolSize(s)))
+
+    def _style_image(self, image: pg.ImageItem) -> None:
+        lut = image.lut
+        if lut is None:
+            return  # a colour bar owns this image's map; styled with the bar
+        image.setColorMap(pg.colormap.get(PRESENTATION_MAP))
+        self._undo.append(lambda i=image, lut=lut: i.setLookupTable(lut))
+
+    def _style_colorbar(self, bar: pg.ColorBarItem) -> None:
+        old_map = bar.colorMap() if hasattr(bar, "colorMap") else bar.cmap
+        bar.setColorMap(pg.colormap.get(PRESENTATION_MAP))
+        self._undo.append(lambda b=bar, m=old_map: b.setColorMap(m))
+
+    def _style_text(self, item: QGraphicsTextItem) -> None:
+        """Titles, legend entries, axis labels, TextItems: raise the font and every inline size."""
+        old_font = item.font()
+        old_html = item.toHtml() if _FONT_SIZE.search(item.toHtml()) else None
+        font = QFont(old_font)
+        font.setPixelSize(max(self.px, font.pixelSize() if font.pixelSize() > 0 else round(pt_to_px(font.pointSizeF()))))
+        item.setFont(font)
+        if old_html is not None:
+            item.setHtml(_raise_sizes(old_html, self.px))
+        parent = item.parentItem()
+        if isinstance(parent, pg.LabelItem):
+            parent.opts["size"] = f"{self.px}px"
+            parent.updateMin()
+
+        def undo() -> None:
+            item.setFont(old_font)
+            if old_html is not None:
+                item.setHtml(old_html)
+        self._undo.append(undo)
