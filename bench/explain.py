@@ -78,12 +78,12 @@ def main() -> int:
     if "--long-child" in sys.argv:
         long_run()
         return 0
+    import torch
+
     from llmviz.core.explain_jobs import explain_ids
     from llmviz.core.session import Session
     from llmviz.core.specs import ModelSpec
     from llmviz.core.tasks import TaskContext
-
-    import torch
 
     session = Session()
     session.load(ModelSpec("bundled:smollm2", device="cpu"))
