@@ -178,10 +178,19 @@ def main(fd: int, parent_pid: int) -> int:
     except wire.Closed:
         return 0
     except BaseException as exc:  # noqa: BLE001 - the start itself failed (a damaged torch): tell the window
-        message = import_failure_message(exc) or f"The engine could not start: {type(exc).__name__}: {exc}"
-        try:
-            link.send(wire.StartFailed(message, traceback.format_exc()))
-        except wire.Closed:
-            pass
-        return 3
-    return 0
+        return _report_start_failure(link, exc)
+    # Asked to shut down and the last job has ended (its children with it): exit now. The
+    # interpreter's own teardown of torch and a model takes seconds on a busy machine, and
+    # the window is waiting for this process to end.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _report_start_failure(link: wire.Wire, exc: BaseException) -> int:
+    message = import_failure_message(exc) or f"The engine could not start: {type(exc).__name__}: {exc}"
+    try:
+        link.send(wire.StartFailed(message, traceback.format_exc()))
+    except wire.Closed:
+        pass
+    return 3
