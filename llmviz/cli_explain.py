@@ -24,7 +24,8 @@ def explain_parser() -> argparse.ArgumentParser:
                    help="encoders (bundled:minilm): explain the cosine similarity of the text's sentence "
                         "embedding to this second text")
     p.add_argument("--method", default="ig,gxi,occlusion", metavar="LIST", help=f"comma-separated: {METHOD_HELP}")
-    p.add_argument("--steps", type=int, default=32, metavar="N", help="integration steps for ig (default 32)")
+    p.add_argument("--steps", type=int, default=64, metavar="N",
+                   help="integration steps for ig (default 64; the completeness gap printed says if more are needed)")
     p.add_argument("--baseline", choices=("pad", "zero"), default="pad",
                    help="what a removed token becomes: the pad token's embedding, or zeros (default pad)")
     p.add_argument("--no-faithfulness", action="store_true", help="skip the faithfulness curves (faster)")

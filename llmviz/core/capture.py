@@ -110,7 +110,10 @@ class Recorder:
 def _capture_attention(module, query, key, value, attention_mask, **kwargs):
     recorder: Recorder | None = getattr(_local, "recorder", None)
     if recorder is not None:
-        recorder.record(module, query, key, attention_mask, kwargs, value)
+        if getattr(recorder, "keep_values", False):  # other recorders (generation's) take no value
+            recorder.record(module, query, key, attention_mask, kwargs, value)
+        else:
+            recorder.record(module, query, key, attention_mask, kwargs)
     return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
 
 

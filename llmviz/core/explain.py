@@ -250,9 +250,13 @@ def integrated_gradients(scorer: Scorer, steps: int, ctx: TaskContext, stage: st
                          span: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """(x - x') · ∫_0^1 ∇f(x' + α(x - x')) dα per token by the `steps`-point Gauss–Legendre rule: float64 [n].
 
-    One global rule, not pieces: f along the path of a real model wiggles at every scale,
-    and on SmolLM2 a 64-point Gauss–Legendre rule closed the completeness gap to ~1 % where
-    4-point rules on 16 adaptively halved pieces left 5-15 % (measured while writing this).
+    One global rule, not pieces: on SmolLM2 a 64-point Gauss–Legendre rule closed the
+    completeness gap to ~1 % on one text where 4-point rules on 16 adaptively halved pieces
+    left 5-15 %.  The limit is the integrand itself: df/dα along the path has narrow spikes
+    (on "The capital of France is Paris. The capital of Italy is": at α ≈ 0.05, 0.09, 0.41
+    and 0.76, each ~0.01 wide, up to 150 nats per unit α), which 64 nodes (0.025 apart
+    mid-path) do not resolve (gap 4.3 %) and 128 do (0.02 %).  The gap is reported so the
+    user sees when more steps are needed.
     The path's points run in batches of rows; progress and cancel are checked between them.
     """
     alphas, weights = gauss_legendre(steps)

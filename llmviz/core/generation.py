@@ -70,7 +70,7 @@ class _QueryRecorder:
         self.scaling: list[float] = []
         self.masks: list[torch.Tensor | None] = []  # per layer: the mask row of the last position, or None
 
-    def record(self, module: Any, query: Any, key: Any, mask: Any, kwargs: dict) -> None:
+    def record(self, module: Any, query: Any, key: Any, mask: Any, kwargs: dict, value: Any = None) -> None:
         if getattr(module, "is_cross_attention", False):
             return
         self.queries.append(query[0, :, -1])

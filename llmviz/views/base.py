@@ -122,6 +122,13 @@ class DockView(QWidget):
     def show_content(self) -> None:
         self._stack.setCurrentWidget(self._scroll)
 
+    def show_failure(self, outcome: JobOutcome) -> None:
+        """A failed job's message in place of the content, and the view ready again; a cancelled
+        job (superseded by a newer request) shows nothing."""
+        if outcome.status == "failed":
+            self.show_message(outcome.message)
+            self.mark_ready()
+
     @property
     def message_text(self) -> str:
         return self._message.text() if self._stack.currentWidget() is self._message else ""

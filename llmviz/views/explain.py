@@ -143,7 +143,7 @@ class ExplainView(DockView):
         layout.addLayout(methods)
         layout.addLayout(show_row)
         layout.addWidget(self.shading, 1)
-        layout.addWidget(self.tabs, 3)
+        layout.addWidget(self.tabs, 4)
         self.explain_button.clicked.connect(self.run)
         self.position.valueChanged.connect(self._own_text)
         self.token.textEdited.connect(self._own_text)

@@ -105,9 +105,7 @@ class ProjectionView(DockView):
         if self.trace is None or outcome.kwargs.get("trace_id") != self.trace.id:
             return
         if not outcome.ok:
-            if outcome.status == "failed":
-                self.show_message(outcome.message)
-                self.mark_ready()
+            self.show_failure(outcome)
             return
         self.projection = outcome.value
         self._labels = self.trace.labels()

@@ -168,9 +168,7 @@ class TokensView(DockView):
         if self.trace is None or outcome.kwargs.get("text") != self.compared_text():
             return
         if not outcome.ok:
-            if outcome.status == "failed":
-                self.show_message(outcome.message)
-                self.mark_ready()
+            self.show_failure(outcome)
             return
         self.draw(outcome.value)
 

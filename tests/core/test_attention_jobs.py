@@ -13,14 +13,14 @@ from llmviz.core.session import Session
 from llmviz.core.specs import ModelSpec
 from llmviz.core.tasks import TaskContext
 
+from ..sessions import loaded_session
+
 TEXT = "Attention is all you need, they said, and then everyone needed more attention."
 
 
 @pytest.fixture(scope="module")
 def llama(tiny_models):
-    session = Session()
-    session.load(ModelSpec(str(tiny_models["llama"]), device="cpu"))
-    return session
+    return loaded_session(tiny_models["llama"])
 
 
 def test_out_of_range_selection_is_clamped(llama):

@@ -114,14 +114,24 @@ WINDOW_CORE = {"results", "specs", "errors", "targets", "formatting"}
 #: classroom's file formats: lessons and session files.
 WINDOW_HELPERS = {"sampling", "paths", "textio", "atomic", "bundled", "scaling", "timeline", "environment",
                   "lessons", "session_file"}
-#: GUI modules beside main_window.py (presentation mode, lessons, sessions, the handout).
-CLASSROOM = ("presentation.py", "lesson_player.py", "classroom.py", "handout.py")
+
+
+def imports_qt(path: Path) -> bool:
+    """Whether `path` imports PySide6 or pyqtgraph anywhere (a module of the window process)."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        if any(n.split(".")[0] in ("PySide6", "pyqtgraph") for n in names):
+            return True
+    return False
 
 
 def window_modules() -> list[Path]:
-    """Every module of the GUI process: views, widgets, the main window and the app."""
-    return sorted([*LLMVIZ.glob("views/*.py"), *LLMVIZ.glob("widgets/*.py"), LLMVIZ / "main_window.py", LLMVIZ / "app.py",
-                   *(LLMVIZ / name for name in CLASSROOM)])
+    """Every module of the GUI process: views, widgets, and the top-level modules that use Qt
+    (the main window, the app, presentation and classroom modes ...)."""
+    top = [p for p in LLMVIZ.glob("*.py") if imports_qt(p)]
+    return sorted({*LLMVIZ.glob("views/*.py"), *LLMVIZ.glob("widgets/*.py"), *top, LLMVIZ / "main_window.py",
+                   LLMVIZ / "app.py"})
 
 
 def core_imports(path: Path, package: str | None = None) -> set[str]:

@@ -13,15 +13,14 @@ from llmviz.core import embeddings_jobs as ej
 from llmviz.core.embeddings_results import layer_name
 from llmviz.core.errors import InputError, LlmvizError
 from llmviz.core.session import Session
-from llmviz.core.specs import ModelSpec
 from llmviz.core.tasks import TaskContext
+
+from ..sessions import loaded_session
 
 
 @pytest.fixture(scope="module")
 def llama(tiny_models) -> Session:
-    session = Session()
-    session.load(ModelSpec(str(tiny_models["llama"]), device="cpu"))
-    return session
+    return loaded_session(tiny_models["llama"])
 
 
 def test_cosine_map_is_the_notebooks_cosine_similarity(minilm_session):
