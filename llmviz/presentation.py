@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 PANEL_NAME = "presentation-panel"
 PANEL_SHARE = 0.34  # of the window's width, for the explanation beside the view
-RESTORE_AGAIN_MS = 50  # the menu, input and status bars have relaid out in their desktop fonts by then
+#: Restored again after these delays: the docks shown again are polished in desktop fonts only
+#: when shown, and sizes restored while their large-font minimums held come out different.
+RESTORE_AGAIN_MS = (50, 500)
 PANEL_BELOW_SHARE = 0.3  # of its height, for the explanation under a view too wide to share
 NEXT_KEYS = {Qt.Key.Key_Right, Qt.Key.Key_PageDown, Qt.Key.Key_Space, Qt.Key.Key_Down}
 PREVIOUS_KEYS = {Qt.Key.Key_Left, Qt.Key.Key_PageUp, Qt.Key.Key_Up, Qt.Key.Key_Backspace}
@@ -154,7 +156,8 @@ class PresentationMode(QObject):
         # Once more after the desktop fonts have relaid the views out: sizes restored while the
         # large fonts' minimum sizes still held come out narrower than they were.
         state, size = self._saved_state, self._saved_size
-        QTimer.singleShot(RESTORE_AGAIN_MS, lambda: self.active or (w.resize(size), w.restoreState(state, 99)))
+        for delay in RESTORE_AGAIN_MS:
+            QTimer.singleShot(delay, lambda: self.active or (w.resize(size), w.restoreState(state, 99)))
         if isinstance(self.navigator, ViewCycle):
             self.navigator = None
         self.current_view = None

@@ -51,6 +51,6 @@ def test_presentation_enlarges_text_and_restores_layout(qtbot, window, tiny_mode
     # The status bar is taller while a progress bar shows: compare once the views' work is done.
     qtbot.waitUntil(lambda: not window.host.busy, timeout=60_000)
     qtbot.waitUntil(lambda: not window.progress.isVisible(), timeout=5_000)
-    qtbot.wait(400)
+    qtbot.wait(800)
     assert {n: d.geometry() for n, d in window.docks.items() if not d.visibleRegion().isEmpty()} == geometry_before
     assert measure(window).min_px < 24  # the desktop's own sizes are back
