@@ -15,6 +15,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QApplication, QDockWidget, QWidget
 
+from .widgets.hover_readout import HoverReadouts
 from .widgets.lesson_panel import LessonPanel
 from .widgets.presentation_style import PresentationStyle, text_px_for
 
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 
 PANEL_NAME = "presentation-panel"
 PANEL_SHARE = 0.34  # of the window's width, for the explanation beside the view
+#: Restored again after these delays: the docks shown again are polished in desktop fonts only
+#: when shown, and sizes restored while their large-font minimums held come out different.
+RESTORE_AGAIN_MS = (50, 500)
 PANEL_BELOW_SHARE = 0.3  # of its height, for the explanation under a view too wide to share
 NEXT_KEYS = {Qt.Key.Key_Right, Qt.Key.Key_PageDown, Qt.Key.Key_Space, Qt.Key.Key_Down}
 PREVIOUS_KEYS = {Qt.Key.Key_Left, Qt.Key.Key_PageUp, Qt.Key.Key_Up, Qt.Key.Key_Backspace}
@@ -79,6 +83,7 @@ class PresentationMode(QObject):
         self.window = window
         self.active = False
         self.style = PresentationStyle(self)
+        self.readouts = HoverReadouts(self)
         self.panel = LessonPanel()
         self.panel_dock: QDockWidget | None = None
         self.blank = _Blank(window)
@@ -135,6 +140,7 @@ class PresentationMode(QObject):
         self.active = False
         QApplication.instance().removeEventFilter(self)
         self.blank.hide()
+        self.readouts.release()
         self.style.restore()
         if self.panel_dock is not None:
             self.panel_dock.setWidget(None)  # the panel lives on for the next time
@@ -150,7 +156,8 @@ class PresentationMode(QObject):
         # Once more after the desktop fonts have relaid the views out: sizes restored while the
         # large fonts' minimum sizes still held come out narrower than they were.
         state, size = self._saved_state, self._saved_size
-        QTimer.singleShot(0, lambda: self.active or (w.resize(size), w.restoreState(state, 99)))
+        for delay in RESTORE_AGAIN_MS:
+            QTimer.singleShot(delay, lambda: self.active or (w.resize(size), w.restoreState(state, 99)))
         if isinstance(self.navigator, ViewCycle):
             self.navigator = None
         self.current_view = None
@@ -220,6 +227,7 @@ class PresentationMode(QObject):
         if not self.active:
             return
         self.style.apply(self.window, text_px_for(self.window.height()))
+        self.readouts.hook(self.window)
         name = self.current_view
         if name is not None and name in self.window.views:
             content = self.window.views[name].content

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QToolTip
 
 from llmviz.core.specs import ModelSpec
+from llmviz.widgets.heatmap import HeatmapPlot
 from llmviz.widgets.text_metrics import measure
 
 
@@ -31,6 +33,11 @@ def test_presentation_enlarges_text_and_restores_layout(qtbot, window, tiny_mode
     report = measure(window)
     assert report.count > 5
     assert report.min_px >= 24, report.smallest
+    heatmap = next(h for h in window.view("attention").findChildren(HeatmapPlot) if h.isVisible())
+    centre = heatmap.item.getViewBox().sceneBoundingRect().center()
+    heatmap.plot.scene().sigMouseMoved.emit(centre)
+    qtbot.waitUntil(lambda: QToolTip.isVisible() and QToolTip.text().strip() != "", timeout=5_000)
+    assert QToolTip.text() in heatmap.readout.text() or heatmap.readout.text().startswith(QToolTip.text()[:10])
     qtbot.keyClick(window, Qt.Key.Key_Right)
     assert window.presentation.current_view != "attention"
     qtbot.keyClick(window, Qt.Key.Key_B)
@@ -41,6 +48,9 @@ def test_presentation_enlarges_text_and_restores_layout(qtbot, window, tiny_mode
     assert not window.presentation.active
     assert window.menuBar().isVisible()
     assert {n for n, d in window.docks.items() if not d.visibleRegion().isEmpty()} == visible_before
-    qtbot.wait(100)
+    # The status bar is taller while a progress bar shows: compare once the views' work is done.
+    qtbot.waitUntil(lambda: not window.host.busy, timeout=60_000)
+    qtbot.waitUntil(lambda: not window.progress.isVisible(), timeout=5_000)
+    qtbot.wait(800)
     assert {n: d.geometry() for n, d in window.docks.items() if not d.visibleRegion().isEmpty()} == geometry_before
     assert measure(window).min_px < 24  # the desktop's own sizes are back
