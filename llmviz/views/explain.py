@@ -52,6 +52,7 @@ class ExplainView(DockView):
     def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(host, parent)
         self.result: Explanation | None = None
+        self._wanted_method: str | None = None  # a restored "shown" method, applied when results arrive
         self.other_text: str | None = None  # a generation step's context, until the target changes
         self.neuron_table: NeuronTable | None = None
         self.neuron_detail: NeuronDetail | None = None
@@ -274,10 +275,32 @@ class ExplainView(DockView):
         self.show_content()
         self.mark_ready()
 
+    def state(self) -> dict:
+        state = super().state()
+        if self._wanted_method is not None:
+            state["shown"] = self._wanted_method
+        return state
+
+    def restore_state(self, state: dict) -> list[str]:
+        """As DockView's; the method shown is kept until results offer it (the list of methods
+        is empty before the first explanation)."""
+        unused = super().restore_state({k: v for k, v in state.items() if k != "shown"})
+        shown = state.get("shown")
+        if isinstance(shown, str) and shown in METHOD_TITLES:
+            index = self.shown.findData(shown)
+            if index >= 0:
+                self.shown.setCurrentIndex(index)
+            else:
+                self._wanted_method = shown
+        elif "shown" in state and shown not in (None, ""):  # "": no explanation was shown yet
+            unused.append("shown")
+        return unused
+
     def _show(self, result: Explanation) -> None:
         self.result = result
         self.show_content()
-        current = self.shown.currentData()
+        current = self._wanted_method or self.shown.currentData()
+        self._wanted_method = None
         self.shown.blockSignals(True)
         self.shown.clear()
         for m in result.methods:
