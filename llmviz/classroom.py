@@ -250,6 +250,6 @@ class Classroom(QObject):
         """At start: the last session, one click away (never opened unasked)."""
         recent = self.recent_sessions()
         if recent:
-            QTimer.singleShot(0, lambda: self.window.message_bar.show_message(
+            QTimer.singleShot(0, self.window, lambda: self.window.message_bar.show_message(
                 f"Open your last session, {Path(recent[0]).name}?", "info", "Open it",
                 lambda: self.open_session(recent[0])))

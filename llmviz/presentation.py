@@ -157,7 +157,7 @@ class PresentationMode(QObject):
         # large fonts' minimum sizes still held come out narrower than they were.
         state, size = self._saved_state, self._saved_size
         for delay in RESTORE_AGAIN_MS:
-            QTimer.singleShot(delay, lambda: self.active or (w.resize(size), w.restoreState(state, 99)))
+            QTimer.singleShot(delay, self, lambda: self.active or (w.resize(size), w.restoreState(state, 99)))
         if isinstance(self.navigator, ViewCycle):
             self.navigator = None
         self.current_view = None
