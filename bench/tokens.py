@@ -99,7 +99,10 @@ def main() -> int:
         """Slider moved -> the engine's map for that layer drawn and painted (ms)."""
         started = time.perf_counter()
         sim.mark_busy()
-        sim.slider.setValue(layer)
+        if sim.slider.value() == layer:
+            sim.redraw()  # setValue to the same layer emits nothing: ask for the map as a move would
+        else:
+            sim.slider.setValue(layer)
         wait_until(sim.is_ready)
         sim.repaint()  # force the paint now, so it is inside the measurement
         app.processEvents()
