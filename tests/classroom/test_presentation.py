@@ -20,7 +20,10 @@ def test_presentation_enlarges_text_and_restores_layout(qtbot, window, tiny_mode
     window.resize(1280, 720)
     window.set_text("The cat sat on the mat because it was warm")
     load(qtbot, window, str(tiny_models["llama"]))
-    qtbot.wait(100)
+    # The status bar is taller while a progress bar shows: take the layout once the work is done.
+    qtbot.waitUntil(lambda: not window.host.busy, timeout=60_000)
+    qtbot.waitUntil(lambda: not window.progress.isVisible(), timeout=5_000)
+    qtbot.wait(800)
     geometry_before = {n: d.geometry() for n, d in window.docks.items() if not d.visibleRegion().isEmpty()}
     visible_before = {n for n, d in window.docks.items() if not d.visibleRegion().isEmpty()}
     window.presentation.enter("attention")
@@ -48,7 +51,6 @@ def test_presentation_enlarges_text_and_restores_layout(qtbot, window, tiny_mode
     assert not window.presentation.active
     assert window.menuBar().isVisible()
     assert {n for n, d in window.docks.items() if not d.visibleRegion().isEmpty()} == visible_before
-    # The status bar is taller while a progress bar shows: compare once the views' work is done.
     qtbot.waitUntil(lambda: not window.host.busy, timeout=60_000)
     qtbot.waitUntil(lambda: not window.progress.isVisible(), timeout=5_000)
     qtbot.wait(800)
