@@ -46,7 +46,7 @@ def environment_report() -> dict[str, str]:
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)
-            report[f"CUDA device {i}"] = f"{props.name}, {props.total_memory / 2**30:.1f} GB"
+            report[f"CUDA device {i}"] = f"{props.name}, {props.total_memory / 2**30:.1f} GiB"
         report["CUDA (torch build)"] = str(torch.version.cuda)
     report["Executable"] = sys.executable
     return report

@@ -88,7 +88,7 @@ def measure(loaded: LoadedModel, ids: np.ndarray, tree: ModuleTree, ctx: TaskCon
     if info.is_decoder and len(ids) * info.vocab_size * 4 > FULL_LOGITS_BYTES:
         kwargs["logits_to_keep"] = 1
         notes.append(f"The output head ran on the last position only ({len(ids):,} positions × "
-                     f"{info.vocab_size:,} logits would not fit in {FULL_LOGITS_BYTES >> 20} MB).")
+                     f"{info.vocab_size:,} logits would not fit in {FULL_LOGITS_BYTES >> 20} MiB).")
     if info.is_encoder_decoder:
         notes.append("Encoder-decoder model: the summary covers the encoder, as the traces do.")
     timer = _Timer()

@@ -63,8 +63,8 @@ def dial_state_of(session: Session, state: QuantizationState, ctx: TaskContext) 
         reason, note = why_not(p, ref, ref_key, device, quantizable)
         memory_only = False
         if not reason and p.key != ref_key and estimate * LOAD_OVERHEAD > free:
-            reason, memory_only = (f"{p.label} needs about {estimate * LOAD_OVERHEAD / 2**30:.2f} GB to load but only "
-                                   f"{free / 2**30:.2f} GB is free on the {device}."), True
+            reason, memory_only = (f"{p.label} needs about {estimate * LOAD_OVERHEAD / 2**30:.2f} GiB to load but only "
+                                   f"{free / 2**30:.2f} GiB is free on the {device}."), True
         statuses.append(ModeStatus(p.key, not reason, reason, note, estimate, memory_only))
     already = info.quantization != "none"
     reference_label = (precision(ref_key).label if ref_key else info.dtype) + (

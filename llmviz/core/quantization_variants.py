@@ -147,8 +147,8 @@ def make_room(state: QuantizationState, key: str, need: int, room: int) -> None:
     p = precision(key)
     if need * LOAD_OVERHEAD > room:
         raise QuantizationMemoryError(
-            f"Not enough memory for {p.label}: loading it needs about {need * LOAD_OVERHEAD / 2**30:.2f} GB, "
-            f"but only {room / 2**30:.2f} GB is free for variants. The reference model stays loaded; close other "
+            f"Not enough memory for {p.label}: loading it needs about {need * LOAD_OVERHEAD / 2**30:.2f} GiB, "
+            f"but only {room / 2**30:.2f} GiB is free for variants. The reference model stays loaded; close other "
             "programs or choose a lower precision.")
     while state.variants and sum(v.size_bytes for v in state.variants.values()) + need > room * CACHE_SHARE:
         _, old = state.variants.popitem(last=False)

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from ..core import targets
 from ..core.attention_results import ROLLOUT_MAP_MAX_TOKENS, AttentionMap, AttentionRow, LayerOverview
+from ..core.formatting import bytes_text
 from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..widgets.attention_map_panel import AttentionMapPanel
@@ -77,9 +78,6 @@ def _combo(items: dict[str, str], tip: str) -> QComboBox:
     box.setToolTip(tip)
     return box
 
-
-def _gb(n: float) -> str:
-    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
 
 
 class AttentionView(DockView):
@@ -376,7 +374,7 @@ class AttentionView(DockView):
         if result.renormalised:
             parts.append("rows renormalised")
         if trace.num_tokens >= 1024:
-            parts.append(f"all maps at once would need {_gb(cap.full_bytes())}; computed on demand")
+            parts.append(f"all maps at once would need {bytes_text(cap.full_bytes())}; computed on demand")
         bad = panel.heatmap.nonfinite_count
         if bad:
             parts.append(f"⚠ {bad} NaN/inf cells shown in red")

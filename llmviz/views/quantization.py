@@ -73,7 +73,7 @@ def _number(x: float) -> str:
 
 
 def _mb(n: float) -> str:
-    return f"{n / 2**20:,.1f} MB"
+    return f"{n / 2**20:,.1f} MiB"
 
 
 

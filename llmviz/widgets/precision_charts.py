@@ -138,7 +138,7 @@ class CostQualityCharts(ReflowingCharts):
         self.memory_plot = self.addPlot(row=0, col=0)
         self.kl_plot = self.addPlot(row=0, col=1)
         self.top1_plot = self.addPlot(row=0, col=2)
-        style_plot(self.memory_plot, "Memory", "MB (weights + scales)", "bits per weight")
+        style_plot(self.memory_plot, "Memory", "MiB (weights + scales)", "bits per weight")
         style_plot(self.kl_plot, "Mean KL vs reference", "nats (log scale)", "bits per weight")
         style_plot(self.top1_plot, "Top-1 agreement", "% of positions", "bits per weight")
         self.kl_plot.setLogMode(y=True)

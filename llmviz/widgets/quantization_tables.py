@@ -19,9 +19,9 @@ if TYPE_CHECKING:  # pandas is imported when a table is made, not when the windo
     import pandas as pd
 
 HEADERS = {
-    "precision": "Precision", "bits": "Bits", "kind": "Kind", "memory_MB": "Memory MB",
-    "footprint_MB": "get_memory_footprint MB", "scales_MB": "Scales MB", "linear_layers_MB":
-    "Linear layers MB", "rss_change_MB": "RSS Δ MB", "cuda_change_MB": "CUDA Δ MB", "load_s": "Load s",
+    "precision": "Precision", "bits": "Bits", "kind": "Kind", "memory_MB": "Memory MiB",
+    "footprint_MB": "get_memory_footprint MiB", "scales_MB": "Scales MiB", "linear_layers_MB":
+    "Linear layers MiB", "rss_change_MB": "RSS Δ MiB", "cuda_change_MB": "CUDA Δ MiB", "load_s": "Load s",
     "forward_s": "Forward s", "tokens": "Tokens", "mean_kl": "Mean KL", "top1_agreement": "Top-1 agree",
     "top5_overlap": "Top-5 overlap", "perplexity": "Perplexity", "reference_perplexity": "Ref. perplexity",
     "attention_max_abs_diff": "Max |Δ attn|", "last_layer_rel_error": "Last-layer drift", "device": "Device",
@@ -48,7 +48,7 @@ FORMATS = {
 }
 SIZE_FORMATS = {"reduction": dash_format(".0f"), "savings_pct": dash_format(".1f"), "size_MB": dash_format(",.1f")}
 SIZE_COLUMNS = ["level", "bits", "reduction", "savings_pct", "size_MB"]
-SIZE_HEADERS = {"level": "Level", "bits": "Bits", "reduction": "× smaller", "savings_pct": "Saved %", "size_MB": "Size MB"}
+SIZE_HEADERS = {"level": "Level", "bits": "Bits", "reduction": "× smaller", "savings_pct": "Saved %", "size_MB": "Size MiB"}
 
 
 def keep_source_order(table: FrameTable, sortable: bool) -> None:
