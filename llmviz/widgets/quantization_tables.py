@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pandas is imported when a table is made, not when the windo
 
 HEADERS = {
     "precision": "Precision", "bits": "Bits", "kind": "Kind", "memory_MB": "Memory MiB",
-    "footprint_MB": "get_memory_footprint MiB", "scales_MB": "Scales MiB", "linear_layers_MB":
+    "footprint_MB": "Footprint MiB", "scales_MB": "Scales MiB", "linear_layers_MB":
     "Linear layers MiB", "rss_change_MB": "RSS Δ MiB", "cuda_change_MB": "CUDA Δ MiB", "load_s": "Load s",
     "forward_s": "Forward s", "tokens": "Tokens", "mean_kl": "Mean KL", "top1_agreement": "Top-1 agree",
     "top5_overlap": "Top-5 overlap", "perplexity": "Perplexity", "reference_perplexity": "Ref. perplexity",
