@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -147,50 +148,68 @@ class _Notes(logging.Handler):
         self.progress.say("note", record.getMessage())
 
 
-def run_export(argv: list[str]) -> int:
-    """`python -m llmviz export`: 0 written, 1 refused or failed (one message), 2 bad usage,
-    70 an internal error, 130/143 ended by SIGINT/SIGTERM; never a partial export."""
+def run_command(parser: argparse.ArgumentParser, argv: list[str],
+                body: Callable[[argparse.Namespace, _Progress], int]) -> int:
+    """One headless command: 0 written, 1 refused or failed (one message), 2 bad usage,
+    3 a damaged installation, 70 an internal error, 130/143 ended by SIGINT/SIGTERM; never
+    a partial output. Core's warnings show as `note:` lines while `body` runs."""
+    from .core.errors import LlmvizError, RemoteCodeRefused
     from .core.lifecycle import Interrupted, signals_raise_interrupted
 
     progress = _Progress()
     with signals_raise_interrupted():
         try:
-            return _run_export(argv, progress)
+            args = parser.parse_args(argv)
+            notes = _Notes(progress)
+            logging.getLogger("llmviz").addHandler(notes)
+            try:
+                return body(args, progress)
+            except RemoteCodeRefused as exc:
+                progress.say("error", exc.for_command_line())
+            except LlmvizError as exc:
+                progress.say("error", str(exc))
+            except Exception as exc:  # noqa: BLE001 - each kind below ends in one paragraph
+                return _unexpected(exc, progress)
+            finally:
+                logging.getLogger("llmviz").removeHandler(notes)
+            return 1
         except Interrupted as exc:
             progress.say("llmviz", f"stopped by {exc.name}; no partial output was left.")
             return exc.exit_code
 
 
-def _run_export(argv: list[str], progress: _Progress) -> int:
-    args = export_parser().parse_args(argv)
+def checked_text(args: argparse.Namespace, command: str, progress: _Progress) -> str | None:
+    """The pre-flight checks every command shares, before any model work: the --out folder,
+    then the text. None: no text was given (said; exit status 2); LlmvizError for the rest."""
     from .core.atomic import check_output_folder
-    from .core.errors import InputError, LlmvizError, RemoteCodeRefused
+    from .core.errors import InputError, LlmvizError
+
+    try:
+        check_output_folder(args.out)
+    except LlmvizError as exc:
+        raise type(exc)(f"--out: {exc}") from None
+    text = read_text_arg(args)
+    if text is None:
+        progress.say(command, "give --text or --text-file")
+        return None
+    if not text:
+        raise InputError("The text is empty; give some text with --text or --text-file.")
+    return text
+
+
+def run_export(argv: list[str]) -> int:
+    """`python -m llmviz export` (exit statuses: see run_command)."""
+    return run_command(export_parser(), argv, _checked_export)
+
+
+def _checked_export(args: argparse.Namespace, progress: _Progress) -> int:
     from .core.export import layer_ranges
 
-    notes = _Notes(progress)
-    logging.getLogger("llmviz").addHandler(notes)
-    try:
-        ranges = layer_ranges(args.layers)  # all argument checks before any model work
-        try:
-            check_output_folder(args.out)
-        except LlmvizError as exc:
-            raise type(exc)(f"--out: {exc}") from None
-        text = read_text_arg(args)
-        if text is None:
-            progress.say("export", "give --text or --text-file")
-            return 2
-        if not text:
-            raise InputError("The text is empty; give some text with --text or --text-file.")
-        return _export(args, text, ranges, progress)
-    except RemoteCodeRefused as exc:
-        progress.say("error", exc.for_command_line())
-    except LlmvizError as exc:
-        progress.say("error", str(exc))
-    except Exception as exc:  # noqa: BLE001 - each kind below ends in one paragraph
-        return _unexpected(exc, progress)
-    finally:
-        logging.getLogger("llmviz").removeHandler(notes)
-    return 1
+    ranges = layer_ranges(args.layers)  # all argument checks before any model work
+    text = checked_text(args, "export", progress)
+    if text is None:
+        return 2
+    return _export(args, text, ranges, progress)
 
 
 def _unexpected(exc: Exception, progress: _Progress) -> int:
@@ -218,9 +237,23 @@ def _unexpected(exc: Exception, progress: _Progress) -> int:
     return 70
 
 
+def run_text(session: Any, title: str, text: str, ctx: Any, progress: _Progress) -> Any:
+    """The loaded model's trace of `text`; a note when the model cut the text, an error when
+    no token is left."""
+    from .core.export import check_has_tokens
+
+    trace = session.run(text, ctx)
+    progress.end_line()
+    if trace.truncated_from:
+        progress.say("note", f"the text has {trace.truncated_from} tokens; {title} accepts {trace.num_tokens}, "
+                     f"so the first {trace.num_tokens} were used.")
+    check_has_tokens(trace)
+    return trace
+
+
 def _export(args: argparse.Namespace, text: str, ranges: list[tuple[int, int]] | None, progress: _Progress) -> int:
     from .core.config_check import ConfigFigures
-    from .core.export import check_has_tokens, resolve_layers, write_export
+    from .core.export import resolve_layers, write_export
     from .core.session import Session
     from .core.specs import ModelSpec
     from .core.tasks import TaskContext
@@ -233,12 +266,7 @@ def _export(args: argparse.Namespace, text: str, ranges: list[tuple[int, int]] |
     ctx = TaskContext(report=progress, min_interval_s=0.2)
     session = Session()
     info = session.load(ModelSpec(args.model, args.device, args.dtype, args.trust_remote_code), ctx, check=check)
-    trace = session.run(text, ctx)
-    progress.end_line()
-    if trace.truncated_from:
-        progress.say("note", f"the text has {trace.truncated_from} tokens; {info.title} accepts {trace.num_tokens}, "
-                     f"so the first {trace.num_tokens} were used.")
-    check_has_tokens(trace)
+    trace = run_text(session, info.title, text, ctx, progress)
     layers = resolve_layers(ranges, info.num_layers)
     paths = write_export(info, trace, args.out, layers, ctx)
     progress.end_line()

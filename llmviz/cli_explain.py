@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cli import _model_args, _Notes, _Progress, _unexpected, read_text_arg
+from .cli import _model_args, _Progress, checked_text, run_command, run_text
 
 METHOD_HELP = "gxi (gradient x input), ig (integrated gradients), occlusion, rollout, vnorm (value-weighted norm)"
 
@@ -62,56 +62,23 @@ def parse_methods(value: str) -> list[str]:
 
 def run_explain(argv: list[str]) -> int:
     """0 written, 1 refused or failed (one message), 2 bad usage, 70 a bug, 130/143 a signal."""
-    from .core.lifecycle import Interrupted, signals_raise_interrupted
-
-    progress = _Progress()
-    with signals_raise_interrupted():
-        try:
-            return _run(argv, progress)
-        except Interrupted as exc:
-            progress.say("llmviz", f"stopped by {exc.name}; no partial output was left.")
-            return exc.exit_code
+    return run_command(explain_parser(), argv, _checked_explain)
 
 
-def _run(argv: list[str], progress: _Progress) -> int:
-    import logging
-
-    args = explain_parser().parse_args(argv)
-    from .core.atomic import check_output_folder
-    from .core.errors import InputError, LlmvizError, RemoteCodeRefused
-
-    notes = _Notes(progress)
-    logging.getLogger("llmviz").addHandler(notes)
-    try:
-        try:  # every argument check before any model work
-            position, token = parse_target(args.target)
-            methods = parse_methods(args.method)
-        except ValueError as exc:
-            progress.say("error", str(exc))
-            return 2
-        if not 1 <= args.steps <= 1024:
-            progress.say("error", "--steps: give between 1 and 1024 integration steps")
-            return 2
-        try:
-            check_output_folder(args.out)
-        except LlmvizError as exc:
-            raise type(exc)(f"--out: {exc}") from None
-        text = read_text_arg(args)
-        if text is None:
-            progress.say("explain", "give --text or --text-file")
-            return 2
-        if not text:
-            raise InputError("The text is empty; give some text with --text or --text-file.")
-        return _explain(args, text, position, token, methods, progress)
-    except RemoteCodeRefused as exc:
-        progress.say("error", exc.for_command_line())
-    except LlmvizError as exc:
+def _checked_explain(args: argparse.Namespace, progress: _Progress) -> int:
+    try:  # every argument check before any model work
+        position, token = parse_target(args.target)
+        methods = parse_methods(args.method)
+    except ValueError as exc:
         progress.say("error", str(exc))
-    except Exception as exc:  # noqa: BLE001 - each kind ends in one paragraph
-        return _unexpected(exc, progress)
-    finally:
-        logging.getLogger("llmviz").removeHandler(notes)
-    return 1
+        return 2
+    if not 1 <= args.steps <= 1024:
+        progress.say("error", "--steps: give between 1 and 1024 integration steps")
+        return 2
+    text = checked_text(args, "explain", progress)
+    if text is None:
+        return 2
+    return _explain(args, text, position, token, methods, progress)
 
 
 def _explain(args: argparse.Namespace, text: str, position: int, token: str | None, methods: list[str],
@@ -119,7 +86,6 @@ def _explain(args: argparse.Namespace, text: str, position: int, token: str | No
     from .core.errors import LlmvizError
     from .core.explain_export import write_explanation
     from .core.explain_jobs import explain
-    from .core.export import check_has_tokens
     from .core.session import Session
     from .core.specs import ModelSpec
     from .core.tasks import TaskContext
@@ -133,12 +99,7 @@ def _explain(args: argparse.Namespace, text: str, position: int, token: str | No
     if not info.is_decoder and not args.compare:
         raise LlmvizError(f"{info.title} is an encoder: it predicts no next token. Give --compare TEXT to explain "
                           "the similarity of the text's sentence embedding to a second text.")
-    trace = session.run(text, ctx)
-    progress.end_line()
-    if trace.truncated_from:
-        progress.say("note", f"the text has {trace.truncated_from} tokens; {info.title} accepts {trace.num_tokens}, "
-                     f"so the first {trace.num_tokens} were used.")
-    check_has_tokens(trace)
+    trace = run_text(session, info.title, text, ctx, progress)
     by_word = {"auto": None, "yes": True, "no": False}[args.by_word]
     result = explain(session, ctx, trace.id, position, token, methods, args.steps, args.baseline, args.compare,
                      not args.no_faithfulness, by_word)
