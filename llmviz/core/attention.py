@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -263,36 +264,30 @@ def slab_rows(block: int, heads: int, keys: int) -> int:
     return max(block, rows // block * block)
 
 
-def attention_blocks(
-    cap: AttentionCapture,
-    layer: int,
-    head: int,
-    source: str = "head",
-    keep: np.ndarray | None = None,
-    renormalise: bool = False,
-    block: int = 1,
-    reduce: str = "max",
-    region: tuple[int, int, int, int] | None = None,
-    ctx: TaskContext | None = None,
-) -> np.ndarray:
-    """One head's map (source 'head') or the mean/max over a layer's heads, block-reduced.
-
-    `keep`: token positions shown (rows and columns; default all).  `region`: (row0, row1,
-    col0, col1) as indices into `keep`.  With `renormalise`, rows are rescaled to sum to 1
-    over the kept keys before the region is cut.  Returns float32
-    [ceil(rows / block), ceil(cols / block)]; block 1 gives exact values.
-    """
+def attention_blocks(cap: AttentionCapture, layer: int, head: int, source: str = "head", block: int = 1,
+                     **options: Any) -> np.ndarray:
+    """One head's map (source 'head') or the mean/max over a layer's heads, block-reduced;
+    `options` are _blocks's (keep, renormalise, reduce, region, ctx)."""
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}")
     heads = [head] if source == "head" else list(range(cap.num_heads))
     probs = HeadProbs(cap, layer, heads)
     combine = _combine(source)
     return _blocks(lambda rows: combine(probs.rows(rows, trim=True, align=block, reuse=True)), cap.num_tokens, len(heads),
-                   keep, renormalise, block, reduce, region, ctx)
+                   block=block, **options)
 
 
-def matrix_blocks(
-    full: np.ndarray,
+def matrix_blocks(full: np.ndarray, **options: Any) -> np.ndarray:
+    """The same hiding, renormalising, cutting and block reduction for a precomputed T x T map."""
+    matrix = torch.from_numpy(np.ascontiguousarray(full, dtype=np.float32))
+    return _blocks(lambda rows: matrix[_rows_index(rows)], matrix.shape[0], 1, **options)
+
+
+def _blocks(
+    rows_of: Callable[[np.ndarray], torch.Tensor],
+    t: int,
+    heads: int,
+    *,
     keep: np.ndarray | None = None,
     renormalise: bool = False,
     block: int = 1,
@@ -300,24 +295,13 @@ def matrix_blocks(
     region: tuple[int, int, int, int] | None = None,
     ctx: TaskContext | None = None,
 ) -> np.ndarray:
-    """The same hiding, renormalising, cutting and block reduction for a precomputed T x T map."""
-    matrix = torch.from_numpy(np.ascontiguousarray(full, dtype=np.float32))
-    return _blocks(lambda rows: matrix[_rows_index(rows)], matrix.shape[0], 1, keep, renormalise, block,
-                   reduce, region, ctx)
+    """Walk the shown query rows in slabs: rows_of(positions) -> [R, K <= T] probabilities.
 
-
-def _blocks(
-    rows_of: Callable[[np.ndarray], torch.Tensor],
-    t: int,
-    heads: int,
-    keep: np.ndarray | None,
-    renormalise: bool,
-    block: int,
-    reduce: str,
-    region: tuple[int, int, int, int] | None,
-    ctx: TaskContext | None,
-) -> np.ndarray:
-    """Walk the shown query rows in slabs: rows_of(positions) -> [R, K <= T] probabilities."""
+    `keep`: token positions shown (rows and columns; default all).  `region`: (row0, row1,
+    col0, col1) as indices into `keep`.  With `renormalise`, rows are rescaled to sum to 1
+    over the kept keys before the region is cut.  Returns float32
+    [ceil(rows / block), ceil(cols / block)]; block 1 gives exact values.
+    """
     if reduce not in REDUCTIONS:
         raise ValueError(f"unknown reduction {reduce!r}")
     keep = np.arange(t) if keep is None else np.asarray(keep, dtype=np.int64)

@@ -68,6 +68,14 @@ def _keep(trace: TraceData, hide_first: bool, hide_special: bool) -> np.ndarray:
     return keep
 
 
+def _selection(session: Session, trace_id: int, layer: int, head: int, hide_first: bool,
+               hide_special: bool) -> tuple[TraceData, AttentionCapture, _Cache, int, int, np.ndarray]:
+    """The trace, its capture and cache, the (clamped) layer and head, and the shown positions."""
+    trace, cap, cache = _capture(session, trace_id)
+    layer, head = clamp_selection(cap, layer, head)
+    return trace, cap, cache, layer, head, _keep(trace, hide_first, hide_special)
+
+
 def _full_rollout(cap: AttentionCapture, cache: _Cache, ctx: TaskContext) -> np.ndarray:
     if cap.num_tokens > A.ROLLOUT_MAP_MAX_TOKENS:
         raise LlmvizError(
@@ -79,28 +87,16 @@ def _full_rollout(cap: AttentionCapture, cache: _Cache, ctx: TaskContext) -> np.
     return cache.rollout
 
 
-def attention_map(
-    session: Session,
-    ctx: TaskContext,
-    trace_id: int,
-    source: str = "head",
-    layer: int = 0,
-    head: int = 0,
-    reduce: str = "max",
-    max_cells: int = 1024,
-    hide_first: bool = False,
-    hide_special: bool = False,
-    renormalise: bool = False,
-    region: tuple[int, int, int, int] | None = None,
-) -> AttentionMap:
+def attention_map(session: Session, ctx: TaskContext, trace_id: int, source: str = "head", layer: int = 0,
+                  head: int = 0, reduce: str = "max", max_cells: int = 1024, hide_first: bool = False,
+                  hide_special: bool = False, renormalise: bool = False,
+                  region: tuple[int, int, int, int] | None = None) -> AttentionMap:
     """A head's map, the mean/max over a layer's heads, or the rollout map, at screen resolution.
 
     `region` (row0, row1, col0, col1, indices into the shown tokens) asks for a zoomed part;
     it comes back exact when it fits in `max_cells`.
     """
-    trace, cap, cache = _capture(session, trace_id)
-    layer, head = clamp_selection(cap, layer, head)
-    keep = _keep(trace, hide_first, hide_special)
+    trace, cap, cache, layer, head, keep = _selection(session, trace_id, layer, head, hide_first, hide_special)
     n = keep.size
     if region is None:
         region = (0, n, 0, n)
@@ -143,24 +139,13 @@ def prefetch_maps(session: Session, ctx: TaskContext, trace_id: int, heads: list
     return computed
 
 
-def attention_row(
-    session: Session,
-    ctx: TaskContext,
-    trace_id: int,
-    query: int,
-    source: str = "head",
-    layer: int = 0,
-    head: int = 0,
-    hide_first: bool = False,
-    hide_special: bool = False,
-    renormalise: bool = False,
-) -> AttentionRow:
+def attention_row(session: Session, ctx: TaskContext, trace_id: int, query: int, source: str = "head",
+                  layer: int = 0, head: int = 0, hide_first: bool = False, hide_special: bool = False,
+                  renormalise: bool = False) -> AttentionRow:
     """One query token's exact attention (or rollout) over the shown key tokens."""
-    trace, cap, cache = _capture(session, trace_id)
-    layer, head = clamp_selection(cap, layer, head)
+    trace, cap, cache, layer, head, keep = _selection(session, trace_id, layer, head, hide_first, hide_special)
     if not 0 <= query < trace.num_tokens:
         raise LlmvizError(f"Token {query} is not in this text ({trace.num_tokens} tokens).")
-    keep = _keep(trace, hide_first, hide_special)
     if source == "rollout":
         if cache.rollout is not None:
             row = cache.rollout[query]
