@@ -120,7 +120,7 @@ class Engine:
             token = self.tokens.get(job.job_id) or CancelToken()
         label = job.label or job.target.rpartition(".")[2]
         if token.cancelled:
-            self.link.send(wire.Finished(job.job_id, "cancelled", sent_at=time.time()))
+            self.link.send(wire.Finished("cancelled", job_id=job.job_id, sent_at=time.time()))
             return
         self.link.send(wire.Started(job.job_id))
         started = time.perf_counter()
@@ -138,13 +138,13 @@ class Engine:
         finally:
             with self.lock:
                 self.tokens.pop(job.job_id, None)
-        finished = wire.Finished(job.job_id, elapsed_s=time.perf_counter() - started, sent_at=time.time(),
+        finished = wire.Finished(job_id=job.job_id, elapsed_s=time.perf_counter() - started, sent_at=time.time(),
                                  gpu_peak_bytes=_gpu_peak_bytes(), **outcome)
         try:
             self.link.send(finished)
         # A result that cannot cross the pipe: say so instead of losing the job.
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            self.link.send(wire.Finished(job.job_id, "failed", message=f"{label} failed: its result could not be "
+            self.link.send(wire.Finished("failed", job_id=job.job_id, message=f"{label} failed: its result could not be "
                                          f"sent to the window ({type(exc).__name__}: {exc})", sent_at=time.time()))
 
     def _send(self, message: Any) -> None:

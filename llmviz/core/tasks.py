@@ -26,6 +26,21 @@ class Progress:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class JobEnding:
+    """How a job ended: status 'ok' (value set), 'failed' (message set) or 'cancelled'."""
+
+    status: str
+    value: Any = None
+    message: str = ""
+    details: str = ""
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
 class CancelToken:
     """A thread-safe flag set by the GUI thread and polled by the worker."""
 

@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from .tasks import Progress
+from .tasks import JobEnding, Progress
 
 _HEAD = struct.Struct("!QI")
 _LEN = struct.Struct("!Q")
@@ -83,20 +83,24 @@ class Wire:
 
 # -- window -> engine ---------------------------------------------------------------------
 @dataclass(frozen=True)
-class Submit:
-    """Run `target(session, ctx, **kwargs)`; `target` is a dotted path (see core/targets.py)."""
+class JobMessage:
+    """A message about one job."""
 
     job_id: int
+
+
+@dataclass(frozen=True)
+class Submit(JobMessage):
+    """Run `target(session, ctx, **kwargs)`; `target` is a dotted path (see core/targets.py)."""
+
     target: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     label: str = ""
 
 
 @dataclass(frozen=True)
-class Cancel:
+class Cancel(JobMessage):
     """Cancel a queued or running job: it stops at its next `ctx.check()`."""
-
-    job_id: int
 
 
 @dataclass(frozen=True)
@@ -128,33 +132,26 @@ class StartFailed:
 
 
 @dataclass(frozen=True)
-class Started:
-    job_id: int
+class Started(JobMessage):
+    """The job left the queue and runs."""
 
 
 @dataclass(frozen=True)
-class Progressed:
-    job_id: int
+class Progressed(JobMessage):
     progress: Progress
 
 
 @dataclass(frozen=True)
-class Partial:
+class Partial(JobMessage):
     """An interim result of a running job (see TaskContext.partial)."""
 
-    job_id: int
     value: Any
 
 
 @dataclass(frozen=True)
-class Finished:
-    """How a job ended: status 'ok' (value set), 'failed' (message set) or 'cancelled'."""
+class Finished(JobEnding):
+    """How a job ended (JobEnding), sent by the engine."""
 
-    job_id: int
-    status: str
-    value: Any = None
-    message: str = ""
-    details: str = ""
-    elapsed_s: float = 0.0
+    job_id: int = field(kw_only=True)
     sent_at: float = 0.0  # time.time() in the engine when sent (the window's receipt minus this: transfer)
     gpu_peak_bytes: int = 0

@@ -6,30 +6,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..core.tasks import Progress
+from ..core.tasks import JobEnding, Progress
 
 if TYPE_CHECKING:
     from .model_host import ModelHost
 
 
 @dataclass(frozen=True)
-class JobOutcome:
-    """How a job ended: status 'ok' (value set), 'failed' (message set) or 'cancelled'."""
+class JobOutcome(JobEnding):
+    """How a job the window asked for ended (JobEnding), with its id, channel, label and arguments."""
 
-    id: int
-    channel: str
-    label: str
-    status: str
-    value: Any = None
-    message: str = ""
-    details: str = ""
-    elapsed_s: float = 0.0
+    id: int = field(kw_only=True)
+    channel: str = field(kw_only=True)
+    label: str = field(kw_only=True)
     kwargs: dict[str, Any] = field(default_factory=dict)
     transfer_s: float = 0.0  # from the engine sending the result to the window receiving it
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
 
 
 @dataclass(frozen=True)
@@ -65,6 +56,10 @@ class JobHandle:
     @property
     def is_current(self) -> bool:
         return not self.dropped and not self.finished
+
+    def outcome(self, status: str, **ending: Any) -> JobOutcome:
+        """This job's outcome; `ending`: JobEnding's other fields and transfer_s."""
+        return JobOutcome(status, id=self.id, channel=self.channel, label=self.label, kwargs=self.kwargs, **ending)
 
     def cancel(self) -> None:
         """Stop the job (at its next check in the engine) and deliver nothing more of it."""

@@ -228,7 +228,7 @@ class ModelHost(QObject):
         if pending is not None and handle.engine == pending.generation and handle.channel == LOAD:
             self._pending = None
             self._retire(pending, kill=True)  # closes the handle; say what happened
-            self._deliver(handle, JobOutcome(handle.id, handle.channel, handle.label, "cancelled", kwargs=handle.kwargs))
+            self._deliver(handle, handle.outcome("cancelled"))
             return
         engine = self._engine_of(handle)
         if engine is not None:
@@ -316,8 +316,8 @@ class ModelHost(QObject):
 
     def _finished(self, engine: EngineProcess, message: wire.Finished) -> None:
         handle = self._handles[message.job_id]
-        outcome = JobOutcome(handle.id, handle.channel, handle.label, message.status, message.value, message.message,
-                             message.details, message.elapsed_s, handle.kwargs, max(0.0, time.time() - message.sent_at))
+        outcome = handle.outcome(message.status, value=message.value, message=message.message, details=message.details,
+                                 elapsed_s=message.elapsed_s, transfer_s=max(0.0, time.time() - message.sent_at))
         if handle.channel == LOAD and engine is self._pending:
             self._pending = None
             if outcome.ok:
@@ -361,8 +361,7 @@ class ModelHost(QObject):
         """Every job sent to `engine` ends as failed with `message` (it cannot run anywhere)."""
         for handle in [h for h in list(self._handles.values()) if h.engine == engine.generation]:
             self._close(handle)
-            self._deliver(handle, JobOutcome(handle.id, handle.channel, handle.label, "failed", message=message,
-                                             details=details, kwargs=handle.kwargs))
+            self._deliver(handle, handle.outcome("failed", message=message, details=details))
 
     def _start_failed(self, engine: EngineProcess, message: str, details: str = "") -> None:
         """The engine cannot start (a damaged install): every job fails with the reason; no retry."""
@@ -388,8 +387,7 @@ class ModelHost(QObject):
             for handle in [h for h in list(self._handles.values()) if h.engine == engine.generation]:
                 self._close(handle)
                 source = handle.kwargs["spec"].source if handle.channel == LOAD else handle.label
-                self._deliver(handle, JobOutcome(handle.id, handle.channel, handle.label, "failed",
-                                                 message=f"Loading {source} failed: {what}", kwargs=handle.kwargs))
+                self._deliver(handle, handle.outcome("failed", message=f"Loading {source} failed: {what}"))
             return
         spec = self.loaded_spec if self._engine_has_model or self._recovering else None
         self._engine = None
