@@ -36,32 +36,40 @@ ArrayLike = float | np.ndarray
 
 
 @dataclass(frozen=True)
+class PowerLaw:
+    """L(X) = (X_c / X)^alpha."""
+
+    alpha: float
+    x_c: float
+
+    def __call__(self, x: ArrayLike) -> ArrayLike:
+        return (self.x_c / np.asarray(x, dtype=float)) ** self.alpha
+
+
+@dataclass(frozen=True)
 class KaplanFit:
     """Kaplan et al. 2020 power laws (each holds when the other two resources are not the bottleneck)."""
 
-    alpha_n: float = 0.076
-    n_c: float = 8.8e13
-    alpha_d: float = 0.095
-    d_c: float = 5.4e13
-    alpha_c: float = 0.050
-    c_c_pf_days: float = 3.1e8
+    n: PowerLaw = PowerLaw(0.076, 8.8e13)  # N: non-embedding parameters
+    d: PowerLaw = PowerLaw(0.095, 5.4e13)  # D: tokens
+    c: PowerLaw = PowerLaw(0.050, 3.1e8)  # C_min: PF-days
 
     def loss_n(self, n: ArrayLike) -> ArrayLike:
-        """L(N): models trained to convergence on enough data (N = non-embedding parameters)."""
-        return (self.n_c / np.asarray(n, dtype=float)) ** self.alpha_n
+        """L(N): models trained to convergence on enough data."""
+        return self.n(n)
 
     def loss_d(self, d: ArrayLike) -> ArrayLike:
         """L(D): large models trained with early stopping on D tokens."""
-        return (self.d_c / np.asarray(d, dtype=float)) ** self.alpha_d
+        return self.d(d)
 
     def loss_c(self, c_flops: ArrayLike) -> ArrayLike:
         """L(C_min): compute-efficient training with C FLOPs (converted to PF-days)."""
-        return (self.c_c_pf_days / (np.asarray(c_flops, dtype=float) / PF_DAY)) ** self.alpha_c
+        return self.c(np.asarray(c_flops, dtype=float) / PF_DAY)
 
     def loss_nd(self, n: ArrayLike, d: ArrayLike) -> ArrayLike:
         """L(N, D), equation 1.5: the penalty for finite data at a given size."""
         n, d = np.asarray(n, dtype=float), np.asarray(d, dtype=float)
-        return ((self.n_c / n) ** (self.alpha_n / self.alpha_d) + self.d_c / d) ** self.alpha_d
+        return ((self.n.x_c / n) ** (self.n.alpha / self.d.alpha) + self.d.x_c / d) ** self.d.alpha
 
 
 @dataclass(frozen=True)

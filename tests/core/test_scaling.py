@@ -23,8 +23,8 @@ from llmviz.core.scaling import (
 
 def test_published_constants():
     assert (CHINCHILLA.e, CHINCHILLA.a, CHINCHILLA.b, CHINCHILLA.alpha, CHINCHILLA.beta) == (1.69, 406.4, 410.7, 0.34, 0.28)
-    assert (KAPLAN.alpha_n, KAPLAN.n_c, KAPLAN.alpha_d, KAPLAN.d_c) == (0.076, 8.8e13, 0.095, 5.4e13)
-    assert (KAPLAN.alpha_c, KAPLAN.c_c_pf_days) == (0.050, 3.1e8)
+    assert (KAPLAN.n.alpha, KAPLAN.n.x_c, KAPLAN.d.alpha, KAPLAN.d.x_c) == (0.076, 8.8e13, 0.095, 5.4e13)
+    assert (KAPLAN.c.alpha, KAPLAN.c.x_c) == (0.050, 3.1e8)
     text = " ".join(CITATIONS)
     for cited in ("arXiv:2001.08361", "arXiv:2203.15556", "0.076", "8.8e13", "1.69", "406.4", "410.7", "0.34", "0.28"):
         assert cited in text
