@@ -52,6 +52,14 @@ class Precision:
         return self.kind in ("int8", "4bit")
 
 
+def _four_bit(key: str, name: str, summary: str) -> tuple[Precision, Precision]:
+    """A bitsandbytes 4-bit type's two positions: without and with double quantization."""
+    return (Precision(key, name, name, 4, "4bit", summary, quant_type=key),
+            Precision(f"{key}-dq", f"{name} + double quant", f"{name}+DQ", 4, "4bit",
+                      f"{name} whose block scales are themselves quantized to 8 bits (double quantization).",
+                      quant_type=key, double_quant=True))
+
+
 _SIM = ("SIMULATED: the weights bitsandbytes would quantize are rounded to {n} levels per output channel "
         "(round-to-nearest, absmax grid) and kept in the load dtype, so no memory is saved.")
 PRECISIONS: tuple[Precision, ...] = (
@@ -63,18 +71,10 @@ PRECISIONS: tuple[Precision, ...] = (
     Precision("int8", "INT8", "INT8", 8, "int8",
               "bitsandbytes LLM.int8(): int8 weights with one scale per output row; input features with "
               "outliers above 6 are multiplied in fp16."),
-    Precision("nf4", "NF4", "NF4", 4, "4bit",
-              "bitsandbytes 4-bit NormalFloat: 16 levels spaced for normally distributed weights, one absmax "
-              "per block of 64 weights.", quant_type="nf4"),
-    Precision("nf4-dq", "NF4 + double quant", "NF4+DQ", 4, "4bit",
-              "NF4 whose block scales are themselves quantized to 8 bits (double quantization).",
-              quant_type="nf4", double_quant=True),
-    Precision("fp4", "FP4", "FP4", 4, "4bit",
-              "bitsandbytes 4-bit float (sign, 2 exponent bits, 1 mantissa bit), one absmax per block of 64 "
-              "weights.", quant_type="fp4"),
-    Precision("fp4-dq", "FP4 + double quant", "FP4+DQ", 4, "4bit",
-              "FP4 whose block scales are themselves quantized to 8 bits (double quantization).",
-              quant_type="fp4", double_quant=True),
+    *_four_bit("nf4", "NF4", "bitsandbytes 4-bit NormalFloat: 16 levels spaced for normally distributed "
+               "weights, one absmax per block of 64 weights."),
+    *_four_bit("fp4", "FP4", "bitsandbytes 4-bit float (sign, 2 exponent bits, 1 mantissa bit), one absmax per "
+               "block of 64 weights."),
     Precision("int2-sim", "INT2 (simulated)", "INT2 sim", 2, "simulated", _SIM.format(n=4, b=2)),
     Precision("int1-sim", "INT1 (simulated)", "INT1 sim", 1, "simulated", _SIM.format(n=2, b=1)),
 )
