@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
 
 import numpy as np
 
 from .results import AttentionShape, TokenTable, Trace
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,18 @@ class AttentionCapture:
         return AttentionShape(self.method, self.num_layers, self.num_heads, self.num_kv_heads, self.num_tokens)
 
 
+class _FromTrace(Generic[T]):
+    """A TraceData attribute that reads the same-named attribute of its window Trace."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> T:
+        if obj is None:
+            return cast(T, self)  # read on the class: the descriptor itself
+        return getattr(obj.trace, self.name)
+
+
 @dataclass(frozen=True)
 class TraceData:
     """A run as the engine keeps it: `trace` (sent to the window) and its big arrays."""
@@ -71,53 +86,18 @@ class TraceData:
     capture: AttentionCapture | None
 
     # The window's fields, read through for the jobs' convenience.
-    @property
-    def id(self) -> int:
-        return self.trace.id
-
-    @property
-    def text(self) -> str:
-        return self.trace.text
-
-    @property
-    def tokens(self) -> TokenTable:
-        return self.trace.tokens
-
-    @property
-    def num_tokens(self) -> int:
-        return self.trace.num_tokens
-
-    @property
-    def is_empty(self) -> bool:
-        return self.trace.is_empty
-
-    @property
-    def last_logits(self) -> np.ndarray | None:
-        return self.trace.last_logits
-
-    @property
-    def attention_note(self) -> str:
-        return self.trace.attention_note
-
-    @property
-    def model_source(self) -> str:
-        return self.trace.model_source
-
-    @property
-    def model_title(self) -> str:
-        return self.trace.model_title
-
-    @property
-    def token_labels(self) -> tuple[str, ...]:
-        return self.trace.token_labels
-
-    @property
-    def truncated_from(self) -> int | None:
-        return self.trace.truncated_from
-
-    @property
-    def timings(self) -> Mapping[str, float]:
-        return self.trace.timings
+    id = _FromTrace[int]()
+    text = _FromTrace[str]()
+    tokens = _FromTrace[TokenTable]()
+    num_tokens = _FromTrace[int]()
+    is_empty = _FromTrace[bool]()
+    last_logits = _FromTrace[np.ndarray | None]()
+    attention_note = _FromTrace[str]()
+    model_source = _FromTrace[str]()
+    model_title = _FromTrace[str]()
+    token_labels = _FromTrace[tuple[str, ...]]()
+    truncated_from = _FromTrace[int | None]()
+    timings = _FromTrace[Mapping[str, float]]()
 
     def labels(self) -> list[str]:
         return self.trace.labels()
