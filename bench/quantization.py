@@ -59,12 +59,12 @@ def print_table(reports: list, trace_id: int) -> None:
     from llmviz.core.quantization_results import comparison_frame
 
     frame = comparison_frame(reports, trace_id)
-    columns = ["precision", "memory_MB", "footprint_MB", "load_s", "forward_s", "mean_kl", "top1_agreement",
+    columns = ["precision", "memory_MiB", "footprint_MiB", "load_s", "forward_s", "mean_kl", "top1_agreement",
                "perplexity"]
-    if frame["cuda_change_MB"].notna().any():
-        columns.insert(2, "cuda_change_MB")
-    shown = frame[columns].rename(columns={"memory_MB": "memory MB", "footprint_MB": "get_memory_footprint MB",
-                                           "cuda_change_MB": "CUDA Δ MB",
+    if frame["cuda_change_MiB"].notna().any():
+        columns.insert(2, "cuda_change_MiB")
+    shown = frame[columns].rename(columns={"memory_MiB": "memory MiB", "footprint_MiB": "get_memory_footprint MiB",
+                                           "cuda_change_MiB": "CUDA Δ MiB",
                                            "load_s": "load s", "forward_s": "forward s", "mean_kl": "mean KL",
                                            "top1_agreement": "top-1 agree", "perplexity": "perplexity"})
     with pd.option_context("display.width", 160, "display.max_columns", 20):

@@ -274,17 +274,17 @@ def comparison_frame(reports: Sequence[ModeReport], trace_id: int | None) -> pd.
     for r in sorted(reports, key=lambda r: order[r.key]):
         p, c, q = precision(r.key), r.costs, r.comparison
         current = q.trace_id == trace_id
-        mb = lambda n: n / 2**20 if n is not None else math.nan  # noqa: E731
+        mib = lambda n: n / 2**20 if n is not None else math.nan  # noqa: E731
         rows.append({
             "precision": p.label + (" (reference)" if c.is_reference else ""),
             "bits": p.bits,
             "kind": "simulated" if p.simulated else ("bitsandbytes" if p.uses_bitsandbytes else "torch dtype"),
-            "memory_MB": mb(c.memory_bytes),
-            "footprint_MB": mb(c.footprint_bytes),
-            "scales_MB": mb(c.constants_bytes),
-            "linear_layers_MB": mb(c.linear_bytes),
-            "rss_change_MB": mb(c.rss_delta_bytes),
-            "cuda_change_MB": mb(c.cuda_delta_bytes),
+            "memory_MiB": mib(c.memory_bytes),
+            "footprint_MiB": mib(c.footprint_bytes),
+            "scales_MiB": mib(c.constants_bytes),
+            "linear_layers_MiB": mib(c.linear_bytes),
+            "rss_change_MiB": mib(c.rss_delta_bytes),
+            "cuda_change_MiB": mib(c.cuda_delta_bytes),
             "load_s": c.load_s,
             "forward_s": c.forward_s if current else math.nan,
             "tokens": q.num_tokens if current else math.nan,
@@ -306,5 +306,5 @@ def theoretical_frame(num_parameters: int) -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame([{"level": r.level, "bits": r.bits, "reduction": r.reduction, "savings_pct": r.savings_pct,
-                          "size_MB": r.size_bytes / 2**20} for r in theoretical_sizes(num_parameters)])
+                          "size_MiB": r.size_bytes / 2**20} for r in theoretical_sizes(num_parameters)])
 

@@ -435,8 +435,8 @@ class QuantizationView(DockView):
         frame = self.frame()
         self.table_model.set_frame(frame)
         self.table.fit_columns(160)
-        no_cuda = bool(frame.empty or frame["cuda_change_MB"].isna().all())
-        self.table.setColumnHidden(list(HEADERS).index("cuda_change_MB"), no_cuda)
+        no_cuda = bool(frame.empty or frame["cuda_change_MiB"].isna().all())
+        self.table.setColumnHidden(list(HEADERS).index("cuda_change_MiB"), no_cuda)
 
     def _row_tooltip(self, row: Any) -> str:
         return {

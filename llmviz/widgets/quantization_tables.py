@@ -19,9 +19,9 @@ if TYPE_CHECKING:  # pandas is imported when a table is made, not when the windo
     import pandas as pd
 
 HEADERS = {
-    "precision": "Precision", "bits": "Bits", "kind": "Kind", "memory_MB": "Memory MiB",
-    "footprint_MB": "Footprint MiB", "scales_MB": "Scales MiB", "linear_layers_MB":
-    "Linear layers MiB", "rss_change_MB": "RSS Δ MiB", "cuda_change_MB": "CUDA Δ MiB", "load_s": "Load s",
+    "precision": "Precision", "bits": "Bits", "kind": "Kind", "memory_MiB": "Memory MiB",
+    "footprint_MiB": "Footprint MiB", "scales_MiB": "Scales MiB", "linear_layers_MiB":
+    "Linear layers MiB", "rss_change_MiB": "RSS Δ MiB", "cuda_change_MiB": "CUDA Δ MiB", "load_s": "Load s",
     "forward_s": "Forward s", "tokens": "Tokens", "mean_kl": "Mean KL", "top1_agreement": "Top-1 agree",
     "top5_overlap": "Top-5 overlap", "perplexity": "Perplexity", "reference_perplexity": "Ref. perplexity",
     "attention_max_abs_diff": "Max |Δ attn|", "last_layer_rel_error": "Last-layer drift", "device": "Device",
@@ -39,16 +39,16 @@ def dash_format(spec: str) -> Callable[[Any], str]:
 
 
 FORMATS = {
-    "memory_MB": dash_format(",.1f"), "footprint_MB": dash_format(",.1f"), "scales_MB": dash_format(",.2f"),
-    "linear_layers_MB": dash_format(",.1f"), "rss_change_MB": dash_format(",.0f"), "cuda_change_MB": dash_format(",.0f"),
+    "memory_MiB": dash_format(",.1f"), "footprint_MiB": dash_format(",.1f"), "scales_MiB": dash_format(",.2f"),
+    "linear_layers_MiB": dash_format(",.1f"), "rss_change_MiB": dash_format(",.0f"), "cuda_change_MiB": dash_format(",.0f"),
     "load_s": dash_format(".2f"), "forward_s": dash_format(".3f"), "tokens": dash_format(".0f"),
     "mean_kl": dash_format(".4g"), "top1_agreement": dash_format(".1%"), "top5_overlap": dash_format(".1%"),
     "perplexity": dash_format(".2f"), "reference_perplexity": dash_format(".2f"),
     "attention_max_abs_diff": dash_format(".3g"), "last_layer_rel_error": dash_format(".3g"),
 }
-SIZE_FORMATS = {"reduction": dash_format(".0f"), "savings_pct": dash_format(".1f"), "size_MB": dash_format(",.1f")}
-SIZE_COLUMNS = ["level", "bits", "reduction", "savings_pct", "size_MB"]
-SIZE_HEADERS = {"level": "Level", "bits": "Bits", "reduction": "× smaller", "savings_pct": "Saved %", "size_MB": "Size MiB"}
+SIZE_FORMATS = {"reduction": dash_format(".0f"), "savings_pct": dash_format(".1f"), "size_MiB": dash_format(",.1f")}
+SIZE_COLUMNS = ["level", "bits", "reduction", "savings_pct", "size_MiB"]
+SIZE_HEADERS = {"level": "Level", "bits": "Bits", "reduction": "× smaller", "savings_pct": "Saved %", "size_MiB": "Size MiB"}
 
 
 def keep_source_order(table: FrameTable, sortable: bool) -> None:

@@ -77,7 +77,7 @@ def test_reference_first_then_visits_fill_charts_and_table(qtbot, host, llama_vi
     frame = view.table_model.frame
     assert frame["precision"].tolist() == ["FP32 (reference)", "NF4", "INT2 (simulated)"]
     assert frame["kind"].tolist() == ["torch dtype", "bitsandbytes", "simulated"]
-    assert frame.loc[1, "memory_MB"] < frame.loc[0, "memory_MB"] == frame.loc[2, "memory_MB"]
+    assert frame.loc[1, "memory_MiB"] < frame.loc[0, "memory_MiB"] == frame.loc[2, "memory_MiB"]
     assert frame.loc[0, "mean_kl"] < 1e-7 < frame.loc[1, "mean_kl"] < frame.loc[2, "mean_kl"]
     # one point per visited precision in the memory and top-1 charts; the KL chart (log) has no 0
     points = lambda plot: [i for i in plot.listDataItems() if i.opts.get("symbol") and i.isVisible()]  # noqa: E731
