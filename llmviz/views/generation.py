@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
@@ -41,6 +40,7 @@ from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..widgets.heatmap import HeatmapPlot
 from ..widgets.plot_export import ask_image_path, export_plot
+from ..widgets.sampling_boxes import sampling_boxes
 from ..widgets.why_button import ExplainRequest, WhyButton
 from ..workers.jobs import JobOutcome
 from .base import DockView
@@ -106,21 +106,7 @@ class GenerationView(DockView):
         self.mode = QComboBox()
         self.mode.addItem("greedy", False)
         self.mode.addItem("sample", True)
-        self.temperature = QDoubleSpinBox()
-        self.temperature.setRange(0.0, 5.0)
-        self.temperature.setSingleStep(0.1)
-        self.temperature.setValue(0.8)
-        self.temperature.setPrefix("temperature ")
-        self.top_k = QSpinBox()
-        self.top_k.setRange(0, 100000)
-        self.top_k.setValue(50)
-        self.top_k.setPrefix("top-k ")
-        self.top_k.setSpecialValueText("top-k off")
-        self.top_p = QDoubleSpinBox()
-        self.top_p.setRange(0.0, 1.0)
-        self.top_p.setSingleStep(0.05)
-        self.top_p.setValue(0.95)
-        self.top_p.setPrefix("top-p ")
+        self.temperature, self.top_k, self.top_p = sampling_boxes(temperature=0.8, top_k=50, top_p=0.95)
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setPrefix("seed ")

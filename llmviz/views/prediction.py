@@ -15,7 +15,6 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QTransform
 from PySide6.QtWidgets import (
     QComboBox,
-    QDoubleSpinBox,
     QGraphicsItem,
     QGraphicsSimpleTextItem,
     QHBoxLayout,
@@ -34,6 +33,7 @@ from ..core.sampling import entropy_bits, is_greedy, sampling_distribution, soft
 from ..core.specs import ModelInfo
 from ..widgets.heatmap import HeatmapPlot
 from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot, write_csv
+from ..widgets.sampling_boxes import sampling_boxes
 from ..widgets.token_chips import TokenChips
 from ..widgets.why_button import ExplainRequest, WhyButton
 from ..workers.jobs import JobOutcome
@@ -166,22 +166,9 @@ class PredictionView(DockView):
         chips_area = self.chips_area
         chips_area.setMaximumHeight(96)
         self.chips.sig_clicked.connect(self.select_position)
-        self.temperature = QDoubleSpinBox()
-        self.temperature.setRange(0.0, 5.0)
-        self.temperature.setSingleStep(0.1)
-        self.temperature.setValue(1.0)
-        self.temperature.setPrefix("temperature ")
+        self.temperature, self.top_k, self.top_p = sampling_boxes(temperature=1.0, top_k=0, top_p=1.0)
         self.temperature.setToolTip("Divides the logits before the softmax: < 1 sharpens, > 1 flattens; 0 = greedy.")
-        self.top_k = QSpinBox()
-        self.top_k.setRange(0, 100000)
-        self.top_k.setPrefix("top-k ")
-        self.top_k.setSpecialValueText("top-k off")
         self.top_k.setToolTip("Keep only the k most likely tokens (0 = no limit).")
-        self.top_p = QDoubleSpinBox()
-        self.top_p.setRange(0.0, 1.0)
-        self.top_p.setSingleStep(0.05)
-        self.top_p.setValue(1.0)
-        self.top_p.setPrefix("top-p ")
         self.top_p.setToolTip("Keep the most likely tokens until their probability adds up to p (1 = no limit; 0 = greedy).")
         self.bars = QSpinBox()
         self.bars.setRange(3, 40)
