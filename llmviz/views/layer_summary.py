@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from ..core import targets
 from ..core.layer_summary_results import LayerSummary
 from ..core.results import Trace
-from ..widgets.plot_export import write_csv
+from ..widgets.plot_export import save_csv
 from ..widgets.plot_style import style_plot
 from ..workers.jobs import JobOutcome
 from .base import DockView
@@ -262,14 +262,4 @@ class LayerSummaryView(DockView):
         """All rows (not only the filtered ones), raw numbers."""
         if self.result is None:
             return False
-        try:
-            write_csv(self.result.frame, path, index=False)
-        except OSError as exc:
-            self._set_status(f"Could not write {path}: {exc.strerror or exc}", error=True)
-            return False
-        self._set_status(f"Saved {len(self.result.frame):,} rows to {path}")
-        return True
-
-    def _set_status(self, text: str, error: bool = False) -> None:
-        self.status.setText(f"<span style='color:{'#B00020' if error else '#1B5E20'}'>{html.escape(text)}</span>")
-        self.status.show()
+        return save_csv(self.result.frame, path, self.status, f"Saved {len(self.result.frame):,} rows to {path}")

@@ -37,7 +37,7 @@ from ..core.formatting import bytes_text
 from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..core.structure_results import ModuleTree, WeightHistogram, config_for_module
-from ..widgets.plot_export import write_csv
+from ..widgets.plot_export import save_csv
 from ..widgets.plot_style import style_plot
 from ..workers.jobs import JobOutcome
 from .base import DockView
@@ -459,14 +459,4 @@ class ModelTreeView(DockView):
         tree = self.model.tree
         if tree is None:
             return False
-        try:
-            write_csv(tree.to_frame(), path, index=False)
-        except OSError as exc:
-            self._set_status(f"Could not write {path}: {exc.strerror or exc}", error=True)
-            return False
-        self._set_status(f"Saved {len(tree):,} modules to {path}")
-        return True
-
-    def _set_status(self, text: str, error: bool = False) -> None:
-        self.status.setText(f"<span style='color:{'#B00020' if error else '#1B5E20'}'>{html.escape(text)}</span>")
-        self.status.show()
+        return save_csv(tree.to_frame(), path, self.status, f"Saved {len(tree):,} modules to {path}")

@@ -1,17 +1,18 @@
-"""Saving plots as PNG or SVG from the views, and asking where.
+"""Saving plots (PNG or SVG) and tables (CSV) from the views, and asking where.
 
 One exporter for every view (see export_plot for why SVG bypasses pyqtgraph's).
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor, QPainter
-from PySide6.QtWidgets import QFileDialog, QWidget
+from PySide6.QtWidgets import QFileDialog, QLabel, QWidget
 
 from ..core.atomic import atomic_path
 from ..core.atomic import write_csv as atomic_write_csv
@@ -70,6 +71,23 @@ def _export_to(item: pg.GraphicsObject, path: str, width: int | None) -> None:
 def write_csv(frame: pd.DataFrame, path: str, **kwargs: Any) -> None:
     """`frame.to_csv(path, **kwargs)` written atomically (views' CSV exports go through this)."""
     atomic_write_csv(frame, path, **kwargs)
+
+
+def save_csv(frame: pd.DataFrame, path: str, status: QLabel, saved: str) -> bool:
+    """Write `frame` (without its index) to `path` and say so in `status`, or say why not."""
+    try:
+        write_csv(frame, path, index=False)
+    except OSError as exc:
+        show_status(status, f"Could not write {path}: {exc.strerror or exc}", error=True)
+        return False
+    show_status(status, saved)
+    return True
+
+
+def show_status(label: QLabel, text: str, error: bool = False) -> None:
+    """`text` in `label`, red for an error, green otherwise."""
+    label.setText(f"<span style='color:{'#B00020' if error else '#1B5E20'}'>{html.escape(text)}</span>")
+    label.show()
 
 
 def ask_image_path(parent: QWidget, name: str) -> str:
