@@ -6,12 +6,13 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
 from ..core import targets
 from ..core.embeddings_results import Projection, layer_name
 from ..core.results import Trace
 from ..core.specs import ModelInfo
+from ..widgets.layer_slider import layer_slider, layer_text, set_layers
 from ..widgets.plot_export import ask_image_path, export_plot
 from ..workers.jobs import JobOutcome
 from .base import DockView
@@ -31,10 +32,7 @@ class ProjectionView(DockView):
         self.mode = QComboBox()
         self.mode.addItem("One layer", "layer")
         self.mode.addItem("Trajectories through the layers", "trajectories")
-        self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)
-        self.layer_label = QLabel()
-        self.layer_label.setMinimumWidth(160)
+        self.slider, self.layer_label = layer_slider(label_width=160)
         self.unit = QCheckBox("Unit length")
         self.unit.setChecked(True)
         self.unit.setToolTip("Scale every vector to length 1 before PCA (the geometry of cosine similarity). "
@@ -80,10 +78,7 @@ class ProjectionView(DockView):
         self.scatter.sigHovered.connect(self._on_hover)
 
     def model_changed(self, info: ModelInfo) -> None:
-        self.slider.blockSignals(True)
-        self.slider.setRange(0, max(0, info.num_layers))
-        self.slider.setValue(info.num_layers)
-        self.slider.blockSignals(False)
+        set_layers(self.slider, info.num_layers, info.num_layers)  # the last hidden state, as the notebook uses
         self.projection = None
 
     def trace_changed(self, trace: Trace) -> None:
@@ -124,7 +119,7 @@ class ProjectionView(DockView):
         layer = min(self.slider.value(), num_layers)
         trajectories = self.mode.currentData() == "trajectories"
         self.slider.setEnabled(not trajectories)
-        self.layer_label.setText("all layers" if trajectories else f"{layer_name(layer, num_layers)}  ({layer}/{num_layers})")
+        self.layer_label.setText("all layers" if trajectories else layer_text(layer, num_layers))
         t = proj.per_layer.shape[1]
         brushes = self._colors(t)
         if trajectories:

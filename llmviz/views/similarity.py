@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QSlider,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -30,6 +29,7 @@ from ..core.embeddings_results import SimilarityMap, TextComparison, layer_name
 from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..widgets.heatmap import HeatmapPlot
+from ..widgets.layer_slider import layer_slider, layer_text, set_layers
 from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot, write_csv
 from ..widgets.why_button import ExplainRequest, WhyButton
 from ..workers.jobs import JobOutcome
@@ -52,10 +52,7 @@ class SimilarityView(DockView):
 
     def __init__(self, host, parent=None) -> None:
         super().__init__(host, parent)
-        self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)
-        self.layer_label = QLabel()
-        self.layer_label.setMinimumWidth(170)
+        self.slider, self.layer_label = layer_slider(label_width=170)
         self.center = QCheckBox("Subtract the mean direction")
         self.center.setToolTip(CENTER_NOTE)
         self.export_csv_button = QPushButton("Export CSV…")
@@ -144,10 +141,7 @@ class SimilarityView(DockView):
 
     # -- model and trace ---------------------------------------------------------------------
     def model_changed(self, info: ModelInfo) -> None:
-        self.slider.blockSignals(True)
-        self.slider.setRange(0, max(0, info.num_layers))
-        self.slider.setValue(info.num_layers)  # the last hidden state, as the notebook uses
-        self.slider.blockSignals(False)
+        set_layers(self.slider, info.num_layers, info.num_layers)  # the last hidden state, as the notebook uses
         self.why_button.setEnabled(not info.is_decoder)  # a decoder's "why" is a next token (Prediction's button)
         self._forget_comparison()
 
@@ -157,9 +151,7 @@ class SimilarityView(DockView):
         return ExplainRequest(compare=other) if other else None
 
     def trace_changed(self, trace: Trace) -> None:
-        self.slider.blockSignals(True)
-        self.slider.setRange(0, trace.num_states - 1)
-        self.slider.blockSignals(False)
+        set_layers(self.slider, trace.num_states - 1)
         if self.comparison is not None:
             self.request_comparison()  # the first text changed: compare the new one
         self.redraw()
@@ -185,7 +177,7 @@ class SimilarityView(DockView):
             return
         layer = min(self.layer, trace.num_states - 1)
         num_layers = trace.num_states - 1
-        self.layer_label.setText(f"{layer_name(layer, num_layers)}  ({layer}/{num_layers})")
+        self.layer_label.setText(layer_text(layer, num_layers))
         centered = self.center.isChecked()
         self.note.setText(CENTER_NOTE if not centered else
                           "Centred: the mean of this text's unit-length vectors at this layer is subtracted before "
