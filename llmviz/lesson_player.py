@@ -90,7 +90,7 @@ class LessonPlayer(QObject):
     def snapshot(self) -> dict[str, Any]:
         """The model, text and every view's settings as the user has them now."""
         w = self.window
-        spec = w.loaded_spec or w.requested_spec
+        spec = w.loaded_spec if w.info is not None else None
         return {"spec": spec, "text": w.text_input.text(),
                 "views": {name: view.desktop_state() for name, view in w.views.items()}}
 
@@ -101,7 +101,8 @@ class LessonPlayer(QObject):
     def _presentation_changed(self, active: bool) -> None:
         if not active and self.before is not None and self.window.presentation.navigator is self:
             before, self.before = self.before, None
-            self.restore(before)
+            if before["spec"] is not None:  # with no model yet, the lesson's is the only state there is
+                self.restore(before)
 
     def restore(self, before: dict[str, Any]) -> None:
         """Put the user's model, text and view settings back (leaving the lesson loses nothing)."""

@@ -127,8 +127,8 @@ class PresentationMode(QObject):
         for dock in w.docks.values():
             dock.setTitleBarWidget(QWidget())  # no "Attent…" tabs or title strips: the view is the slide
         QApplication.instance().installEventFilter(self)
-        for view in w.views.values():
-            view.set_presentation(True)  # its presentation settings (cividis), before it is styled
+        for shown in w.views.values():
+            shown.set_presentation(True)  # its presentation settings (cividis), before it is styled
         if self.navigator is None:
             self.navigator = ViewCycle(self)
             visible = [n for n, d in w.docks.items() if d.isVisible() and not d.visibleRegion().isEmpty()]
@@ -149,8 +149,8 @@ class PresentationMode(QObject):
         self.blank.hide()
         self.readouts.release()
         self.style.restore()
-        for view in w.views.values():
-            view.set_presentation(False)  # after the style's undo, which puts the maps it set back
+        for shown in w.views.values():
+            shown.set_presentation(False)  # after the style's undo, which puts the maps it set back
         if self.panel_dock is not None:
             self.panel_dock.setWidget(None)  # the panel lives on for the next time
             self.panel.setParent(None)

@@ -263,6 +263,8 @@ class DockView(QWidget):
         """Presentation mode began (True) or ended (False): PRESENTATION_STATE is applied, then
         restored to what the user had.  A user's change made while presenting is kept.
         Override for layout changes (call super)."""
+        if not self.PRESENTATION_STATE:
+            return
         if active:
             if self._desktop_state is not None:
                 return
