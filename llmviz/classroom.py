@@ -99,9 +99,13 @@ class Classroom(QObject):
         return True
 
     def set_lesson(self, lesson: Lesson, path: str | None) -> None:
+        before = None
         if self.player is not None:
+            before = self.player.before  # a step added while presenting: the user's state lives on
+            self.player.presentation_disconnect()
             self.player.deleteLater()
         self.player = LessonPlayer(self.window, lesson)
+        self.player.before = before
         self.lesson_path = path
         self.dirty = False
         self.window.presentation.navigator = self.player
@@ -184,7 +188,7 @@ class Classroom(QObject):
         return SessionData(
             model_source=spec.source if spec else None, device=spec.device if spec else "auto",
             dtype=spec.dtype if spec else "auto", text=w.text_input.text(), layout=bytes(layout.data()),
-            views={name: view.state() for name, view in w.views.items()},
+            views={name: view.desktop_state() for name, view in w.views.items()},
             lesson_path=self.lesson_path if self.player else None,
             lesson_step=self.player.index + 1 if self.player else 0,
             presentation=w.presentation.active, saved_by=f"llmviz {llmviz.__version__}")

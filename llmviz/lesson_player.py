@@ -41,6 +41,10 @@ class LessonPlayer(QObject):
         self._waiting_view: str | None = None
         self._pending_pick: LessonStep | None = None
         self._apply_after_trace: LessonStep | None = None
+        #: What the user had before the lesson's steps changed it (model, text, view settings);
+        #: put back when presentation mode ends.
+        self.before: dict[str, Any] | None = None
+        window.presentation.sig_changed.connect(self._presentation_changed)
         window.host.sig_trace.connect(self._on_trace)
         window.sig_view_created.connect(lambda view: view.sig_ready.connect(lambda v=view: self._drawn(v.NAME)))
         for view in window.views.values():
@@ -61,6 +65,8 @@ class LessonPlayer(QObject):
             return
         self.index = max(0, min(index, self.count() - 1))
         step = self.lesson.steps[self.index]
+        if self.before is None and self.window.presentation.active:
+            self.before = self.snapshot()
         self._started = time.perf_counter()
         self._panel().show_step(self.index, self.count(), step.title, step.explanation)
         self._banner(step)
@@ -79,6 +85,44 @@ class LessonPlayer(QObject):
             self.window.presentation.show_panel_only()
         self.sig_step.emit(self.index)
         QTimer.singleShot(0, self._precompute_next)
+
+    # -- what the user had ----------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """The model, text and every view's settings as the user has them now."""
+        w = self.window
+        spec = w.loaded_spec if w.info is not None else None
+        return {"spec": spec, "text": w.text_input.text(),
+                "views": {name: view.desktop_state() for name, view in w.views.items()}}
+
+    def presentation_disconnect(self) -> None:
+        """Replaced by another player (deleted later): leaving presentation is no longer ours."""
+        self.window.presentation.sig_changed.disconnect(self._presentation_changed)
+
+    def _presentation_changed(self, active: bool) -> None:
+        if not active and self.before is not None and self.window.presentation.navigator is self:
+            before, self.before = self.before, None
+            if before["spec"] is not None:  # with no model yet, the lesson's is the only state there is
+                self.restore(before)
+
+    def restore(self, before: dict[str, Any]) -> None:
+        """Put the user's model, text and view settings back (leaving the lesson loses nothing)."""
+        w = self.window
+        self._apply_after_trace = self._pending_pick = None
+        self._waiting_view = None
+        spec: ModelSpec | None = before["spec"]
+        current = w.requested_spec or w.loaded_spec
+        reload = spec is not None and (current is None or current.source != spec.source)
+        if reload:
+            w.load_model(spec)
+        rerun = reload or w.text_input.text() != before["text"] or (w.trace is not None and w.trace.text != before["text"])
+        if rerun:
+            w.text_input.set_text(before["text"])
+            w.run_text(before["text"])
+        for name, state in before["views"].items():
+            if name in w.views and state:
+                w.views[name].restore_state(state)
+        if rerun:  # again once the text has run (layer and head ranges follow the trace)
+            w._states_to_restore = dict(before["views"])  # noqa: SLF001 - the window's restore-after-trace
 
     # -- the parts of a step --------------------------------------------------------------------
     def _panel(self):  # type: ignore[no-untyped-def]

@@ -97,9 +97,14 @@ class PresentationMode(QObject):
         self._restyle.setSingleShot(True)
         self._restyle.setInterval(0)
         self._restyle.timeout.connect(self.restyle)
-        window.sig_view_created.connect(lambda view: view.sig_ready.connect(self._view_ready))
+        window.sig_view_created.connect(self._view_created)
         for view in window.views.values():
             view.sig_ready.connect(self._view_ready)
+
+    def _view_created(self, view) -> None:  # type: ignore[no-untyped-def]
+        view.sig_ready.connect(self._view_ready)
+        if self.active:
+            view.set_presentation(True)
 
     # -- entering and leaving -------------------------------------------------------------------
     def toggle(self) -> None:
@@ -122,6 +127,8 @@ class PresentationMode(QObject):
         for dock in w.docks.values():
             dock.setTitleBarWidget(QWidget())  # no "Attent…" tabs or title strips: the view is the slide
         QApplication.instance().installEventFilter(self)
+        for shown in w.views.values():
+            shown.set_presentation(True)  # its presentation settings (cividis), before it is styled
         if self.navigator is None:
             self.navigator = ViewCycle(self)
             visible = [n for n, d in w.docks.items() if d.isVisible() and not d.visibleRegion().isEmpty()]
@@ -142,6 +149,8 @@ class PresentationMode(QObject):
         self.blank.hide()
         self.readouts.release()
         self.style.restore()
+        for shown in w.views.values():
+            shown.set_presentation(False)  # after the style's undo, which puts the maps it set back
         if self.panel_dock is not None:
             self.panel_dock.setWidget(None)  # the panel lives on for the next time
             self.panel.setParent(None)

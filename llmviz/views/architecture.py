@@ -25,11 +25,14 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QTabWidget,
@@ -58,12 +61,8 @@ ERROR = "#B00020"
 
 
 def _fit_height(table: FrameTable) -> None:
-    """Make a short table exactly as tall as its rows (no empty band under them)."""
-    table.resizeRowsToContents()
-    height = table.horizontalHeader().height() + 2 * table.frameWidth()
-    height += sum(table.rowHeight(r) for r in range(table.model().rowCount()))
-    height += table.horizontalScrollBar().sizeHint().height()
-    table.setFixedHeight(height)
+    """Make a short table exactly as tall as its rows (no empty band under them), at any font."""
+    table.fit_height()
 
 
 def _note(text: str, error: bool = False) -> str:
@@ -171,8 +170,12 @@ class ArchitectureView(DockView):
             self.spin[name] = box
             form.addRow(label, box)
         self.norm = QComboBox()
-        self.norm.addItem("post-norm (notebook, BERT)", "post")
-        self.norm.addItem("pre-norm (GPT-2, Llama)", "pre")
+        # Short names keep the form narrow enough in presentation's large text; who uses which is
+        # in each item's tooltip.
+        for text, data, who in (("post-norm", "post", "the notebook, BERT"), ("pre-norm", "pre", "GPT-2, Llama")):
+            self.norm.addItem(text, data)
+            self.norm.setItemData(self.norm.count() - 1, f"{text}: {who}", Qt.ItemDataRole.ToolTipRole)
+        self.norm.setToolTip("post-norm: the notebook, BERT · pre-norm: GPT-2, Llama")
         form.addRow("Norm placement", self.norm)
         self.build_button = QPushButton("Build and run")
         self.build_button.setDefault(True)
@@ -188,7 +191,9 @@ class ArchitectureView(DockView):
         for b in (self.build_button, self.match_button, self.defaults_button):
             form_layout.addWidget(b)
         form_layout.addStretch(1)
-        form_box.setMaximumWidth(320)
+        # As wide as its labels and boxes need at the current font (a fixed 320 px cut the labels
+        # off in presentation mode's large text), never wider.
+        form_box.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
 
         self.block_title = QLabel("Press 'Build and run'.")
         self.block_title.setWordWrap(True)
@@ -205,7 +210,7 @@ class ArchitectureView(DockView):
         mono = QFont("monospace")
         mono.setStyleHint(QFont.StyleHint.Monospace)
         self.module_text.setFont(mono)
-        self.module_text.setMaximumHeight(170)
+        self.module_text.setMinimumHeight(170)
         self.components_holder = QVBoxLayout()
         self.components_why = QLabel()
         self.components_why.setWordWrap(True)
@@ -222,9 +227,16 @@ class ArchitectureView(DockView):
         rl.addWidget(self.compare_notes)
         rl.addWidget(QLabel("<b>print(block)</b>"))
         rl.addWidget(self.module_text, 1)
+        # The results scroll as one column, each table and note at its full height: squeezed into
+        # the tab's height they overlapped one another in large fonts.
+        results_scroll = QScrollArea()
+        results_scroll.setWidget(results)
+        results_scroll.setWidgetResizable(True)
+        results_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        results_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         layout = QHBoxLayout(tab)
-        layout.addWidget(form_box)
-        layout.addWidget(results, 1)
+        layout.addWidget(form_box, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addWidget(results_scroll, 1)
         self.components_table: FrameTable | None = None
         self.compare_table: FrameTable | None = None
         return tab

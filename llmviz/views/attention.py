@@ -86,6 +86,7 @@ class AttentionView(DockView):
     AREA = Qt.DockWidgetArea.RightDockWidgetArea
     STATE = ("source", "reduce", "colormap", "log_scale", "hide_first", "hide_special", "renormalise", "layer", "head",
              "query", "grid_normalise", "stat_metric", "tabs")
+    PRESENTATION_STATE = {"colormap": "cividis"}  # the combo shows the map in use; the user's comes back
 
     def __init__(self, host, parent=None) -> None:
         super().__init__(host, parent)

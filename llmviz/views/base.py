@@ -87,6 +87,8 @@ class DockView(QWidget):
         self._pending_trace = False
         self._busy_at: float | None = None
         self.last_draw_s: float | None = None  # busy->ready of the latest drawing
+        self._desktop_state: dict[str, Any] | None = None  # the user's values while presenting
+        self._presented_state: dict[str, Any] = {}
         self._stack = QStackedLayout()
         self._content = _Content()
         self._message = QLabel()
@@ -252,6 +254,38 @@ class DockView(QWidget):
             if name in state and not write_value(self.control(name), state[name]):
                 unused.append(name)
         return unused
+
+    #: Settings presentation mode chooses while it is on (STATE names and values, e.g. the
+    #: colour-blind-safe colour map); the user's own values come back when it ends.
+    PRESENTATION_STATE: ClassVar[dict[str, Any]] = {}
+
+    def set_presentation(self, active: bool) -> None:
+        """Presentation mode began (True) or ended (False): PRESENTATION_STATE is applied, then
+        restored to what the user had.  A user's change made while presenting is kept.
+        Override for layout changes (call super)."""
+        if not self.PRESENTATION_STATE:
+            return
+        if active:
+            if self._desktop_state is not None:
+                return
+            mine = self.state()
+            self._desktop_state = {k: mine[k] for k in self.PRESENTATION_STATE if k in mine}
+            self.restore_state(self.PRESENTATION_STATE)
+            self._presented_state = {k: self.state().get(k) for k in self.PRESENTATION_STATE}
+        else:
+            saved, self._desktop_state = self._desktop_state, None
+            if saved:
+                now = self.state()
+                self.restore_state({k: v for k, v in saved.items()
+                                    if now.get(k) == self._presented_state.get(k)})  # not changed while presenting
+
+    def desktop_state(self) -> dict[str, Any]:
+        """state() with the user's own values where presentation mode chose others (sessions save this)."""
+        state = self.state()
+        saved = self._desktop_state
+        if saved:
+            state.update({k: v for k, v in saved.items() if state.get(k) == self._presented_state.get(k)})
+        return state
 
     def on_close(self) -> None:
         """Override: release resources when the window closes."""

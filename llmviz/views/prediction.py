@@ -31,6 +31,7 @@ from ..core.prediction_results import LogitLens, PositionLogits
 from ..core.results import Trace
 from ..core.sampling import entropy_bits, is_greedy, sampling_distribution, softmax
 from ..core.specs import ModelInfo
+from ..widgets.flow_layout import flow_row
 from ..widgets.heatmap import HeatmapPlot
 from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot, write_csv
 from ..widgets.sampling_boxes import sampling_boxes
@@ -182,12 +183,10 @@ class PredictionView(DockView):
                                     "tokens it rests on, by several methods, with their faithfulness")
         for box in (self.temperature, self.top_k, self.top_p, self.bars):
             box.valueChanged.connect(self.redraw_bars)
-        controls = QHBoxLayout()
-        for w in (self.temperature, self.top_k, self.top_p, self.bars):
-            controls.addWidget(w)
+        controls = QHBoxLayout()  # each group wraps in presentation's large text (flow rows)
+        controls.addWidget(flow_row(self.temperature, self.top_k, self.top_p, self.bars), 4)
         controls.addStretch(1)
-        controls.addWidget(self.why_button)
-        controls.addWidget(export)
+        controls.addWidget(flow_row(self.why_button, export))
         self.bar_title = QLabel()
         self.bar_title.setTextFormat(Qt.TextFormat.RichText)
         self.bar_title.setWordWrap(True)
@@ -238,11 +237,9 @@ class PredictionView(DockView):
         export_csv = QPushButton("Export CSV…")
         export_csv.clicked.connect(self._export_lens_dialog)
         controls = QHBoxLayout()
-        for w in (self.lens_start, self.lens_count, self.lens_colour):
-            controls.addWidget(w)
+        controls.addWidget(flow_row(self.lens_start, self.lens_count, self.lens_colour), 4)
         controls.addStretch(1)
-        controls.addWidget(export_png)
-        controls.addWidget(export_csv)
+        controls.addWidget(flow_row(export_png, export_csv))
         self.lens_note = QLabel()
         self.lens_note.setWordWrap(True)
         self.lens_plot = LensPlot()

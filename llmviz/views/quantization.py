@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
@@ -126,7 +126,7 @@ class QuantizationView(DockView):
         self.size_table.verticalHeader().setDefaultSectionSize(22)
         self.size_table.horizontalHeader().setMinimumSectionSize(30)
         self.size_table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.size_table.setFixedHeight(6 * 22 + 32)
+        self.size_table.setFixedHeight(6 * 22 + 32)  # until its rows are in: then fit_height()
         self.size_table.setToolTip("The notebook's table: parameters × bits ÷ 8, whatever the format really stores.")
         layout = QVBoxLayout(panel)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -143,8 +143,19 @@ class QuantizationView(DockView):
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setFixedWidth(385)
+        self.left_scroll = scroll
+        self._fit_left()
         return scroll
+
+    def _fit_left(self) -> None:
+        """The left column: 385 px on the desktop, as wide as the dial needs in larger fonts."""
+        bar = self.left_scroll.verticalScrollBar().sizeHint().width()
+        self.left_scroll.setFixedWidth(max(385, self.dial.minimumWidth() + bar + 8))
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            QTimer.singleShot(0, self, self._fit_left)  # once the dial has its new font and size
 
     def _build_right(self) -> QWidget:
         self.banner = MessageBar()
@@ -312,7 +323,8 @@ class QuantizationView(DockView):
         self.size_title.setText(f"<b>The notebook's size table</b> for {state.num_parameters:,} parameters "
                                 "(parameters × bits ÷ 8)")
         self.size_model.set_frame(theoretical_frame(state.num_parameters))
-        self.size_table.resizeColumnsToContents()
+        self.size_table.fit_columns(400)
+        self.size_table.fit_height()  # every row shown, at any font
         self._draw_overview()
         if self.trace is not None and not self.trace.is_empty:
             self._start_visit(self.current_key(), immediately=True)

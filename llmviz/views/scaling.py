@@ -184,8 +184,37 @@ class ScalingView(DockView):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(sliders)
         layout.addLayout(buttons)
+        layout.addWidget(self._shared_legend())
         layout.addWidget(splitter, 1)
         self.graphics.scene().sigMouseMoved.connect(self._on_hover)
+
+    def _shared_legend(self) -> QLabel:
+        """One legend line above the four plots, for presentation mode: its large legends inside
+        the small plots covered the curves and one another."""
+        def entry(colour: str, glyph: str, text: str) -> str:
+            words = "&nbsp;".join(html.escape(w) for w in text.split())  # an entry never breaks inside
+            return f"<span style='color:{colour}; font-weight:bold'>{glyph}</span>&nbsp;{words}"
+        entries = [entry(KAPLAN_PEN.color().name(), "╍╍", "Kaplan L(N), L(D), L(C)"),
+                   entry(CHINCHILLA_PEN.color().name(), "━━", "Chinchilla L(N, D)"),
+                   entry(OPTIMAL_PEN.color().name(), "━━", "Chinchilla optimum"),
+                   entry(POINT_BRUSH.color().name(), "●", "chosen N, D"),
+                   entry("#009E73", "◆", "optimum for C"),
+                   entry("#7F7F7F", "●", "models"),
+                   entry(LOADED_COLOR, "★", "loaded model")]
+        self.legend_line = QLabel(" &nbsp; ".join(entries))
+        self.legend_line.setObjectName("scalingLegend")
+        self.legend_line.setWordWrap(True)
+        self.legend_line.setTextFormat(Qt.TextFormat.RichText)
+        self.legend_line.hide()
+        return self.legend_line
+
+    def set_presentation(self, active: bool) -> None:
+        """Presenting: the shared legend line instead of the four legends inside the plots."""
+        super().set_presentation(active)
+        for plot in (self.p_n, self.p_d, self.p_c, self.p_nd):
+            if plot.legend is not None:
+                plot.legend.setVisible(not active)
+        self.legend_line.setVisible(active)
 
     def _plot(self, row: int, col: int, title: str, bottom: str, axis: CountAxis) -> pg.PlotItem:
         plot = self.graphics.addPlot(row, col, axisItems={"bottom": axis})

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.specs import ModelInfo
+from ..widgets.flow_layout import FlowLayout, flow_row
 from ..widgets.plot_export import export_plot, save_with_dialog
 from ..widgets.plot_style import CountAxis, human_count, style_plot
 from .base import DockView
@@ -102,8 +103,6 @@ class TimelineView(DockView):
         self.banner.setStyleSheet("QLabel#timelineProblems { background: #FFF4CE; color: #5C4400; padding: 6px; "
                                   "border: 1px solid #E0C36A; font-size: 11pt; }")
         self.banner.hide()
-        self.filters = QHBoxLayout()
-        self.filters.setSpacing(6)
         self.show_unknown = QCheckBox("size not disclosed")
         self.show_unknown.setChecked(True)
         self.show_unknown.toggled.connect(self.redraw)
@@ -115,11 +114,10 @@ class TimelineView(DockView):
         export_image = QPushButton("Export image…")
         export_image.clicked.connect(lambda: self._ask_path("Export the timeline chart", "timeline.png",
                                                             "PNG image (*.png);;SVG image (*.svg)", self.export_image))
-        bar = QHBoxLayout()
-        bar.addWidget(QLabel("Show:"))
-        bar.addLayout(self.filters)
-        bar.addWidget(self.show_unknown)
-        bar.addStretch(1)
+        # One line on the desktop; in presentation's large fonts the boxes wrap onto a second line
+        # instead of pushing the view wider than the window.
+        bar = flow_row(QLabel("Show:"), self.show_unknown)
+        self.filters: FlowLayout = bar.layout()
         buttons = QWidget()  # beside the tabs, so the filter row alone sets the dock's minimum width
         buttons_layout = QHBoxLayout(buttons)
         buttons_layout.setContentsMargins(0, 0, 0, 2)
@@ -156,7 +154,7 @@ class TimelineView(DockView):
         layout = QVBoxLayout(self.content)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.banner)
-        layout.addLayout(bar)
+        layout.addWidget(bar)
         layout.addWidget(self.tabs, 1)
         self.plot.scene().sigMouseMoved.connect(self._on_hover)
         self.plot.scene().sigMouseClicked.connect(self._on_click)
@@ -214,7 +212,7 @@ class TimelineView(DockView):
             color = self.family_color(family)
             box.setStyleSheet(f"QCheckBox {{ color: {color}; font-weight: bold; }}")
             box.toggled.connect(self.redraw)
-            self.filters.addWidget(box)
+            self.filters.insertWidget(self.filters.count() - 1, box)  # before 'size not disclosed'
             self.family_boxes[family] = box
 
     def _build_table(self) -> None:

@@ -11,7 +11,15 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QEvent,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+)
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 if TYPE_CHECKING:  # pandas is imported when a table or CSV is made, not at start-up
@@ -138,6 +146,12 @@ class FrameTable(QTableView):
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.horizontalHeader().setStretchLastSection(True)
         self.verticalHeader().setVisible(False)
+        self._fit_lines = 0.0  # fit_columns' limit in lines of text, 0: never fitted
+        self._fit_rows = False
+        self._refit = QTimer(self)  # after the new font has reached the headers and rows
+        self._refit.setSingleShot(True)
+        self._refit.setInterval(0)
+        self._refit.timeout.connect(self._refit_now)
 
     def source_row(self, view_row: int) -> int:
         return self.proxy.mapToSource(self.proxy.index(view_row, 0)).row()
@@ -149,7 +163,35 @@ class FrameTable(QTableView):
             self.scrollTo(index)
 
     def fit_columns(self, max_px: int = 420) -> None:
+        """Columns as wide as their contents, none wider than `max_px` (at this font: refitted in
+        proportion when the font changes, e.g. in presentation mode)."""
+        self._fit_lines = max_px / max(1, self.fontMetrics().height())
+        self._fit_columns(max_px)
+
+    def _fit_columns(self, max_px: int) -> None:
         self.resizeColumnsToContents()
         header = self.horizontalHeader()
         for i in range(header.count()):
             header.resizeSection(i, min(header.sectionSize(i), max_px))
+
+    def fit_height(self) -> None:
+        """Exactly as tall as the header and the rows (no empty band, no hidden row), and again
+        whenever the font changes."""
+        self._fit_rows = True
+        self.resizeRowsToContents()
+        height = self.horizontalHeader().sizeHint().height() + 2 * self.frameWidth()
+        height += sum(self.rowHeight(r) for r in range(self.model().rowCount()))
+        if self.horizontalScrollBarPolicy() != Qt.ScrollBarPolicy.ScrollBarAlwaysOff:
+            height += self.horizontalScrollBar().sizeHint().height()
+        self.setFixedHeight(height)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt naming
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange) and (self._fit_lines or self._fit_rows):
+            self._refit.start()
+
+    def _refit_now(self) -> None:
+        if self._fit_lines:
+            self._fit_columns(round(self._fit_lines * self.fontMetrics().height()))
+        if self._fit_rows:
+            self.fit_height()

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QFont, QPainter
+from PySide6.QtGui import QFont, QPainter, QTextOption
 from PySide6.QtWidgets import QLabel
 
 from ..core.quantization_results import PRECISIONS, ModeReport, Precision
@@ -84,8 +84,12 @@ class ReflowingCharts(pg.GraphicsLayoutWidget):
     def set_items(self, plots: list[pg.PlotItem], legend: pg.LabelItem) -> None:
         """The three charts and the legend line that `resizeEvent` rearranges."""
         self._plots, self._legend = plots, legend
+        legend.item.document().setDefaultTextOption(QTextOption(Qt.AlignmentFlag.AlignHCenter))  # centred as before
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        if self._legend is not None:  # the legend line wraps rather than widen the charts past the view
+            self._legend.item.setTextWidth(max(120, event.size().width() - 24))
+            self._legend.updateMin()
         wide = self.width() >= self.ROW_MIN_WIDTH
         if self._plots and wide != self._wide:
             self._wide = wide

@@ -15,7 +15,8 @@ from PySide6.QtWidgets import QDial, QStyle, QStyleOptionSlider, QToolTip, QWidg
 class PrecisionDial(QDial):
     """A QDial with its positions labelled around it; unavailable positions are grey and say why on hover."""
 
-    LABEL_MARGIN = 74  # room around the knob for the labels
+    LABEL_MARGIN = 74  # room around the knob for the labels (at least; more for wide labels)
+    MIN_RADIUS = 60
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -23,12 +24,29 @@ class PrecisionDial(QDial):
         self.setNotchesVisible(True)
         self.setSingleStep(1)
         self.setPageStep(1)
-        self.setMinimumWidth(320)
-        self.setFixedHeight(280)
         self.labels: list[str] = []
         self.enabled: list[bool] = []
         self.tips: list[str] = []
         self.setAccessibleName("Precision dial")
+        self._fit_size()
+
+    def _margin(self) -> float:
+        """Room beside the knob for the widest label at the current font."""
+        metrics = self.fontMetrics()
+        widest = max((metrics.horizontalAdvance(t) for t in self.labels), default=0)
+        return max(self.LABEL_MARGIN, widest + 16)
+
+    def _fit_size(self) -> None:
+        """320 × 280 on the desktop; larger when the font is (presentation mode), so the labels
+        around the knob are never cut at the widget's edge."""
+        line = self.fontMetrics().height()
+        self.setMinimumWidth(max(320, round(2 * (self._margin() + self.MIN_RADIUS))))
+        self.setFixedHeight(max(280, round(2 * (self.MIN_RADIUS + 2 * line + 14))))
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt naming
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            self._fit_size()
 
     def set_positions(self, labels: list[str], enabled: list[bool], tips: list[str]) -> None:
         """Label the positions (one per label), with which can be chosen and each one's tooltip."""
@@ -36,6 +54,7 @@ class PrecisionDial(QDial):
         self.blockSignals(True)
         self.setRange(0, max(0, len(labels) - 1))
         self.blockSignals(False)
+        self._fit_size()
         self.update()
 
     def position_enabled(self, i: int) -> bool:
@@ -44,7 +63,7 @@ class PrecisionDial(QDial):
 
     # -- geometry: QDial maps value v to the angle 4π/3 - (v - min) / (max - min) * 5π/3 ----------
     def _radius(self) -> float:
-        return max(30.0, min(self.width() / 2 - self.LABEL_MARGIN, self.height() / 2 - 26))
+        return max(30.0, min(self.width() / 2 - self._margin(), self.height() / 2 - max(26, self.fontMetrics().height() + 10)))
 
     def _angle(self, value: int) -> float:
         span = max(1, self.maximum() - self.minimum())

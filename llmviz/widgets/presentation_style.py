@@ -17,11 +17,13 @@ from collections.abc import Callable
 
 import pyqtgraph as pg
 from PySide6.QtCore import QObject
-from PySide6.QtGui import QColor, QFont, QPalette
+from PySide6.QtGui import QBrush, QColor, QFont, QPalette, QPen
 from PySide6.QtWidgets import QApplication, QGraphicsTextItem, QTableView, QWidget
 
 #: Colour-blind-safe categorical palette (Okabe & Ito, 2008), for curves drawn in presentation.
 OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
+#: The order in which other colours of a plot are replaced (no yellow: too faint on white).
+SUBSTITUTES = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000")
 PRESENTATION_MAP = "cividis"
 _FONT_SIZE = re.compile(r"font-size\s*:\s*([\d.]+)\s*(pt|px)", re.IGNORECASE)
 
@@ -84,6 +86,7 @@ class PresentationStyle(QObject):
         self._undo: list[Callable[[], None]] = []
         self._seen: weakref.WeakSet = weakref.WeakSet()
         self._seen_items: set[int] = set()
+        self._palettes: dict[int, dict[str, str]] = {}  # per scene: original colour -> Okabe-Ito
 
     # -- application-wide ----------------------------------------------------------------------
     def apply(self, root: QWidget, px: int) -> None:
@@ -133,6 +136,7 @@ class PresentationStyle(QObject):
         self._undo.clear()
         self._seen = weakref.WeakSet()
         self._seen_items.clear()
+        self._palettes.clear()
         self.active = False
 
     # -- widgets --------------------------------------------------------------------------------
@@ -172,6 +176,12 @@ class PresentationStyle(QObject):
                 self._style_axis(item)
             elif isinstance(item, pg.PlotDataItem):
                 self._style_curve(item)
+            elif isinstance(item, pg.BarGraphItem):
+                self._style_bars(item)
+            elif isinstance(item, pg.ScatterPlotItem) and not isinstance(item.parentItem(), pg.PlotDataItem):
+                self._style_scatter(item)
+            elif isinstance(item, pg.TextItem):
+                self._style_text_colour(item)
             elif isinstance(item, pg.ImageItem):
                 self._style_image(item)
             elif isinstance(item, pg.ColorBarItem):
@@ -207,20 +217,108 @@ class PresentationStyle(QObject):
             axis._updateLabel()  # noqa: SLF001
         self._undo.append(undo)
 
+    # -- the categorical palette ----------------------------------------------------------------
+    def _palette(self, scene) -> dict[str, str]:  # type: ignore[no-untyped-def]
+        """This scene's colour substitutions; Okabe-Ito colours it already uses are not reused."""
+        key = id(scene)
+        if key not in self._palettes:
+            self._palettes[key] = {}
+            self._palettes[key].update({c: c for c in OKABE_ITO if self._scene_uses(scene, c)})
+        return self._palettes[key]
+
+    @staticmethod
+    def _scene_uses(scene, name: str) -> bool:  # type: ignore[no-untyped-def]
+        for item in scene.items():
+            pen = getattr(item, "opts", {}).get("pen") if isinstance(getattr(item, "opts", None), dict) else None
+            if isinstance(pen, (pg.QtGui.QPen,)) and pen.color().name().upper() == name:
+                return True
+        return False
+
+    def _okabe(self, scene, colour: QColor) -> QColor:  # type: ignore[no-untyped-def]
+        """`colour` in the colour-blind-safe palette: greys and Okabe-Ito colours stay, any other
+        hue gets the palette's next free colour (the same one wherever it recurs in the scene)."""
+        if colour.alpha() == 0 or colour.hsvSaturation() < 40:
+            return colour
+        name = colour.name().upper()
+        if name in OKABE_ITO:
+            return colour
+        palette = self._palette(scene)
+        if name not in palette:
+            free = [c for c in SUBSTITUTES if c not in palette.values()]
+            if not free:
+                return colour  # more categories than the palette has colours: keep them apart
+            palette[name] = free[0]
+        out = QColor(palette[name])
+        out.setAlpha(colour.alpha())
+        return out
+
+    def _recoloured_pen(self, scene, pen) -> QPen | None:  # type: ignore[no-untyped-def]
+        if pen is None:
+            return None
+        pen = pg.mkPen(pen)
+        pen.setColor(self._okabe(scene, pen.color()))
+        return pen
+
+    def _recoloured_brush(self, scene, brush) -> QBrush | None:  # type: ignore[no-untyped-def]
+        if brush is None:
+            return None
+        brush = pg.mkBrush(brush)
+        brush.setColor(self._okabe(scene, brush.color()))
+        return brush
+
     def _style_curve(self, curve: pg.PlotDataItem) -> None:
-        pen = curve.opts.get("pen")
+        scene = curve.scene()
+        opts = curve.opts
+        old_symbol = (opts.get("symbolPen"), opts.get("symbolBrush"))
+        if opts.get("symbol") is not None:
+            if not isinstance(old_symbol[0], (list, tuple)):
+                curve.setSymbolPen(self._recoloured_pen(scene, old_symbol[0]))
+            if not isinstance(old_symbol[1], (list, tuple)):
+                curve.setSymbolBrush(self._recoloured_brush(scene, old_symbol[1]))
+            self._undo.append(lambda c=curve, o=old_symbol: (c.setSymbolPen(o[0]), c.setSymbolBrush(o[1])))
+        pen = opts.get("pen")
         if pen is None:
             return
         old = pg.mkPen(pen)
         if old.style() == 0:  # Qt.NoPen: a scatter without lines stays without
             return
-        thick = pg.mkPen(old)
+        thick = self._recoloured_pen(scene, old)
         thick.setWidthF(max(3.0, old.widthF() * 2))
         curve.setPen(thick)
         size = curve.opts.get("symbolSize")
         if curve.opts.get("symbol") is not None and size:
             curve.setSymbolSize(max(size, 12))
         self._undo.append(lambda c=curve, p=old, s=size: (c.setPen(p), s and c.setSymbolSize(s)))
+
+    def _style_bars(self, bars: pg.BarGraphItem) -> None:
+        scene, opts = bars.scene(), bars.opts
+        old = {k: opts.get(k) for k in ("brush", "brushes")}
+        new = {}
+        if old["brushes"] is not None:
+            new["brushes"] = [self._recoloured_brush(scene, b) for b in old["brushes"]]
+        elif old["brush"] is not None:
+            new["brush"] = self._recoloured_brush(scene, old["brush"])
+        if new:
+            bars.setOpts(**new)
+            self._undo.append(lambda b=bars, o=old: b.setOpts(**{k: v for k, v in o.items() if v is not None}))
+
+    def _style_scatter(self, scatter: pg.ScatterPlotItem) -> None:
+        """A scatter of one colour (its default brush and pen; per-point colours are kept)."""
+        scene = scatter.scene()
+        old_pen, old_brush = scatter.opts.get("pen"), scatter.opts.get("brush")
+        if old_pen is None or old_brush is None:
+            return
+        scatter.setPen(self._recoloured_pen(scene, old_pen))
+        scatter.setBrush(self._recoloured_brush(scene, old_brush))
+        self._undo.append(lambda s=scatter, p=old_pen, b=old_brush: (s.setPen(p), s.setBrush(b)))
+
+    def _style_text_colour(self, text: pg.TextItem) -> None:
+        """A plot label coloured like its point or curve gets the same palette colour."""
+        old = QColor(text.color)
+        new = self._okabe(text.scene(), old)
+        if new != old:
+            text.setColor(new)
+            self._undo.append(lambda t=text, c=old: t.setColor(c))
 
     def _style_image(self, image: pg.ImageItem) -> None:
         lut = image.lut

@@ -4,7 +4,10 @@ Used by tests and bench/classroom.py to hold presentation mode to its promise (n
 24 px at 1280×720, none under 32 px at 1920×1080, nothing clipped).  Qt widgets are measured by
 their font; pyqtgraph scenes by their text items' fonts (inline HTML sizes included) and their
 axes' tick fonts.  A text counts as clipped when its widget shows only part of itself (its
-parent cuts it) or when a one-line label or button needs more width than it has.
+parent cuts it) or when a one-line label or button needs more width than it has.  A widget cut
+at the top or bottom edge of a scroll area that scrolls down to the rest is not clipped (that is
+what a vertical scroll area is for: a column read top to bottom); cut at a left or right edge it
+is, scroll bar or not (nobody scrolls sideways to read a line on a projector).
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QPoint, QRect, QRectF
 from PySide6.QtGui import QFont, QFontInfo, QTextDocument
 from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractItemView,
+    QAbstractScrollArea,
     QComboBox,
     QGraphicsTextItem,
     QGroupBox,
@@ -86,11 +90,39 @@ def _widget_text(w: QWidget) -> str:
     return "x"  # views, tab bars and text edits: measured whenever they are shown
 
 
+def _scroll_area_of(w: QWidget) -> QAbstractScrollArea | None:
+    """The nearest scroll area whose viewport holds `w` (not `w` itself), or None."""
+    parent = w.parentWidget()
+    while parent is not None:
+        area = parent.parentWidget()
+        if isinstance(area, QAbstractScrollArea) and parent is area.viewport():
+            return area
+        parent = area
+    return None
+
+
+def _cut_by_parents(w: QWidget, shown: QRect) -> bool:
+    """`w` shows only `shown` of itself: True unless only the top or bottom of it is scrolled out
+    of a scroll area that can scroll down to it."""
+    area = _scroll_area_of(w)
+    if area is None:
+        return True
+    viewport = area.viewport()
+    inside = QRect(w.mapTo(viewport, QPoint(0, 0)), w.size()).intersected(viewport.rect())
+    inside.translate(-w.mapTo(viewport, QPoint(0, 0)))
+    if shown.width() < inside.width() - 1 or shown.height() < inside.height() - 1:
+        return True  # something other than the viewport cuts it too
+    if inside.width() < w.width() - 1:
+        return True
+    return area.verticalScrollBar().maximum() == 0
+
+
 def _is_clipped(w: QWidget) -> bool:
     """Part of the widget cut off by a parent, or a one-line text wider than its widget."""
     shown = w.visibleRegion().boundingRect()
     if not shown.isEmpty() and (shown.width() < w.width() - 1 or shown.height() < w.height() - 1):
-        return True
+        if _cut_by_parents(w, shown):
+            return True
     if isinstance(w, QLabel) and not w.wordWrap() and w.textFormat() != 1 and w.pixmap().isNull():
         text = w.text()
         if text and "<" not in text and "\n" not in text:
