@@ -25,7 +25,7 @@ from .models import LoadedModel
 from .session import Session
 from .tasks import TaskContext
 
-#: Integrated-gradient steps of the coarse first picture.
+#: Nodes of the integration rule that make the coarse first picture (they run first and are reused).
 COARSE_STEPS = 4
 #: Occlusion goes word by word (one re-run per word instead of per token) from this length on.
 OCCLUSION_BY_WORD_FROM = 256
@@ -163,17 +163,18 @@ def explain_ids(loaded: LoadedModel, ids: np.ndarray, ctx: TaskContext, trace_id
     gap = float("nan")
     if "ig" in methods:
         t0 = time.perf_counter()
-        coarse = E.integrated_gradients(scorer, min(COARSE_STEPS, steps), ctx, "Integrated gradients (coarse)",
-                                        (0.05, 0.15))
-        timings["ig_first_s"] = time.perf_counter() - t0
-        attributions["ig"] = coarse
-        gap = E.completeness_gap(coarse, score, base_score)
-        ctx.partial(replace(result, attributions=dict(attributions), ig_steps=min(COARSE_STEPS, steps),
-                            completeness_gap=gap, timings=dict(timings)))
-        if steps > COARSE_STEPS:
-            attributions["ig"] = E.integrated_gradients(scorer, steps, ctx, "Integrated gradients", (0.15, 0.6))
-            gap = E.completeness_gap(attributions["ig"], score, base_score)
+
+        def show_coarse(coarse: np.ndarray) -> None:
+            timings["ig_first_s"] = time.perf_counter() - t0
+            ctx.partial(replace(result, attributions={**attributions, "ig": coarse}, ig_steps=COARSE_STEPS,
+                                completeness_gap=E.completeness_gap(coarse, score, base_score),
+                                timings=dict(timings)))
+
+        attributions["ig"] = E.integrated_gradients(scorer, steps, ctx, "Integrated gradients", (0.05, 0.6),
+                                                    coarse=COARSE_STEPS, on_coarse=show_coarse)
+        gap = E.completeness_gap(attributions["ig"], score, base_score)
         timings["ig_s"] = time.perf_counter() - t0
+        timings.setdefault("ig_first_s", timings["ig_s"])
         ctx.partial(replace(result, attributions=dict(attributions), ig_steps=steps, completeness_gap=gap,
                             timings=dict(timings)))
     groups = None

@@ -96,6 +96,28 @@ def test_coarse_picture_first_then_refined(decoder):
     assert final.completeness_gap <= seen[0].completeness_gap + 1e-9
 
 
+def test_coarse_nodes_integrate_cubics_exactly():
+    alphas, _weights = E.gauss_legendre(32)
+    picks, weights = E.coarse_nodes(alphas, 4)
+    assert len(picks) == 4 and len(set(picks)) == 4
+    for power in range(4):
+        assert weights @ alphas[picks] ** power == pytest.approx(1 / (power + 1), rel=1e-12)
+
+
+def test_coarse_picture_costs_no_extra_gradient_pass(decoder):
+    """The coarse picture is made of the full rule's own nodes: `steps` path points in all."""
+    trace = decoder.run(TEXT)
+    model = decoder.require_model().model
+    rows_with_grad = []
+    hook = E.layer_modules(model, decoder.require_model().info.num_layers)[0].register_forward_hook(
+        lambda _m, args, _out: rows_with_grad.append(args[0].shape[0]) if torch.is_grad_enabled() else None)
+    try:
+        J.explain(decoder, TaskContext(), trace.id, methods=["ig"], steps=32, faithfulness=False)
+    finally:
+        hook.remove()
+    assert sum(rows_with_grad) == 32
+
+
 def test_occlusion_equals_direct_reruns(decoder):
     trace = decoder.run(TEXT)
     result = J.explain(decoder, TaskContext(), trace.id, position=6, methods=["occlusion"], faithfulness=False,
