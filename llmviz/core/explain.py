@@ -6,13 +6,13 @@ last input position (the text is cut right after the explained position, since a
 model's later tokens cannot matter); for encoders it is the cosine of the text's
 mean-pooled sentence embedding with a second text's.
 
-Why llmviz's own code rather than captum's `LayerIntegratedGradients`: the weights never
-need gradients here, so they are switched off for the job (the backward pass then only
-propagates to the inputs, about half its cost); a decoder's head runs only at the explained
-position (`logits_to_keep=1`, the head is a fifth of SmolLM2's forward at T = 128); the
-integration uses Gauss–Legendre nodes, whose error falls much faster with the number of
-steps than captum's Riemann sums (the completeness gap is what shows it); and long texts
-run with per-block gradient checkpointing so memory stays bounded.
+Why llmviz's own code rather than captum's `LayerIntegratedGradients`: the integration runs
+in batches of path points with progress and cancel between them, and a coarse picture from
+4 of the rule's own nodes comes first; the weights are switched off for the job, so the
+backward pass propagates to the inputs only; a decoder's head runs only at the explained
+position (`logits_to_keep=1`, the head is a fifth of SmolLM2's forward at T = 128); long
+texts run one path point at a time with per-block gradient checkpointing, so memory stays
+bounded at T = 2048; and the completeness gap is computed and shown with every result.
 """
 
 from __future__ import annotations
