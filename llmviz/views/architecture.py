@@ -25,13 +25,11 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
-    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QSplitter,
@@ -46,6 +44,7 @@ from ..core.block_builder_results import FORMULA_WHY, LABELS, LIMITS, BlockSpec,
 from ..core.formatting import bytes_text
 from ..core.specs import ModelInfo
 from ..widgets.adaptive_splitter import AdaptiveSplitter
+from ..widgets.layouts import column, fill, row, vertical_scroll
 from ..widgets.plot_export import write_csv
 from ..widgets.plot_style import style_plot
 from ..workers.jobs import JobOutcome
@@ -63,6 +62,12 @@ ERROR = "#B00020"
 def _fit_height(table: FrameTable) -> None:
     """Make a short table exactly as tall as its rows (no empty band under them), at any font."""
     table.fit_height()
+
+
+def _wrapping(text: str = "") -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    return label
 
 
 def _note(text: str, error: bool = False) -> str:
@@ -86,20 +91,19 @@ class ArchitectureView(DockView):
         self.tabs.addTab(self._config_tab(), "Config")
         self.tabs.addTab(self._families_tab(), "Families")
         self.tabs.addTab(self._builder_tab(), "Block builder")
-        layout = QVBoxLayout(self.content)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.tabs)
+        fill(QVBoxLayout(self.content), self.tabs, margins=4)
 
     # ------------------------------------------------------------------ construction
+    def _export_button(self, text: str, what: str) -> QPushButton:
+        button = QPushButton(text)
+        button.clicked.connect(lambda: self._ask_export(what))
+        return button
+
     def _config_tab(self) -> QWidget:
         tab = QWidget()
-        self.config_title = QLabel()
-        self.config_title.setWordWrap(True)
-        self.config_export = QPushButton("Export CSV…")
-        self.config_export.clicked.connect(lambda: self._ask_export("config"))
-        head = QHBoxLayout()
-        head.addWidget(self.config_title, 1)
-        head.addWidget(self.config_export)
+        self.config_title = _wrapping()
+        self.config_export = self._export_button("Export CSV…", "config")
+        head = row((self.config_title, 1), self.config_export, margins=None)
         self.config_holder = QVBoxLayout()
         self.memory_plot = pg.PlotWidget()
         self.memory_plot.setMinimumWidth(260)
@@ -117,41 +121,28 @@ class ArchitectureView(DockView):
         splitter.setStretchFactor(0, 5)
         splitter.setStretchFactor(1, 2)
         splitter.setSizes([700, 300])
-        layout = QVBoxLayout(tab)
-        layout.addLayout(head)
-        layout.addWidget(splitter, 1)
+        fill(QVBoxLayout(tab), head, (splitter, 1), margins=None)
         self.config_table: FrameTable | None = None
         return tab
 
     def _families_tab(self) -> QWidget:
         tab = QWidget()
-        self.families_title = QLabel()
-        self.families_title.setWordWrap(True)
-        self.families_export = QPushButton("Export CSV…")
-        self.families_export.clicked.connect(lambda: self._ask_export("families"))
-        self.models_export = QPushButton("Export side by side CSV…")
-        self.models_export.clicked.connect(lambda: self._ask_export("models"))
-        head = QHBoxLayout()
-        head.addWidget(self.families_title, 1)
-        head.addWidget(self.families_export)
-        head.addWidget(self.models_export)
+        self.families_title = _wrapping()
+        self.families_export = self._export_button("Export CSV…", "families")
+        self.models_export = self._export_button("Export side by side CSV…", "models")
+        head = row((self.families_title, 1), self.families_export, self.models_export, margins=None)
         self.families_holder = QVBoxLayout()
-        self.models_title = QLabel()
-        self.models_title.setWordWrap(True)
+        self.models_title = _wrapping()
         splitter = QSplitter(Qt.Orientation.Vertical)
         top, bottom = QWidget(), QWidget()
         top.setLayout(self.families_holder)
         self.families_holder.setContentsMargins(0, 0, 0, 0)
-        self.models_holder = QVBoxLayout(bottom)
-        self.models_holder.setContentsMargins(0, 0, 0, 0)
-        self.models_holder.addWidget(self.models_title)
+        self.models_holder = fill(QVBoxLayout(bottom), self.models_title)
         splitter.addWidget(top)
         splitter.addWidget(bottom)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
-        layout = QVBoxLayout(tab)
-        layout.addLayout(head)
-        layout.addWidget(splitter, 1)
+        fill(QVBoxLayout(tab), head, (splitter, 1), margins=None)
         self.families_table: FrameTable | None = None
         self.models_table: FrameTable | None = None
         return tab
@@ -195,16 +186,12 @@ class ArchitectureView(DockView):
         # off in presentation mode's large text), never wider.
         form_box.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
 
-        self.block_title = QLabel("Press 'Build and run'.")
-        self.block_title.setWordWrap(True)
+        self.block_title = _wrapping("Press 'Build and run'.")
         self.block_title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.block_error = QLabel()
-        self.block_error.setWordWrap(True)
+        self.block_error = _wrapping()
         self.block_error.hide()
-        self.compare_title = QLabel()
-        self.compare_title.setWordWrap(True)
-        self.compare_notes = QLabel()
-        self.compare_notes.setWordWrap(True)
+        self.compare_title = _wrapping()
+        self.compare_notes = _wrapping()
         self.module_text = QPlainTextEdit()
         self.module_text.setReadOnly(True)
         mono = QFont("monospace")
@@ -212,28 +199,14 @@ class ArchitectureView(DockView):
         self.module_text.setFont(mono)
         self.module_text.setMinimumHeight(170)
         self.components_holder = QVBoxLayout()
-        self.components_why = QLabel()
-        self.components_why.setWordWrap(True)
+        self.components_why = _wrapping()
         self.compare_holder = QVBoxLayout()
-        results = QWidget()
-        rl = QVBoxLayout(results)
-        rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(self.block_error)
-        rl.addWidget(self.block_title)
-        rl.addLayout(self.components_holder)
-        rl.addWidget(self.components_why)
-        rl.addWidget(self.compare_title)
-        rl.addLayout(self.compare_holder)
-        rl.addWidget(self.compare_notes)
-        rl.addWidget(QLabel("<b>print(block)</b>"))
-        rl.addWidget(self.module_text, 1)
+        results = column(self.block_error, self.block_title, self.components_holder, self.components_why,
+                         self.compare_title, self.compare_holder, self.compare_notes,
+                         QLabel("<b>print(block)</b>"), (self.module_text, 1))
         # The results scroll as one column, each table and note at its full height: squeezed into
         # the tab's height they overlapped one another in large fonts.
-        results_scroll = QScrollArea()
-        results_scroll.setWidget(results)
-        results_scroll.setWidgetResizable(True)
-        results_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        results_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        results_scroll = vertical_scroll(results)
         layout = QHBoxLayout(tab)
         layout.addWidget(form_box, 0, Qt.AlignmentFlag.AlignTop)
         layout.addWidget(results_scroll, 1)

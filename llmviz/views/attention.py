@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
-    QHBoxLayout,
     QLabel,
     QMenu,
     QPushButton,
@@ -43,6 +42,7 @@ from ..core.specs import ModelInfo
 from ..widgets.attention_map_panel import AttentionMapPanel
 from ..widgets.head_grid import HeadGrid
 from ..widgets.heatmap import HeatmapPlot
+from ..widgets.layouts import column, row
 from ..widgets.plot_export import write_csv
 from ..workers.jobs import JobOutcome
 from .base import DockView
@@ -58,17 +58,6 @@ METRICS = {
     "first": ("Share of attention on the first token: near 1 = attention-sink head", "share on first token"),
 }
 TAB_HEAD, TAB_GRID, TAB_STATS, TAB_ROLLOUT = range(4)
-
-
-def _row(*widgets: QWidget | None) -> QHBoxLayout:
-    row = QHBoxLayout()
-    row.setContentsMargins(0, 0, 0, 0)
-    for w in widgets:
-        if w is None:
-            row.addStretch(1)
-        else:
-            row.addWidget(w)
-    return row
 
 
 def _combo(items: dict[str, str], tip: str) -> QComboBox:
@@ -129,8 +118,8 @@ class AttentionView(DockView):
             action.triggered.connect(lambda _=False, e=ext, d=detail: self._export_dialog(e, d))
             menu.addAction(action)
         self.export_button.setMenu(menu)
-        self.options_row = _row(self.hide_first, self.hide_special, self.renormalise, self.reduce, self.colormap,
-                                self.log_scale, None, self.export_button)
+        self.options_row = row(self.hide_first, self.hide_special, self.renormalise, self.reduce, self.colormap,
+                               self.log_scale, None, self.export_button)
         for box in (self.hide_first, self.hide_special, self.renormalise):
             box.toggled.connect(self._options_changed)
         self.reduce.currentIndexChanged.connect(self._reduce_changed)
@@ -154,13 +143,8 @@ class AttentionView(DockView):
         reset.clicked.connect(self.head_panel.heatmap.reset_view)
         self.head_panel.sig_region.connect(self._request_head_detail)
         self.head_panel.heatmap.sig_clicked.connect(self._query_clicked)
-        tab = QWidget()
-        layout = QVBoxLayout(tab)
-        layout.setContentsMargins(2, 2, 2, 2)
-        layout.addLayout(_row(self.layer, self.head, self.source, self.kv_label, None, reset))
-        layout.addWidget(self.head_panel.summary)
-        layout.addWidget(self.head_panel.splitter, 1)
-        return tab
+        return column(row(self.layer, self.head, self.source, self.kv_label, None, reset), self.head_panel.summary,
+                      (self.head_panel.splitter, 1), margins=2)
 
     def _build_grid_tab(self) -> QWidget:
         self.grid = HeadGrid()
@@ -169,12 +153,7 @@ class AttentionView(DockView):
         self.grid_normalise.setChecked(True)
         self.grid_normalise.toggled.connect(self._look_changed)
         self.grid_status = QLabel(" ")
-        tab = QWidget()
-        layout = QVBoxLayout(tab)
-        layout.setContentsMargins(2, 2, 2, 2)
-        layout.addLayout(_row(self.grid_normalise, None, self.grid_status))
-        layout.addWidget(self.grid, 1)
-        return tab
+        return column(row(self.grid_normalise, None, self.grid_status), (self.grid, 1), margins=2)
 
     def _build_stats_tab(self) -> QWidget:
         self.stat_metric = _combo({k: v[1].capitalize() for k, v in METRICS.items()}, "Per-head summary statistic")
@@ -186,13 +165,7 @@ class AttentionView(DockView):
         self.stats_note = QLabel(" ")
         self.stats_note.setWordWrap(True)
         self.stats_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        tab = QWidget()
-        layout = QVBoxLayout(tab)
-        layout.setContentsMargins(2, 2, 2, 2)
-        layout.addLayout(_row(self.stat_metric, None))
-        layout.addWidget(self.stats_note)
-        layout.addWidget(self.stats_map, 1)
-        return tab
+        return column(row(self.stat_metric, None), self.stats_note, (self.stats_map, 1), margins=2)
 
     def _build_rollout_tab(self) -> QWidget:
         self.query = QSpinBox()
@@ -207,14 +180,8 @@ class AttentionView(DockView):
                                    "It usually piles onto the first token (an attention sink): tick <i>Hide first "
                                    "token</i> and <i>Renormalise</i> to compare the others.")
         self.rollout_note.setWordWrap(True)
-        tab = QWidget()
-        layout = QVBoxLayout(tab)
-        layout.setContentsMargins(2, 2, 2, 2)
-        layout.addLayout(_row(self.query, None))
-        layout.addWidget(self.rollout_note)
-        layout.addWidget(self.rollout_panel.summary)
-        layout.addWidget(self.rollout_panel.splitter, 1)
-        return tab
+        return column(row(self.query, None), self.rollout_note, self.rollout_panel.summary,
+                      (self.rollout_panel.splitter, 1), margins=2)
 
     # -- state helpers ---------------------------------------------------------------------
     def labels(self) -> list[str]:

@@ -15,11 +15,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtWidgets import (
     QFileDialog,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QSplitter,
     QTabWidget,
@@ -42,6 +40,7 @@ from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..widgets.frame_table import DataFrameModel, FrameTable
 from ..widgets.heatmap import HeatmapPlot
+from ..widgets.layouts import column, fill, row, vertical_scroll
 from ..widgets.message_bar import MessageBar
 from ..widgets.plot_export import export_plot, write_csv
 from ..widgets.plot_style import style_plot
@@ -99,14 +98,10 @@ class QuantizationView(DockView):
         self._timer.timeout.connect(self._submit_visit)
         left = self._build_left()
         right = self._build_right()
-        layout = QHBoxLayout(self.content)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(left)
-        layout.addWidget(right, 1)
+        fill(QHBoxLayout(self.content), left, (right, 1), margins=4)
 
     # -- construction ---------------------------------------------------------------------
     def _build_left(self) -> QWidget:
-        panel = QWidget()
         self.dial = PrecisionDial()
         self.dial.valueChanged.connect(self._on_dial)
         self.mode_title = QLabel()
@@ -128,24 +123,11 @@ class QuantizationView(DockView):
         self.size_table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.size_table.setFixedHeight(6 * 22 + 32)  # until its rows are in: then fit_height()
         self.size_table.setToolTip("The notebook's table: parameters × bits ÷ 8, whatever the format really stores.")
-        layout = QVBoxLayout(panel)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.dial)
-        layout.addWidget(self.mode_title)
-        layout.addWidget(self.mode_text)
-        layout.addWidget(self.reference_text)
-        layout.addWidget(self.device_text)
-        layout.addStretch(1)
-        layout.addWidget(self.size_title)
-        layout.addWidget(self.size_table)
-        scroll = QScrollArea()  # short docks scroll instead of squeezing the dial into the text
-        scroll.setWidget(panel)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.left_scroll = scroll
+        panel = column(self.dial, self.mode_title, self.mode_text, self.reference_text, self.device_text, None,
+                       self.size_title, self.size_table)
+        self.left_scroll = vertical_scroll(panel)  # short docks scroll instead of squeezing the dial into the text
         self._fit_left()
-        return scroll
+        return self.left_scroll
 
     def _fit_left(self) -> None:
         """The left column: 385 px on the desktop, as wide as the dial needs in larger fonts."""
@@ -162,12 +144,7 @@ class QuantizationView(DockView):
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_overview(), "Cost and quality")
         self.tabs.addTab(self._build_detail(), "Against the reference")
-        panel = QWidget()
-        layout = QVBoxLayout(panel)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.banner)
-        layout.addWidget(self.tabs, 1)
-        return panel
+        return column(self.banner, (self.tabs, 1))
 
     def _build_overview(self) -> QWidget:
         self.charts = CostQualityCharts()
@@ -180,18 +157,11 @@ class QuantizationView(DockView):
         self.export_table_button.clicked.connect(lambda: self._ask_export("table"))
         self.export_chart_button = QPushButton("Export charts (PNG/SVG)…")
         self.export_chart_button.clicked.connect(lambda: self._ask_export("charts"))
-        table_panel = QWidget()
-        table_layout = QVBoxLayout(table_panel)
-        table_layout.setContentsMargins(0, 0, 0, 0)
-        table_layout.addWidget(self.table, 1)
-        buttons = QHBoxLayout()
         note = QLabel("Measured here; quality columns are for the current text.")
         note.setStyleSheet("color: #555;")
         note.setWordWrap(True)  # lets the dock be narrower than the sentence
-        buttons.addWidget(note, 1)
-        buttons.addWidget(self.export_table_button)
-        buttons.addWidget(self.export_chart_button)
-        table_layout.addLayout(buttons)
+        buttons = row((note, 1), self.export_table_button, self.export_chart_button, margins=None)
+        table_panel = column((self.table, 1), buttons)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.charts)
         splitter.addWidget(table_panel)
@@ -235,41 +205,19 @@ class QuantizationView(DockView):
         self.heatmap.item.setLabel("left", "query token")
         self.heatmap.item.setLabel("bottom", "key token")
         self.predictions = QWidget()  # KL per position and the top-k lists: hidden for models without an LM head
-        predictions = QHBoxLayout(self.predictions)
-        predictions.setContentsMargins(0, 0, 0, 0)
-        predictions.addWidget(self.kl_position, 1)
-        topk_box = QVBoxLayout()
-        row = QHBoxLayout()
-        row.addWidget(self.position)
-        row.addWidget(self.position_text, 1)
-        topk_box.addLayout(row)
-        topk_box.addWidget(self.topk, 1)
-        predictions.addLayout(topk_box, 1)
+        topk_box = fill(QVBoxLayout(), row(self.position, (self.position_text, 1), margins=None), (self.topk, 1),
+                        margins=None)
+        fill(QHBoxLayout(self.predictions), (self.kl_position, 1), (topk_box, 1))
+        drift_box = fill(QVBoxLayout(), (self.drift, 1), self.drift_legend, margins=None)
+        head_box = fill(QVBoxLayout(), row(self.layer, self.head, (self.head_text, 1), margins=None), (self.heatmap, 1),
+                        margins=None)
         lower = QWidget()
-        lower_layout = QHBoxLayout(lower)
-        lower_layout.setContentsMargins(0, 0, 0, 0)
-        drift_box = QVBoxLayout()
-        drift_box.addWidget(self.drift, 1)
-        drift_box.addWidget(self.drift_legend)
-        lower_layout.addLayout(drift_box, 1)
-        head_box = QVBoxLayout()
-        row = QHBoxLayout()
-        row.addWidget(self.layer)
-        row.addWidget(self.head)
-        row.addWidget(self.head_text, 1)
-        head_box.addLayout(row)
-        head_box.addWidget(self.heatmap, 1)
-        lower_layout.addLayout(head_box, 1)
+        fill(QHBoxLayout(lower), (drift_box, 1), (head_box, 1))
         self.detail_splitter = QSplitter(Qt.Orientation.Vertical)  # equal halves whatever the table's size hint
         self.detail_splitter.addWidget(self.predictions)
         self.detail_splitter.addWidget(lower)
         self.detail_splitter.setSizes([1000, 1000])
-        panel = QWidget()
-        layout = QVBoxLayout(panel)
-        layout.setContentsMargins(2, 2, 2, 2)
-        layout.addWidget(self.detail_title)
-        layout.addWidget(self.detail_splitter, 1)
-        return panel
+        return column(self.detail_title, (self.detail_splitter, 1), margins=2)
 
     # -- window hooks -----------------------------------------------------------------------
     def model_changed(self, info: ModelInfo) -> None:

@@ -20,12 +20,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import (
-    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSlider,
     QSplitter,
     QToolTip,
@@ -35,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from ..core.scaling import CHINCHILLA, CITATIONS, KAPLAN, PF_DAY, log_grid, training_compute
 from ..core.specs import ModelInfo
+from ..widgets.layouts import column, fill, vertical_scroll
 from ..widgets.plot_export import export_plot, save_with_dialog, write_csv
 from ..widgets.plot_style import CountAxis, human_count, style_plot
 from .base import DockView
@@ -162,17 +161,8 @@ class ScalingView(DockView):
         self.citations.setWordWrap(True)
         self.citations.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.citations.setStyleSheet("font-size: 10pt; color: #333;")
-        side = QWidget()
-        side_layout = QVBoxLayout(side)
-        side_layout.setContentsMargins(6, 0, 0, 0)
-        side_layout.addWidget(self.readout)
-        side_layout.addStretch(1)
-        side_layout.addWidget(self.citations)
-        side_scroll = QScrollArea()  # in a short dock the wrapped read-out and citations scroll instead of overlapping
-        side_scroll.setWidget(side)
-        side_scroll.setWidgetResizable(True)
-        side_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        side = column(self.readout, None, self.citations, margins=(6, 0, 0, 0))
+        side_scroll = vertical_scroll(side)  # in a short dock the wrapped read-out and citations scroll instead of overlapping
         side_scroll.setMinimumWidth(300)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.graphics)
@@ -180,12 +170,7 @@ class ScalingView(DockView):
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([820, 360])
-        layout = QVBoxLayout(self.content)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(sliders)
-        layout.addLayout(buttons)
-        layout.addWidget(self._shared_legend())
-        layout.addWidget(splitter, 1)
+        fill(QVBoxLayout(self.content), sliders, buttons, self._shared_legend(), (splitter, 1), margins=4)
         self.graphics.scene().sigMouseMoved.connect(self._on_hover)
 
     def _shared_legend(self) -> QLabel:

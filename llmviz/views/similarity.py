@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTabWidget,
     QVBoxLayout,
-    QWidget,
 )
 
 from ..core import targets
@@ -30,6 +29,7 @@ from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..widgets.heatmap import HeatmapPlot
 from ..widgets.layer_slider import layer_slider, layer_text, set_layers
+from ..widgets.layouts import column, fill, row
 from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot, write_csv
 from ..widgets.why_button import ExplainRequest, WhyButton
 from ..workers.jobs import JobOutcome
@@ -73,11 +73,7 @@ class SimilarityView(DockView):
         self.heatmap.item.setLabel("left", "token")
         self.heatmap.item.setLabel("bottom", "token")
         self.summary = QLabel()
-        tokens_tab = QWidget()
-        tl = QVBoxLayout(tokens_tab)
-        tl.setContentsMargins(0, 0, 0, 0)
-        tl.addWidget(self.summary)
-        tl.addWidget(self.heatmap, 1)
+        tokens_tab = column(self.summary, (self.heatmap, 1))
 
         # tab 2: two texts
         self.other_text = QLineEdit()
@@ -88,10 +84,7 @@ class SimilarityView(DockView):
         self.why_button = WhyButton(self.why_request, "Open the Explain dock on this similarity: which tokens of the "
                                     "text above make its sentence embedding close to (or far from) the second text's "
                                     "(encoders such as MiniLM)")
-        row = QHBoxLayout()
-        row.addWidget(self.other_text, 1)
-        row.addWidget(compare)
-        row.addWidget(self.why_button)
+        second = row((self.other_text, 1), compare, self.why_button, margins=None)
         self.sentence_label = QLabel("Type a second text and press Compare.")
         self.sentence_label.setWordWrap(True)
         self.sentence_label.setTextFormat(Qt.TextFormat.RichText)
@@ -110,22 +103,12 @@ class SimilarityView(DockView):
         self.cross = HeatmapPlot(colormap=COLORMAP, bar_label="cosine similarity")
         self.cross.item.setLabel("left", "first text")
         self.cross.item.setLabel("bottom", "second text")
-        compare_tab = QWidget()
-        cl = QVBoxLayout(compare_tab)
-        cl.setContentsMargins(0, 0, 0, 0)
-        cl.addLayout(row)
-        cl.addWidget(self.sentence_label)
-        cl.addWidget(self.sentence_plot)
-        cl.addWidget(self.cross, 1)
+        compare_tab = column(second, self.sentence_label, self.sentence_plot, (self.cross, 1))
 
         self.tabs = QTabWidget()
         self.tabs.addTab(tokens_tab, "Tokens of this text")
         self.tabs.addTab(compare_tab, "Two texts")
-        layout = QVBoxLayout(self.content)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(controls)
-        layout.addWidget(self.note)
-        layout.addWidget(self.tabs, 1)
+        fill(QVBoxLayout(self.content), controls, self.note, (self.tabs, 1), margins=4)
 
         self.comparison: TextComparison | None = None
         self._comparing = False

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from .layouts import column, fill, vertical_scroll
 from .message_bar import MessageBar
 
 
@@ -31,23 +32,9 @@ class LessonPanel(QWidget):
         self.jump = QLabel()
         self.jump.setObjectName("stepJump")
         self.jump.hide()
-        body = QWidget()
-        inner = QVBoxLayout(body)
-        inner.setContentsMargins(0, 0, 0, 0)
-        inner.addWidget(self.title)
-        inner.addWidget(self.explanation, 1)
         # A long explanation scrolls (vertically only) instead of being cut off.
-        self.scroll = QScrollArea()
-        self.scroll.setWidget(body)
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 8, 12, 8)
-        layout.addWidget(self.counter)
-        layout.addWidget(self.banner)
-        layout.addWidget(self.jump)
-        layout.addWidget(self.scroll, 1)
+        self.scroll = vertical_scroll(column(self.title, (self.explanation, 1)))
+        fill(QVBoxLayout(self), self.counter, self.banner, self.jump, (self.scroll, 1), margins=(12, 8, 12, 8))
 
     def show_step(self, index: int, count: int, title: str, markdown: str) -> None:
         self.counter.setText(f"Step {index + 1} / {count}" if count else "")

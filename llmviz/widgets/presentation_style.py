@@ -14,11 +14,14 @@ import math
 import re
 import weakref
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pyqtgraph as pg
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QBrush, QColor, QFont, QPalette, QPen
 from PySide6.QtWidgets import QApplication, QGraphicsTextItem, QTableView, QWidget
+
+PenOrBrush = TypeVar("PenOrBrush", QPen, QBrush)
 
 #: Colour-blind-safe categorical palette (Okabe & Ito, 2008), for curves drawn in presentation.
 OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
@@ -252,19 +255,19 @@ class PresentationStyle(QObject):
         out.setAlpha(colour.alpha())
         return out
 
-    def _recoloured_pen(self, scene, pen) -> QPen | None:  # type: ignore[no-untyped-def]
-        if pen is None:
+    def _recoloured(self, scene, spec, make: Callable[[Any], PenOrBrush]) -> PenOrBrush | None:  # type: ignore[no-untyped-def]
+        """A copy of the pen or brush that `spec` describes (`make` is pg.mkPen or pg.mkBrush), in the palette's colour."""
+        if spec is None:
             return None
-        pen = pg.mkPen(pen)
-        pen.setColor(self._okabe(scene, pen.color()))
-        return pen
+        out = make(spec)
+        out.setColor(self._okabe(scene, out.color()))
+        return out
+
+    def _recoloured_pen(self, scene, pen) -> QPen | None:  # type: ignore[no-untyped-def]
+        return self._recoloured(scene, pen, pg.mkPen)
 
     def _recoloured_brush(self, scene, brush) -> QBrush | None:  # type: ignore[no-untyped-def]
-        if brush is None:
-            return None
-        brush = pg.mkBrush(brush)
-        brush.setColor(self._okabe(scene, brush.color()))
-        return brush
+        return self._recoloured(scene, brush, pg.mkBrush)
 
     def _style_curve(self, curve: pg.PlotDataItem) -> None:
         scene = curve.scene()
