@@ -23,11 +23,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-import psutil
 import torch
 
 from .errors import LlmvizError
-from .memory import release_freed_memory
+from .memory import free_bytes, release_freed_memory
 from .models import LoadedModel
 from .tasks import TaskContext
 from .trace import layer_modules
@@ -36,8 +35,10 @@ from .trace import layer_modules
 GRAD_TOKEN_BUDGET = 2048
 #: Tokens per batch of forward-only rows (occlusion, faithfulness).
 FORWARD_TOKEN_BUDGET = 4096
-#: From this length on, each transformer block is recomputed in the backward pass instead of stored.
-CHECKPOINT_FROM = 384
+#: Activations one batch of gradient rows may keep; above it (or above the memory share free
+#: now), each transformer block keeps only its input and is recomputed in the backward pass,
+#: which costs one more forward pass per row.
+ACTIVATION_BUDGET = 4 * 2**30
 #: Share of the available memory an explanation may plan to use.
 MEMORY_SHARE = 0.6
 SPACE_MARKS = ("Ġ", "▁", " ", "Ċ", "\n")
@@ -169,8 +170,7 @@ class Scorer:
 
     # -- batching ----------------------------------------------------------------------------------
     def rows_per_batch(self, length: int, grad: bool) -> int:
-        budget = GRAD_TOKEN_BUDGET if grad else FORWARD_TOKEN_BUDGET
-        return max(1, budget // max(1, length))
+        return _gradient_rows(length) if grad else max(1, FORWARD_TOKEN_BUDGET // max(1, length))
 
     def scores(self, embeds: torch.Tensor, ctx: TaskContext | None = None, stage: str = "") -> np.ndarray:
         """f of every row of embeds [B, n, D] without gradients, in batches: float64 [B]."""
@@ -208,10 +208,9 @@ class Scorer:
 
     @contextlib.contextmanager
     def gradients(self) -> Iterator[None]:
-        """Gradients on, to the inputs only, with blocks checkpointed for long inputs."""
-        long = self.n >= CHECKPOINT_FROM
+        """Gradients on, to the inputs only, with blocks checkpointed when a batch's activations would not fit."""
         with torch.inference_mode(False), torch.enable_grad(), no_weight_grads(self.model), \
-                checkpointed_blocks(self.model, self.info.num_layers, long):
+                checkpointed_blocks(self.model, self.info.num_layers, needs_checkpoints(self.loaded, self.n)):
             yield
 
 
@@ -291,8 +290,7 @@ def integrated_gradients(scorer: Scorer, steps: int, ctx: TaskContext, stage: st
             done += len(batch)
             if on_coarse is not None and len(picks) and done == len(picks):
                 on_coarse(coarse_weights @ per_node[picks])
-    if scorer.n >= CHECKPOINT_FROM:
-        release_freed_memory()
+    release_freed_memory()  # the batches' activations were gigabytes: hand them back to the system
     return weights @ per_node
 
 
@@ -340,21 +338,44 @@ def occlusion(scorer: Scorer, score: float, ctx: TaskContext, groups: np.ndarray
     return out
 
 
-def estimate_bytes(loaded: LoadedModel, n: int) -> int:
-    """Memory one row of a gradient pass over n tokens needs, by the layout the job uses."""
+def activation_bytes(loaded: LoadedModel, n: int, rows: int, checkpointed: bool) -> int:
+    """Memory the activations of a gradient pass over `rows` rows of n tokens keep.
+
+    Decoders run without a mask, so sdpa takes its causal kernel and keeps no n × n matrix
+    (SmolLM2, 2,048 tokens, one row: 3.0 GB of activations measured, 3.2 GB estimated);
+    an encoder's masked attention may take the math kernel, which keeps one per head."""
     info = loaded.info
     d = info.hidden_size
     inter = int(info.config.get("intermediate_size") or info.config.get("n_inner") or 4 * d)
     per_layer_token = (12 * d + 4 * inter) * 4
-    attention = info.num_heads * n * 4  # a math-kernel attention row per token of one layer
-    if n >= CHECKPOINT_FROM:  # block inputs kept, one block's activations at a time
-        return n * (info.num_layers * d * 4 * 2 + per_layer_token + attention)
-    return n * info.num_layers * (per_layer_token + attention)
+    attention = 0 if info.is_decoder else info.num_heads * n * 4
+    if checkpointed:  # every block's input, and one block's activations at a time
+        return rows * n * (info.num_layers * d * 4 * 2 + per_layer_token + attention)
+    return rows * n * info.num_layers * (per_layer_token + attention)
+
+
+def _gradient_rows(n: int) -> int:
+    return max(1, GRAD_TOKEN_BUDGET // max(1, n))
+
+
+def activation_limit(loaded: LoadedModel) -> float:
+    """What a batch's activations may take: the budget, or the share of memory free now."""
+    return min(ACTIVATION_BUDGET, free_bytes(loaded.input_device) * MEMORY_SHARE)
+
+
+def needs_checkpoints(loaded: LoadedModel, n: int) -> bool:
+    """Whether a batch of gradient rows of n tokens must recompute its blocks to fit."""
+    return activation_bytes(loaded, n, _gradient_rows(n), False) > activation_limit(loaded)
+
+
+def estimate_bytes(loaded: LoadedModel, n: int) -> int:
+    """Memory one row of a gradient pass over n tokens needs, by the layout the job uses."""
+    return activation_bytes(loaded, n, 1, needs_checkpoints(loaded, n))
 
 
 def check_memory(loaded: LoadedModel, n: int) -> None:
     """Refuse, with how far it can go, a text whose gradient pass would not fit in memory."""
-    available = psutil.virtual_memory().available * MEMORY_SHARE
+    available = free_bytes(loaded.input_device) * MEMORY_SHARE
     if estimate_bytes(loaded, n) <= available:
         return
     lo, hi = 1, n

@@ -7,6 +7,9 @@ import ctypes.util
 import sys
 from functools import lru_cache
 
+import psutil
+import torch
+
 
 @lru_cache(maxsize=1)
 def _libc():
@@ -28,3 +31,10 @@ def release_freed_memory() -> None:
     libc = _libc()
     if libc is not None and hasattr(libc, "malloc_trim"):
         libc.malloc_trim(0)
+
+
+def free_bytes(device: torch.device) -> int:
+    """Memory free now where a model runs: the GPU's own for CUDA, the system's otherwise."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    return int(psutil.virtual_memory().available)

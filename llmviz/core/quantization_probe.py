@@ -10,13 +10,13 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-import psutil
 import torch
 import torch.nn.functional as F
 from transformers.pytorch_utils import Conv1D
 from transformers.quantizers.base import get_keys_to_not_convert
 from transformers.quantizers.quantizers_utils import should_convert_module
 
+from . import memory
 from .bnb_layout import keep_standard_4bit_layout
 from .models import LoadedModel
 from .quantization_results import DTYPE_KEYS, Precision
@@ -138,9 +138,7 @@ def device_note(loaded: LoadedModel) -> str:
 
 def free_bytes(loaded: LoadedModel) -> int:
     """Memory free on the reference's device."""
-    if device_type(loaded) == "cuda":
-        return int(torch.cuda.mem_get_info(loaded.input_device)[0])
-    return int(psutil.virtual_memory().available)
+    return memory.free_bytes(loaded.input_device)
 
 
 

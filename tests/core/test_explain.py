@@ -281,10 +281,12 @@ def test_cancel_leaves_the_model_untouched(decoder):
     assert not any("forward" in vars(m) for m in model.modules())  # no checkpoint wrapper left
 
 
-def test_long_inputs_are_checkpointed_and_agree(decoder, monkeypatch):
+def test_checkpointed_blocks_agree_with_stored_ones(decoder, monkeypatch):
     trace = decoder.run(TEXT)
+    assert not E.needs_checkpoints(decoder.require_model(), 8)
     plain = J.explain(decoder, TaskContext(), trace.id, methods=["gxi", "ig"], steps=8, faithfulness=False)
-    monkeypatch.setattr(E, "CHECKPOINT_FROM", 2)
+    monkeypatch.setattr(E, "ACTIVATION_BUDGET", 0)
+    assert E.needs_checkpoints(decoder.require_model(), 8)
     checkpointed = J.explain(decoder, TaskContext(), trace.id, methods=["gxi", "ig"], steps=8, faithfulness=False)
     for method in ("gxi", "ig"):
         np.testing.assert_allclose(checkpointed.attributions[method], plain.attributions[method], rtol=1e-4, atol=1e-7)
