@@ -109,6 +109,7 @@ class QuantizationView(DockView):
         panel = QWidget()
         self.dial = PrecisionDial()
         self.dial.valueChanged.connect(self._on_dial)
+        self.dial.sig_resized.connect(self._fit_left)
         self.mode_title = QLabel()
         self.mode_title.setStyleSheet("font-size: 15pt; font-weight: bold;")
         self.mode_text = QLabel()
