@@ -11,11 +11,10 @@ are light grey.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import (
     QButtonGroup,
     QGridLayout,
-    QHBoxLayout,
     QLabel,
     QRadioButton,
     QScrollArea,
@@ -28,12 +27,17 @@ from ..core import targets
 from ..core.attention_results import WalkStep, Walkthrough
 from ..core.results import Trace
 from ..core.specs import ModelInfo
+from ..widgets.flow_layout import flow_row
 from ..widgets.heatmap import HeatmapPlot
 from ..workers.jobs import JobOutcome
 from .base import DockView
 
 SIGNED_MAP = "CET-D1"  # blue-white-red, perceptually uniform
 PANEL_HEIGHT = 300
+#: A panel's smallest width and height in text heights: its title, tick labels, axis titles and
+#: colour bar are text, so the room a panel needs grows with the font (presentation mode's is
+#: about twice the desktop's).
+PANEL_EMS = (14, 9)
 
 
 def _spin(prefix: str, lo: int, hi: int, value: int, tip: str) -> QSpinBox:
@@ -71,19 +75,22 @@ class ScratchView(DockView):
         self.title.setStyleSheet("font-weight: bold")
         self.note = QLabel(" ")
         self.note.setWordWrap(True)
-        controls = QHBoxLayout()
-        for w in (self.toy_mode, self.embed_dim, self.seq_len, self.seed, self.head_mode, self.layer, self.head):
-            controls.addWidget(w)
-        controls.addStretch(1)
+        # One row on the desktop; in presentation's large fonts it wraps instead of pushing the
+        # view past the window's width.
+        controls = flow_row(self.toy_mode, self.embed_dim, self.seq_len, self.seed,
+                            self.head_mode, self.layer, self.head)
         self.grid = QGridLayout()
         panels = QWidget()
         panels.setLayout(self.grid)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(panels)
+        scroll.viewport().installEventFilter(self)
+        self.scroll = scroll
+        self.columns = 0
         layout = QVBoxLayout(self.content)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(controls)
+        layout.addWidget(controls)
         layout.addWidget(self.title)
         layout.addWidget(self.note)
         layout.addWidget(scroll, 1)
@@ -157,16 +164,53 @@ class ScratchView(DockView):
         plot = self.plots.get(step.name)
         if plot is None:
             plot = HeatmapPlot()
-            plot.setMinimumHeight(PANEL_HEIGHT)
             self.plots[step.name] = plot
         return plot
+
+    # -- the grid ---------------------------------------------------------------------------
+    def panel_width(self) -> int:
+        """The narrowest a panel can be in the current font."""
+        return PANEL_EMS[0] * self.fontInfo().pixelSize()
+
+    def _wanted_columns(self) -> int:
+        """As many columns as fit the scroll area's width at panel_width, at most the walk's own
+        (4 for the toy's seven matrices, 3 for a real head's)."""
+        most = 4 if self.shown is None or self.shown.kind == "toy" else 3
+        return max(1, min(most, self.scroll.viewport().width() // max(1, self.panel_width())))
+
+    def arrange(self, force: bool = False) -> None:
+        """Lay the shown walk's panels out in as many columns as fit, each at least a panel's
+        size in the current font (the font changes on entering and leaving presentation)."""
+        if self.shown is None:
+            return
+        columns = self._wanted_columns()
+        if columns == self.columns and not force:
+            return
+        self.columns = columns
+        px = self.fontInfo().pixelSize()
+        while self.grid.count():
+            self.grid.takeAt(0)
+        for i, step in enumerate(self.shown.steps):
+            plot = self.plots[step.name]
+            plot.setMinimumSize(self.panel_width(), max(PANEL_HEIGHT, PANEL_EMS[1] * px))
+            self.grid.addWidget(plot, i // columns, i % columns)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if event.type() == QEvent.Type.Resize and watched is self.scroll.viewport():
+            self.arrange()
+        return super().eventFilter(watched, event)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt API
+        """A new font (presentation mode's style sheet) changes the panels' smallest size."""
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self.arrange(force=True)
 
     def draw(self, walk: Walkthrough) -> None:
         self.shown = walk
         while self.grid.count():
             self.grid.takeAt(0).widget().setParent(None)
-        columns = 4 if walk.kind == "toy" else 3
-        for i, step in enumerate(walk.steps):
+        for step in walk.steps:
             plot = self._plot(step)
             m = step.matrix
             rows = self._labels(walk, step.rows, m.shape[0])
@@ -182,7 +226,7 @@ class ScratchView(DockView):
             plot.item.setTitle(step.formula, size="11pt")
             plot.item.setLabel("left", "token" if step.rows == "tokens" else "dimension")
             plot.item.setLabel("bottom", "token (key)" if step.cols == "tokens" else "dimension")
-            self.grid.addWidget(plot, i // columns, i % columns)
+        self.arrange(force=True)
         self.title.setText(walk.title)
         pipeline = ("x → Q, K, V → scores → softmax → weights → output" if walk.kind == "toy" else
                     "q, k (the model's own, after RoPE where it uses RoPE) → scores → mask → softmax → weights "

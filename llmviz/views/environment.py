@@ -48,7 +48,7 @@ from ..core.environment import BackgroundSampler, CudaMemory, EnvironmentSnapsho
 from ..core.formatting import bytes_text
 from ..core.specs import ModelInfo
 from ..widgets.plot_export import export_plot, save_with_dialog, write_csv
-from ..widgets.plot_style import style_plot
+from ..widgets.plot_style import TITLE_PT, style_plot
 from ..workers.jobs import JobHandle, JobOutcome
 from ..workers.model_host import LOAD, TRACE
 from .base import DockView, DrawTime, draw_times
@@ -57,6 +57,8 @@ if TYPE_CHECKING:
     from ..widgets.frame_table import FrameTable
 
 GB = 2**30  # the memory plots are in GiB
+RSS_TITLE = "Memory (RSS): engine (black), window (grey)"
+RSS_TITLE_SHORT = "RSS: engine black, window grey"  # fits the plot's width in presentation's fonts
 WINDOW_S = 300.0  # the memory plot follows the last five minutes
 KEEP_SAMPLES = 3600
 KEEP_RECORDS = 200
@@ -158,14 +160,16 @@ class EnvironmentView(DockView):
 
         self.rss_plot = pg.PlotWidget()
         self.rss_plot.setMenuEnabled(False)
-        style_plot(self.rss_plot.getPlotItem(), "Memory (RSS): engine (black), window (grey)", left="GiB",
-                   bottom="seconds since start")
+        style_plot(self.rss_plot.getPlotItem(), RSS_TITLE, left="GiB", bottom="seconds since start")
         self.rss_curve = self.rss_plot.plot(pen=pg.mkPen("#222222", width=2.5))
         self.gui_rss_curve = self.rss_plot.plot(pen=pg.mkPen("#999999", width=2))
         self.gpu_plot = pg.PlotWidget()
         self.gpu_plot.setMenuEnabled(False)
         style_plot(self.gpu_plot.getPlotItem(), "GPU memory (PyTorch allocator)", left="GiB", bottom="seconds since start")
         self.gpu_plot.getPlotItem().addLegend(offset=(8, 8), labelTextSize="10pt")
+        for plot in (self.rss_plot, self.gpu_plot):
+            # The data are already in GiB: an SI prefix on top would read "GiB (x0.001)".
+            plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
         self.gpu_curves: dict[tuple[int, str], pg.PlotDataItem] = {}
         self.gpu_message = QLabel("GPU memory: waiting for the first model load to ask torch about CUDA.")
         self.gpu_message.setObjectName("gpuMessage")
@@ -245,6 +249,12 @@ class EnvironmentView(DockView):
         return label
 
     # -- versions and placement ---------------------------------------------------------------------------------
+    def set_presentation(self, active: bool) -> None:
+        """Presenting: the memory plot's shorter title (the long one runs past the plot in
+        presentation's fonts)."""
+        super().set_presentation(active)
+        self.rss_plot.getPlotItem().setTitle(RSS_TITLE_SHORT if active else RSS_TITLE, size=f"{TITLE_PT}pt", color="#111")
+
     def model_changed(self, info: ModelInfo) -> None:
         self.placement.setText(f"<b>{html.escape(info.title)}</b>: reading where its weights are…")
         self.host.call(targets.ENVIRONMENT_SNAPSHOT, label="Reading the environment", on_done=self._snapshot_done)

@@ -104,6 +104,7 @@ class QuantizationView(DockView):
     def _build_left(self) -> QWidget:
         self.dial = PrecisionDial()
         self.dial.valueChanged.connect(self._on_dial)
+        self.dial.sig_resized.connect(self._fit_left)
         self.mode_title = QLabel()
         self.mode_title.setStyleSheet("font-size: 15pt; font-weight: bold;")
         self.mode_text = QLabel()

@@ -50,6 +50,7 @@ POINT_BRUSH = pg.mkBrush("#E69F00")
 RANGES = {"N": (6.0, 13.0), "D": (8.0, 14.0), "C": (17.0, 27.0)}  # log10 ranges of the sliders
 STEPS_PER_DECADE = 100
 LOSS_RANGE = (0.9, 5.0)
+LOSS_TITLE = "loss (nats/token)"
 
 
 class LogSlider(QWidget):
@@ -194,16 +195,22 @@ class ScalingView(DockView):
         return self.legend_line
 
     def set_presentation(self, active: bool) -> None:
-        """Presenting: the shared legend line instead of the four legends inside the plots."""
+        """Presenting: the shared legend line instead of the four legends inside the plots, axis
+        titles short enough for the plots' height in presentation's fonts, and the loaded
+        model's star without the line's long "loaded: …" label (the legend line names the star)."""
         super().set_presentation(active)
         for plot in (self.p_n, self.p_d, self.p_c, self.p_nd):
             if plot.legend is not None:
                 plot.legend.setVisible(not active)
         self.legend_line.setVisible(active)
+        for plot in (self.p_n, self.p_d, self.p_c):
+            plot.getAxis("left").setLabel("loss" if active else LOSS_TITLE)
+        self.p_nd.getAxis("left").setLabel("tokens D" if active else "training tokens D")
+        self.loaded_line.label.setVisible(not active)
 
     def _plot(self, row: int, col: int, title: str, bottom: str, axis: CountAxis) -> pg.PlotItem:
         plot = self.graphics.addPlot(row, col, axisItems={"bottom": axis})
-        style_plot(plot, title, left="loss (nats/token)", bottom=bottom)
+        style_plot(plot, title, left=LOSS_TITLE, bottom=bottom)
         plot.setMenuEnabled(False)
         plot.setYRange(*LOSS_RANGE, padding=0)
         plot.addLegend(offset=(-8, 8), labelTextSize="10pt", brush=pg.mkBrush(255, 255, 255, 220))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt
+from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QDial, QStyle, QStyleOptionSlider, QToolTip, QWidget
 
@@ -17,6 +17,11 @@ class PrecisionDial(QDial):
 
     LABEL_MARGIN = 74  # room around the knob for the labels (at least; more for wide labels)
     MIN_RADIUS = 60
+    LABEL_GAP = 4  # px kept free between neighbouring labels
+
+    sig_resized = Signal()
+    """The dial's smallest size changed (a new font or new labels): a fixed-width column around
+    it refits."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -36,12 +41,42 @@ class PrecisionDial(QDial):
         widest = max((metrics.horizontalAdvance(t) for t in self.labels), default=0)
         return max(self.LABEL_MARGIN, widest + 16)
 
+    def _label_at(self, i: int, center: QPointF, radius: float) -> QRectF:
+        """Position `i`'s label just outside a knob of `radius` at `center`, at its angle."""
+        a = self._angle(i)
+        r = radius + 10
+        metrics = self.fontMetrics()
+        w, h = metrics.horizontalAdvance(self.labels[i]) + 6, metrics.height() + 2
+        x = center.x() + r * math.cos(a) + (math.cos(a) - 1) * w / 2
+        y = center.y() - r * math.sin(a) - (math.sin(a) + 1) * h / 2
+        return QRectF(x, y, w, h)
+
+    def needed_radius(self) -> float:
+        """The smallest knob radius at which no two labels overlap.  Neighbours near the top
+        sit side by side, so wide labels in a large font (NF4, NF4+DQ) need a larger circle."""
+        gap = self.LABEL_GAP
+        radius = float(self.MIN_RADIUS)
+        while radius < 1000:
+            rects = [self._label_at(i, QPointF(0, 0), radius).adjusted(-gap / 2, -gap / 2, gap / 2, gap / 2)
+                     for i in range(len(self.labels))]
+            if not any(a.intersects(b) for k, a in enumerate(rects) for b in rects[k + 1:]):
+                return radius
+            radius += 4
+        return radius
+
+    def _edge(self) -> float:
+        """Room above and below the knob for the top and bottom labels."""
+        return max(26, self.fontMetrics().height() + 10)
+
     def _fit_size(self) -> None:
         """320 × 280 on the desktop; larger when the font is (presentation mode), so the labels
-        around the knob are never cut at the widget's edge."""
-        line = self.fontMetrics().height()
-        self.setMinimumWidth(max(320, round(2 * (self._margin() + self.MIN_RADIUS))))
-        self.setFixedHeight(max(280, round(2 * (self.MIN_RADIUS + 2 * line + 14))))
+        around the knob are never cut at the widget's edge nor printed over each other."""
+        radius = self.needed_radius()
+        old = (self.minimumWidth(), self.minimumHeight())
+        self.setMinimumWidth(max(320, round(2 * (self._margin() + radius))))
+        self.setFixedHeight(max(280, round(2 * (radius + self._edge()))))
+        if (self.minimumWidth(), self.minimumHeight()) != old:
+            self.sig_resized.emit()
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt naming
         super().changeEvent(event)
@@ -63,7 +98,7 @@ class PrecisionDial(QDial):
 
     # -- geometry: QDial maps value v to the angle 4π/3 - (v - min) / (max - min) * 5π/3 ----------
     def _radius(self) -> float:
-        return max(30.0, min(self.width() / 2 - self._margin(), self.height() / 2 - max(26, self.fontMetrics().height() + 10)))
+        return max(30.0, min(self.width() / 2 - self._margin(), self.height() / 2 - self._edge()))
 
     def _angle(self, value: int) -> float:
         span = max(1, self.maximum() - self.minimum())
@@ -71,14 +106,7 @@ class PrecisionDial(QDial):
 
     def label_rect(self, i: int) -> QRectF:
         """Where position `i`'s label is drawn, just outside the knob at its angle."""
-        c = QPointF(self.width() / 2, self.height() / 2)
-        a = self._angle(i)
-        r = self._radius() + 10
-        metrics = self.fontMetrics()
-        w, h = metrics.horizontalAdvance(self.labels[i]) + 6, metrics.height() + 2
-        x = c.x() + r * math.cos(a) + (math.cos(a) - 1) * w / 2
-        y = c.y() - r * math.sin(a) - (math.sin(a) + 1) * h / 2
-        return QRectF(x, y, w, h)
+        return self._label_at(i, QPointF(self.width() / 2, self.height() / 2), self._radius())
 
     def position_at(self, pos: QPointF) -> int | None:
         """The position whose label is under `pos`, or None."""
