@@ -57,6 +57,7 @@ from ..widgets.quantization_tables import (
     keep_source_order,
     topk_frame,
 )
+from ..widgets.wrapped_label import WrappedLabel
 from ..workers.jobs import JobOutcome
 from .base import DockView
 
@@ -135,6 +136,13 @@ class QuantizationView(DockView):
         bar = self.left_scroll.verticalScrollBar().sizeHint().width()
         self.left_scroll.setFixedWidth(max(385, self.dial.minimumWidth() + bar + 8))
 
+    def set_presentation(self, active: bool) -> None:
+        """Presenting: the charts' short axis titles and hints, and the charts' room before the
+        table's note (the lesson's text says where the figures come from)."""
+        super().set_presentation(active)
+        self.charts.set_presentation(active)
+        self.table_note.setVisible(not active)
+
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         super().changeEvent(event)
         if event.type() == QEvent.Type.FontChange:
@@ -158,9 +166,9 @@ class QuantizationView(DockView):
         self.export_table_button.clicked.connect(lambda: self._ask_export("table"))
         self.export_chart_button = QPushButton("Export charts (PNG/SVG)…")
         self.export_chart_button.clicked.connect(lambda: self._ask_export("charts"))
-        note = QLabel("Measured here; quality columns are for the current text.")
-        note.setStyleSheet("color: #555;")
-        note.setWordWrap(True)  # lets the dock be narrower than the sentence
+        self.table.keep_rows_visible(1)
+        self.table_note = note = WrappedLabel("Measured here; quality columns are for the current text.")
+        note.setStyleSheet("color: #555;")  # wraps, so the dock can be narrower than the sentence
         buttons = row((note, 1), self.export_table_button, self.export_chart_button, margins=None)
         table_panel = column((self.table, 1), buttons)
         splitter = QSplitter(Qt.Orientation.Vertical)

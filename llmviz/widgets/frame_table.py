@@ -148,6 +148,7 @@ class FrameTable(QTableView):
         self.verticalHeader().setVisible(False)
         self._fit_lines = 0.0  # fit_columns' limit in lines of text, 0: never fitted
         self._fit_rows = False
+        self._min_rows = 0
         self._refit = QTimer(self)  # after the new font has reached the headers and rows
         self._refit.setSingleShot(True)
         self._refit.setInterval(0)
@@ -179,15 +180,28 @@ class FrameTable(QTableView):
         whenever the font changes."""
         self._fit_rows = True
         self.resizeRowsToContents()
+        self.setFixedHeight(self._chrome_height() + sum(self.rowHeight(r) for r in range(self.model().rowCount())))
+
+    def keep_rows_visible(self, rows: int) -> None:
+        """Never shorter than the header and `rows` rows (a splitter or layout may give more),
+        at this font and again whenever it changes."""
+        self._min_rows = rows
+        self._refit_now()
+
+    def _chrome_height(self) -> int:
+        """The header, the frame and the horizontal scroll bar: the height around the rows."""
         height = self.horizontalHeader().sizeHint().height() + 2 * self.frameWidth()
-        height += sum(self.rowHeight(r) for r in range(self.model().rowCount()))
         if self.horizontalScrollBarPolicy() != Qt.ScrollBarPolicy.ScrollBarAlwaysOff:
             height += self.horizontalScrollBar().sizeHint().height()
-        self.setFixedHeight(height)
+        return height
+
+    def _rows_height(self, rows: int) -> int:
+        return self._chrome_height() + rows * max(self.verticalHeader().defaultSectionSize(), self.fontMetrics().height() + 6)
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt naming
         super().changeEvent(event)
-        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange) and (self._fit_lines or self._fit_rows):
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange) and \
+                (self._fit_lines or self._fit_rows or self._min_rows):
             self._refit.start()
 
     def _refit_now(self) -> None:
@@ -195,3 +209,5 @@ class FrameTable(QTableView):
             self._fit_columns(round(self._fit_lines * self.fontMetrics().height()))
         if self._fit_rows:
             self.fit_height()
+        if self._min_rows:
+            self.setMinimumHeight(self._rows_height(self._min_rows))

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QEvent, QRectF, Qt
 from PySide6.QtGui import QFont, QPainter, QTextOption
 from PySide6.QtWidgets import QLabel
 
@@ -134,6 +134,19 @@ class PrecisionMark:
         self.label.setVisible(visible)
 
 
+CHART_TITLES = ("Memory", "Mean KL vs reference", "Top-1 agreement")
+SHORT_TITLES = {"Memory": "Memory", "Mean KL vs reference": "Mean KL", "Top-1 agreement": "Top-1"}
+#: Each chart's left-axis title: on the desktop, and presenting (where the long ones outgrow the plot).
+AXIS_TITLES = {"Memory": ("MiB (weights + scales)", "MiB"), "Mean KL vs reference": ("nats (log scale)", "nats"),
+               "Top-1 agreement": ("% of positions", "%")}
+#: The empty quality charts' hint, by whether the model is an encoder (no next-token predictions).
+HINTS = {False: "Turn the dial:\nevery precision you visit\nadds its point here.",
+         True: "No next-token predictions:\nthis model has no\nlanguage-model head."}
+#: Presenting: the charts' least height, in lines of text.
+PRESENTING_MIN_LINES = 10
+HINTS_SHORT = {False: "Turn the dial\nto add points", True: "No language-\nmodel head"}
+
+
 class CostQualityCharts(ReflowingCharts):
     """Memory, mean KL and top-1 agreement of every visited precision, against bits per weight."""
 
@@ -142,9 +155,9 @@ class CostQualityCharts(ReflowingCharts):
         self.memory_plot = self.addPlot(row=0, col=0)
         self.kl_plot = self.addPlot(row=0, col=1)
         self.top1_plot = self.addPlot(row=0, col=2)
-        style_plot(self.memory_plot, "Memory", "MiB (weights + scales)", "bits per weight")
-        style_plot(self.kl_plot, "Mean KL vs reference", "nats (log scale)", "bits per weight")
-        style_plot(self.top1_plot, "Top-1 agreement", "% of positions", "bits per weight")
+        self._presenting = False
+        for plot, title in zip((self.memory_plot, self.kl_plot, self.top1_plot), CHART_TITLES):
+            style_plot(plot, title, AXIS_TITLES[title][0], "bits per weight")
         self.kl_plot.setLogMode(y=True)
         for column, stretch in enumerate((13, 10, 10)):  # the memory plot's wider axis gets its room back
             self.ci.layout.setColumnStretchFactor(column, stretch)
@@ -157,6 +170,7 @@ class CostQualityCharts(ReflowingCharts):
         self.theory = self.memory_plot.plot([], [], pen=pg.mkPen("#888", width=2, style=Qt.PenStyle.DashLine))
         plots = {"memory": (self.memory_plot, False), "kl": (self.kl_plot, True), "top1": (self.top1_plot, False)}
         self.marks = {(name, p.key): PrecisionMark(plot, p, log) for name, (plot, log) in plots.items() for p in PRECISIONS}
+        self._encoder = False
         self.hints: list[pg.TextItem] = []
         for plot, y in ((self.kl_plot, 0.0), (self.top1_plot, 50.0)):
             hint = pg.TextItem("", color="#666", anchor=(0.5, 0.5))
@@ -190,11 +204,35 @@ class CostQualityCharts(ReflowingCharts):
             kl_values += [kl] if kl is not None else []
         self.memory_plot.setYRange(0, top * 1.12, padding=0)
         log_decades(self.kl_plot, kl_values or [1e-3, 10.0])  # an empty log axis is labelled at whole decades
-        encoder = bool(reports) and not any(r.comparison.has_distributions for r in reports.values())
+        self._encoder = bool(reports) and not any(r.comparison.has_distributions for r in reports.values())
+        self._show_hints()
         for hint in self.hints:
-            hint.setText("No next-token predictions:\nthis model has no\nlanguage-model head." if encoder
-                         else "Turn the dial:\nevery precision you visit\nadds its point here.")
             hint.setVisible(not kl_values)
+
+    def set_presentation(self, active: bool) -> None:
+        """Presenting: titles, axis titles and hints short enough for three plots in a row at
+        presentation's fonts (the lesson's text says what each measures)."""
+        self._presenting = active
+        for plot, title in zip((self.memory_plot, self.kl_plot, self.top1_plot), CHART_TITLES):
+            plot.setTitle(SHORT_TITLES[title] if active else title)  # a plot is at least as wide as its title
+            plot.getAxis("left").setLabel(AXIS_TITLES[title][1 if active else 0])
+        self._show_hints()
+        self._fit_height()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt naming
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            self._fit_height()
+
+    def _fit_height(self) -> None:
+        """Presenting, never shorter than a plot needs between its title, tick labels, axis title
+        and the legend's lines at this font (a splitter would otherwise squeeze the plots flat)."""
+        self.setMinimumHeight(PRESENTING_MIN_LINES * self.fontMetrics().height() if self._presenting else 0)
+
+    def _show_hints(self) -> None:
+        texts = HINTS_SHORT if self._presenting else HINTS
+        for hint in self.hints:
+            hint.setText(texts[self._encoder])
 
 
 class DriftChart(pg.PlotWidget):
