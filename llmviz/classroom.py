@@ -61,7 +61,7 @@ class Classroom(QObject):
                 file_menu.insertSeparator(before)
                 continue
             text, slot, shortcut, name = item
-            action = w._action(file_menu, text, slot, shortcut)  # noqa: SLF001 - the window's action helper
+            action = w._action(file_menu, text, slot, shortcut)  # the window's action helper
             action.setObjectName(name)
             file_menu.removeAction(action)
             file_menu.insertAction(before, action)
@@ -226,7 +226,7 @@ class Classroom(QObject):
                 w.view(name).restore_state(state)
             else:
                 data.notes.append(f"This llmviz has no view named {name!r}; its settings were skipped.")
-        w._states_to_restore = {n: s for n, s in data.views.items() if n in w.docks}  # noqa: SLF001 - after the trace
+        w._states_to_restore = {n: s for n, s in data.views.items() if n in w.docks}  # after the trace
         if data.lesson_path and (data.lesson_path == BUILTIN or Path(data.lesson_path).exists()):
             self.open_lesson(data.lesson_path, max(1, data.lesson_step), present=data.presentation)
         elif data.presentation:

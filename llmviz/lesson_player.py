@@ -122,7 +122,7 @@ class LessonPlayer(QObject):
             if name in w.views and state:
                 w.views[name].restore_state(state)
         if rerun:  # again once the text has run (layer and head ranges follow the trace)
-            w._states_to_restore = dict(before["views"])  # noqa: SLF001 - the window's restore-after-trace
+            w._states_to_restore = dict(before["views"])  # the window's restore-after-trace
 
     # -- the parts of a step --------------------------------------------------------------------
     def _panel(self):  # type: ignore[no-untyped-def]

@@ -250,7 +250,7 @@ class PresentationMode(QObject):
             self._restyle.start()
 
     # -- keys ------------------------------------------------------------------------------------
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if event.type() == QEvent.Type.KeyPress and QApplication.activeModalWidget() is None:
             return self.handle_key(event)  # type: ignore[arg-type]
         if event.type() == QEvent.Type.Resize and watched is self.window:

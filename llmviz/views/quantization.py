@@ -134,7 +134,7 @@ class QuantizationView(DockView):
         bar = self.left_scroll.verticalScrollBar().sizeHint().width()
         self.left_scroll.setFixedWidth(max(385, self.dial.minimumWidth() + bar + 8))
 
-    def changeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+    def changeEvent(self, event) -> None:
         super().changeEvent(event)
         if event.type() == QEvent.Type.FontChange:
             QTimer.singleShot(0, self, self._fit_left)  # once the dial has its new font and size

@@ -185,7 +185,7 @@ class FrameTable(QTableView):
             height += self.horizontalScrollBar().sizeHint().height()
         self.setFixedHeight(height)
 
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt naming
+    def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
         if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange) and (self._fit_lines or self._fit_rows):
             self._refit.start()

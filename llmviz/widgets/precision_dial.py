@@ -43,7 +43,7 @@ class PrecisionDial(QDial):
         self.setMinimumWidth(max(320, round(2 * (self._margin() + self.MIN_RADIUS))))
         self.setFixedHeight(max(280, round(2 * (self.MIN_RADIUS + 2 * line + 14))))
 
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt naming
+    def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
         if event.type() == QEvent.Type.FontChange:
             self._fit_size()
@@ -87,7 +87,7 @@ class PrecisionDial(QDial):
                 return i
         return None
 
-    def paintEvent(self, event) -> None:  # noqa: N802 - Qt naming
+    def paintEvent(self, event) -> None:
         option = QStyleOptionSlider()
         self.initStyleOption(option)
         r = int(self._radius())

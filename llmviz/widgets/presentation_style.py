@@ -205,7 +205,7 @@ class PresentationStyle(QObject):
             axis.setWidth(None)
         else:
             axis.setHeight(None)
-        axis._updateLabel()  # noqa: SLF001 - the only way to re-render the label in its new style
+        axis._updateLabel()  # the only way to re-render the label in its new style
         axis.generateDrawSpecs = _thinned(axis)  # token labels at 24 px would overlap: drop what collides
 
         def undo() -> None:
@@ -217,7 +217,7 @@ class PresentationStyle(QObject):
             axis.setTextPen(old_text_pen)
             axis.setWidth(old_width)
             axis.setHeight(old_height)
-            axis._updateLabel()  # noqa: SLF001
+            axis._updateLabel()
         self._undo.append(undo)
 
     # -- the categorical palette ----------------------------------------------------------------

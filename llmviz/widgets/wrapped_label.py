@@ -17,7 +17,7 @@ class WrappedLabel(QLabel):
         self.setWordWrap(True)
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-    def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt naming
+    def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
         super().resizeEvent(event)
         self._fit()
 
@@ -25,7 +25,7 @@ class WrappedLabel(QLabel):
         super().setText(text)
         self._fit()
 
-    def changeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt naming
+    def changeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
         super().changeEvent(event)
         self._fit()  # a font change (presentation mode) changes the lines needed
 
