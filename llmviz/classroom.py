@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QObject, QTimer, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
 import llmviz
@@ -43,7 +44,7 @@ class Classroom(QObject):
         self.recent_menu: QMenu | None = None
 
     # -- menus -----------------------------------------------------------------------------------
-    def add_menu_items(self, file_menu: QMenu, before) -> None:  # type: ignore[no-untyped-def]
+    def add_menu_items(self, file_menu: QMenu, before: QAction) -> None:
         """Lesson, session and handout items, inserted above `before` (the Quit action)."""
         w = self.window
         items = [
