@@ -21,6 +21,7 @@ from .workers.jobs import JobOutcome
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
+    from .widgets.lesson_panel import LessonPanel
 
 
 class LessonPlayer(QObject):
@@ -125,7 +126,7 @@ class LessonPlayer(QObject):
             w._states_to_restore = dict(before["views"])  # the window's restore-after-trace
 
     # -- the parts of a step --------------------------------------------------------------------
-    def _panel(self):  # type: ignore[no-untyped-def]
+    def _panel(self) -> LessonPanel:
         return self.window.presentation.panel
 
     def _banner(self, step: LessonStep | None = None) -> None:
