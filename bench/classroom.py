@@ -19,25 +19,29 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from _common import result_line, table, wait_until
+
+if TYPE_CHECKING:
+    from llmviz.main_window import MainWindow
 
 SIZES = ((1280, 720), (1920, 1080))
 DWELL_S = 1.5  # a presenter talks over each step; the next one is precomputed meanwhile
 
 
-def drawn(window) -> bool:  # type: ignore[no-untyped-def]
+def drawn(window: MainWindow) -> bool:
     """The step's view has drawn (the engine may still be precomputing the next step)."""
     name = window.presentation.current_view
     return window.info is not None and window.trace is not None and (name is None or window.view(name).is_ready())
 
 
-def settled(window) -> bool:  # type: ignore[no-untyped-def]
+def settled(window: MainWindow) -> bool:
     """Drawn and the engine idle: what is measured is final."""
     return drawn(window) and not window.host.busy
 
 
-def walk(window, size: tuple[int, int], shots: Path | None) -> tuple[float, list[str], list[float], list[str]]:  # type: ignore[no-untyped-def]
+def walk(window: MainWindow, size: tuple[int, int], shots: Path | None) -> tuple[float, list[str], list[float], list[str]]:
     """(smallest text px, clipped texts, step seconds, per-step lines) over every step at `size`."""
     from PySide6.QtCore import QEvent, Qt
     from PySide6.QtGui import QKeyEvent

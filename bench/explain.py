@@ -23,14 +23,21 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from _common import peak_rss_bytes, result_line, table
+
+if TYPE_CHECKING:
+    import numpy as np
+    from transformers import PreTrainedTokenizerBase
+
+    from llmviz.core.models import LoadedModel
 
 WORDS = ("the cat dog house river mountain teacher student small large quickly slowly red green old new "
          "walks sees finds builds reads writes under over near behind because although while when").split()
 
 
-def text_of(tokens: int, tokenizer) -> str:  # type: ignore[no-untyped-def]
+def text_of(tokens: int, tokenizer: PreTrainedTokenizerBase) -> str:
     """A deterministic text of at least `tokens` SmolLM2 tokens."""
     import random
 
@@ -41,13 +48,13 @@ def text_of(tokens: int, tokenizer) -> str:  # type: ignore[no-untyped-def]
     return " ".join(words)
 
 
-def ids_of(loaded, tokens: int):  # type: ignore[no-untyped-def]
+def ids_of(loaded: LoadedModel, tokens: int) -> np.ndarray:
     import numpy as np
 
     return np.asarray(loaded.tokenizer(text_of(tokens, loaded.tokenizer))["input_ids"][:tokens], dtype=np.int64)
 
 
-def floor_s(loaded, ids, token: int) -> float:  # type: ignore[no-untyped-def]
+def floor_s(loaded: LoadedModel, ids: np.ndarray, token: int) -> float:
     """One plain forward + backward of the model on `ids` (the way autograd users write it)."""
     import torch
 

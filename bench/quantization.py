@@ -16,7 +16,7 @@ import argparse
 import math
 import time
 
-from _common import result_line  # noqa: F401 - also puts the repository on sys.path
+from _common import result_line  # also puts the repository on sys.path
 
 TEXT = (
     "Quantization stores the weights of a neural network with fewer bits than the 32-bit floats it was trained "

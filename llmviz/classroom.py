@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QObject, QTimer, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
 import llmviz
@@ -43,7 +44,7 @@ class Classroom(QObject):
         self.recent_menu: QMenu | None = None
 
     # -- menus -----------------------------------------------------------------------------------
-    def add_menu_items(self, file_menu: QMenu, before) -> None:  # type: ignore[no-untyped-def]
+    def add_menu_items(self, file_menu: QMenu, before: QAction) -> None:
         """Lesson, session and handout items, inserted above `before` (the Quit action)."""
         w = self.window
         items = [
@@ -61,7 +62,7 @@ class Classroom(QObject):
                 file_menu.insertSeparator(before)
                 continue
             text, slot, shortcut, name = item
-            action = w._action(file_menu, text, slot, shortcut)  # noqa: SLF001 - the window's action helper
+            action = w._action(file_menu, text, slot, shortcut)  # the window's action helper
             action.setObjectName(name)
             file_menu.removeAction(action)
             file_menu.insertAction(before, action)
@@ -226,7 +227,7 @@ class Classroom(QObject):
                 w.view(name).restore_state(state)
             else:
                 data.notes.append(f"This llmviz has no view named {name!r}; its settings were skipped.")
-        w._states_to_restore = {n: s for n, s in data.views.items() if n in w.docks}  # noqa: SLF001 - after the trace
+        w._states_to_restore = {n: s for n, s in data.views.items() if n in w.docks}  # after the trace
         if data.lesson_path and (data.lesson_path == BUILTIN or Path(data.lesson_path).exists()):
             self.open_lesson(data.lesson_path, max(1, data.lesson_step), present=data.presentation)
         elif data.presentation:

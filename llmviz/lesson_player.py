@@ -21,6 +21,7 @@ from .workers.jobs import JobOutcome
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
+    from .widgets.lesson_panel import LessonPanel
 
 
 class LessonPlayer(QObject):
@@ -122,10 +123,10 @@ class LessonPlayer(QObject):
             if name in w.views and state:
                 w.views[name].restore_state(state)
         if rerun:  # again once the text has run (layer and head ranges follow the trace)
-            w._states_to_restore = dict(before["views"])  # noqa: SLF001 - the window's restore-after-trace
+            w._states_to_restore = dict(before["views"])  # the window's restore-after-trace
 
     # -- the parts of a step --------------------------------------------------------------------
-    def _panel(self):  # type: ignore[no-untyped-def]
+    def _panel(self) -> LessonPanel:
         return self.window.presentation.panel
 
     def _banner(self, step: LessonStep | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import threading
 from importlib import metadata
+from typing import cast
 
 import psutil
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
@@ -34,7 +35,7 @@ from .core.results import Trace
 from .core.specs import ModelInfo, ModelSpec
 from .core.textio import read_text_file
 from .presentation import PresentationMode
-from .views import VIEWS, DockView
+from .views import VIEWS, DockView, ExplainView
 from .widgets.elided_label import ElidedLabel
 from .widgets.message_bar import MessageBar
 from .widgets.model_bar import ModelBar
@@ -158,7 +159,7 @@ class MainWindow(QMainWindow):
             return
         dock.show()
         dock.raise_()
-        self.view("explain").explain_target(request)  # type: ignore[attr-defined]
+        cast(ExplainView, self.view("explain")).explain_target(request)
 
     def view(self, name: str) -> DockView:
         """The view of dock `name`, built now if it was not yet, and brought up to date."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QApplication, QDockWidget, QWidget
 
@@ -21,6 +21,7 @@ from .widgets.presentation_style import PresentationStyle, text_px_for
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
+    from .views.base import DockView
 
 PANEL_NAME = "presentation-panel"
 PANEL_SHARE = 0.34  # of the window's width, for the explanation beside the view
@@ -90,7 +91,7 @@ class PresentationMode(QObject):
         self.navigator: Navigator | None = None
         self.current_view: str | None = None
         self._beside: bool | None = None
-        self._saved_state = None
+        self._saved_state: QByteArray | None = None
         self._saved_size = None
         self._digits = ""
         self._restyle = QTimer(self)
@@ -101,7 +102,7 @@ class PresentationMode(QObject):
         for view in window.views.values():
             view.sig_ready.connect(self._view_ready)
 
-    def _view_created(self, view) -> None:  # type: ignore[no-untyped-def]
+    def _view_created(self, view: DockView) -> None:
         view.sig_ready.connect(self._view_ready)
         if self.active:
             view.set_presentation(True)
@@ -172,7 +173,7 @@ class PresentationMode(QObject):
         self.current_view = None
         self.sig_changed.emit(False)
 
-    def saved_layout(self):  # type: ignore[no-untyped-def]
+    def saved_layout(self) -> QByteArray | None:
         """The desktop layout presentation mode will return to (what a session saves)."""
         return self._saved_state
 
@@ -250,9 +251,9 @@ class PresentationMode(QObject):
             self._restyle.start()
 
     # -- keys ------------------------------------------------------------------------------------
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
-        if event.type() == QEvent.Type.KeyPress and QApplication.activeModalWidget() is None:
-            return self.handle_key(event)  # type: ignore[arg-type]
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent) and QApplication.activeModalWidget() is None:
+            return self.handle_key(event)
         if event.type() == QEvent.Type.Resize and watched is self.window:
             self._restyle.start()
             self.blank.setGeometry(self.window.rect())

@@ -83,7 +83,7 @@ def checkpointed_blocks(model: torch.nn.Module, num_layers: int, enabled: bool =
                 return _inner(*args, **kwargs)
             return torch.utils.checkpoint.checkpoint(_inner, *args, use_reentrant=False, **kwargs)
 
-        block.forward = forward  # type: ignore[method-assign]
+        block.forward = forward
     try:
         yield
     finally:

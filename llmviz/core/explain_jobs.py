@@ -112,11 +112,11 @@ def make_target(loaded: LoadedModel, ids: np.ndarray, position: int, token: int 
     ids = ids[:pos + 1]
     E.check_memory(loaded, int(ids.size))
     scorer = E.Scorer(loaded, ids)
-    if token in (None, -1, ""):
+    if token is None or token in (-1, ""):
         with torch.no_grad():
             token_id = int(torch.argmax(scorer.logits(scorer.x)[0]))
     else:
-        token_id = token_id_of(loaded, token)  # type: ignore[arg-type]
+        token_id = token_id_of(loaded, token)
     scorer.token_id = token_id
     return Target("next", pos, token_id, labels(loaded.tokenizer, [token_id])[0]), scorer
 

@@ -505,7 +505,7 @@ class AttentionView(DockView):
             self.rollout_panel.summary.setText(f"⚠ {text}")
 
     # -- keyboard --------------------------------------------------------------------------
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if event.type() == QEvent.Type.KeyPress and self.tabs.currentIndex() == TAB_HEAD:
             if self.handle_key(event):
                 return True

@@ -195,12 +195,12 @@ class ScratchView(DockView):
             plot.setMinimumSize(self.panel_width(), max(PANEL_HEIGHT, PANEL_EMS[1] * px))
             self.grid.addWidget(plot, i // columns, i % columns)
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if event.type() == QEvent.Type.Resize and watched is self.scroll.viewport():
             self.arrange()
         return super().eventFilter(watched, event)
 
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt API
+    def changeEvent(self, event: QEvent) -> None:
         """A new font (presentation mode's style sheet) changes the panels' smallest size."""
         super().changeEvent(event)
         if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):

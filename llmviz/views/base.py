@@ -186,7 +186,7 @@ class DockView(QWidget):
         self._pending_trace = False
         self.trace_changed(trace)
 
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt naming
+    def showEvent(self, event) -> None:
         super().showEvent(event)
         self.warm()
 

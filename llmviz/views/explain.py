@@ -36,7 +36,8 @@ from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot, wri
 from ..widgets.token_bars import TokenBars
 from ..widgets.token_shading import TokenShading
 from ..widgets.why_button import ExplainRequest
-from ..workers.jobs import JobOutcome
+from ..workers.jobs import JobEvent, JobOutcome
+from ..workers.model_host import ModelHost
 from .base import DockView
 
 AUTO_RUN_MAX_TOKENS = 256  # longer texts wait for the Explain button (integrated gradients take a while)
@@ -49,7 +50,7 @@ class ExplainView(DockView):
     AREA = Qt.DockWidgetArea.RightDockWidgetArea
     STATE = ("position", "token", "compare", "steps", "baseline", "faithful", "shown", "layer")
 
-    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host: ModelHost, parent: QWidget | None = None) -> None:
         super().__init__(host, parent)
         self.result: Explanation | None = None
         self._wanted_method: str | None = None  # a restored "shown" method, applied when results arrive
@@ -247,7 +248,7 @@ class ExplainView(DockView):
                        compare=self.compare.text() if not self.info.is_decoder else "",
                        faithfulness=self.faithful.isChecked(), text=self.other_text)
 
-    def _progress(self, event) -> None:  # type: ignore[no-untyped-def]
+    def _progress(self, event: JobEvent) -> None:
         p = event.progress
         self.status.setText(f"{p.stage} {p.fraction * 100:.0f}%" if p.fraction is not None else p.stage)
 

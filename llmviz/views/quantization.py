@@ -143,7 +143,7 @@ class QuantizationView(DockView):
         self.charts.set_presentation(active)
         self.table_note.setVisible(not active)
 
-    def changeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+    def changeEvent(self, event) -> None:
         super().changeEvent(event)
         if event.type() == QEvent.Type.FontChange:
             QTimer.singleShot(0, self, self._fit_left)  # once the dial has its new font and size

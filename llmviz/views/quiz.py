@@ -23,6 +23,7 @@ from ..core.quiz_results import NOTEBOOK_QUESTIONS, Question, Quiz
 from ..core.results import Trace
 from ..widgets.wrapped_label import WrappedLabel
 from ..workers.jobs import JobOutcome
+from ..workers.model_host import ModelHost
 from .base import DockView
 
 RIGHT, WRONG = "#0B6E2E", "#A3001B"  # dark green / dark red: legible on white and on a projector
@@ -112,7 +113,7 @@ class QuizView(DockView):
     sig_show = Signal(str, object)
     """(view name, state): the window opens that view in that state."""
 
-    def __init__(self, host, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host: ModelHost, parent: QWidget | None = None) -> None:
         super().__init__(host, parent)
         self.quiz: Quiz | None = None
         self.cards: list[QuestionCard] = []

@@ -17,7 +17,7 @@ class AdaptiveSplitter(QSplitter):
         super().__init__(Qt.Orientation.Horizontal, parent)
         self.min_side_by_side = min_side_by_side
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+    def resizeEvent(self, event) -> None:
         wanted = (Qt.Orientation.Horizontal if self.width() >= self.min_side_by_side
                   else Qt.Orientation.Vertical)
         if wanted != self.orientation():

@@ -50,7 +50,7 @@ class FlowLayout(QLayout):
         super().setGeometry(rect)
         self._place(rect, move=True)
 
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+    def sizeHint(self) -> QSize:
         """One line of everything (what the desktop shows when there is room)."""
         width = sum(i.sizeHint().width() for i in self._items if not i.isEmpty())
         width += self._spacing * max(0, self._visible_count() - 1)

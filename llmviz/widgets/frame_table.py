@@ -198,7 +198,7 @@ class FrameTable(QTableView):
     def _rows_height(self, rows: int) -> int:
         return self._chrome_height() + rows * max(self.verticalHeader().defaultSectionSize(), self.fontMetrics().height() + 6)
 
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt naming
+    def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
         if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange) and \
                 (self._fit_lines or self._fit_rows or self._min_rows):

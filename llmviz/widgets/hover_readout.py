@@ -12,7 +12,7 @@ import html
 import re
 
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QPoint, QTimer
+from PySide6.QtCore import QObject, QPoint, QPointF, QTimer
 from PySide6.QtWidgets import QLabel, QToolTip, QWidget
 
 _TAGS = re.compile(r"<[^>]+>")
@@ -49,7 +49,7 @@ class HoverReadouts(QObject):
             view.scene().sigMouseMoved.connect(
                 lambda pos, lab=label, v=view: QTimer.singleShot(0, lambda: self._show(lab, v, pos)))
 
-    def _show(self, label: QLabel, view: pg.GraphicsView, scene_pos) -> None:  # noqa: ANN001 - a QPointF
+    def _show(self, label: QLabel, view: pg.GraphicsView, scene_pos: QPointF) -> None:
         """After the plot's own hover handler has updated the label: its text beside the pointer
         (unless the plot already shows it there, as the heat maps do)."""
         if not self.active:

@@ -86,7 +86,7 @@ class ReflowingCharts(pg.GraphicsLayoutWidget):
         self._plots, self._legend = plots, legend
         legend.item.document().setDefaultTextOption(QTextOption(Qt.AlignmentFlag.AlignHCenter))  # centred as before
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+    def resizeEvent(self, event) -> None:
         if self._legend is not None:  # the legend line wraps rather than widen the charts past the view
             self._legend.item.setTextWidth(max(120, event.size().width() - 24))
             self._legend.updateMin()
@@ -219,7 +219,7 @@ class CostQualityCharts(ReflowingCharts):
         self._show_hints()
         self._fit_height()
 
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt naming
+    def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
         if event.type() == QEvent.Type.FontChange:
             self._fit_height()

@@ -78,7 +78,7 @@ class PrecisionDial(QDial):
         if (self.minimumWidth(), self.minimumHeight()) != old:
             self.sig_resized.emit()
 
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt naming
+    def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
         if event.type() == QEvent.Type.FontChange:
             self._fit_size()
@@ -115,7 +115,7 @@ class PrecisionDial(QDial):
                 return i
         return None
 
-    def paintEvent(self, event) -> None:  # noqa: N802 - Qt naming
+    def paintEvent(self, event) -> None:
         option = QStyleOptionSlider()
         self.initStyleOption(option)
         r = int(self._radius())

@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 import pyqtgraph as pg
 from PySide6.QtCore import QObject
-from PySide6.QtGui import QBrush, QColor, QFont, QPalette, QPen
-from PySide6.QtWidgets import QApplication, QGraphicsTextItem, QTableView, QWidget
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPalette, QPen
+from PySide6.QtWidgets import QApplication, QGraphicsScene, QGraphicsTextItem, QTableView, QWidget
 
 PenOrBrush = TypeVar("PenOrBrush", QPen, QBrush)
 
@@ -65,7 +65,7 @@ def _thinned(axis: pg.AxisItem) -> Callable:
     (large fonts on token axes: every second or third label, the legible ones)."""
     original = type(axis).generateDrawSpecs.__get__(axis)
 
-    def specs(p):  # type: ignore[no-untyped-def]
+    def specs(p: QPainter) -> tuple | None:
         out = original(p)
         if out is None:
             return out
@@ -205,7 +205,7 @@ class PresentationStyle(QObject):
             axis.setWidth(None)
         else:
             axis.setHeight(None)
-        axis._updateLabel()  # noqa: SLF001 - the only way to re-render the label in its new style
+        axis._updateLabel()  # the only way to re-render the label in its new style
         axis.generateDrawSpecs = _thinned(axis)  # token labels at 24 px would overlap: drop what collides
 
         def undo() -> None:
@@ -217,11 +217,11 @@ class PresentationStyle(QObject):
             axis.setTextPen(old_text_pen)
             axis.setWidth(old_width)
             axis.setHeight(old_height)
-            axis._updateLabel()  # noqa: SLF001
+            axis._updateLabel()
         self._undo.append(undo)
 
     # -- the categorical palette ----------------------------------------------------------------
-    def _palette(self, scene) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    def _palette(self, scene: QGraphicsScene) -> dict[str, str]:
         """This scene's colour substitutions; Okabe-Ito colours it already uses are not reused."""
         key = id(scene)
         if key not in self._palettes:
@@ -230,14 +230,14 @@ class PresentationStyle(QObject):
         return self._palettes[key]
 
     @staticmethod
-    def _scene_uses(scene, name: str) -> bool:  # type: ignore[no-untyped-def]
+    def _scene_uses(scene: QGraphicsScene, name: str) -> bool:
         for item in scene.items():
             pen = getattr(item, "opts", {}).get("pen") if isinstance(getattr(item, "opts", None), dict) else None
             if isinstance(pen, (pg.QtGui.QPen,)) and pen.color().name().upper() == name:
                 return True
         return False
 
-    def _okabe(self, scene, colour: QColor) -> QColor:  # type: ignore[no-untyped-def]
+    def _okabe(self, scene: QGraphicsScene, colour: QColor) -> QColor:
         """`colour` in the colour-blind-safe palette: greys and Okabe-Ito colours stay, any other
         hue gets the palette's next free colour (the same one wherever it recurs in the scene)."""
         if colour.alpha() == 0 or colour.hsvSaturation() < 40:
@@ -255,7 +255,7 @@ class PresentationStyle(QObject):
         out.setAlpha(colour.alpha())
         return out
 
-    def _recoloured(self, scene, spec, make: Callable[[Any], PenOrBrush]) -> PenOrBrush | None:  # type: ignore[no-untyped-def]
+    def _recoloured(self, scene: QGraphicsScene, spec: Any, make: Callable[[Any], PenOrBrush]) -> PenOrBrush | None:
         """A copy of the pen or brush that `spec` describes (`make` is pg.mkPen or pg.mkBrush), in the palette's colour."""
         if spec is None:
             return None
@@ -263,10 +263,10 @@ class PresentationStyle(QObject):
         out.setColor(self._okabe(scene, out.color()))
         return out
 
-    def _recoloured_pen(self, scene, pen) -> QPen | None:  # type: ignore[no-untyped-def]
+    def _recoloured_pen(self, scene: QGraphicsScene, pen: Any) -> QPen | None:
         return self._recoloured(scene, pen, pg.mkPen)
 
-    def _recoloured_brush(self, scene, brush) -> QBrush | None:  # type: ignore[no-untyped-def]
+    def _recoloured_brush(self, scene: QGraphicsScene, brush: Any) -> QBrush | None:
         return self._recoloured(scene, brush, pg.mkBrush)
 
     def _style_curve(self, curve: pg.PlotDataItem) -> None:

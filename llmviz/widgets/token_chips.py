@@ -142,7 +142,7 @@ class TokenChips(QWidget):
         super().resizeEvent(event)
         self._relayout()
 
-    def changeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+    def changeEvent(self, event) -> None:
         super().changeEvent(event)
         if event.type() == QEvent.Type.FontChange and hasattr(self, "_metrics"):  # not the one in __init__
             self._italic = QFont(self.font())

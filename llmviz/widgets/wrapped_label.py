@@ -7,7 +7,8 @@ asks for the height its text needs at its current width whenever that width chan
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QLabel, QWidget
 
 
@@ -17,7 +18,7 @@ class WrappedLabel(QLabel):
         self.setWordWrap(True)
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-    def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt naming
+    def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._fit()
 
@@ -25,7 +26,7 @@ class WrappedLabel(QLabel):
         super().setText(text)
         self._fit()
 
-    def changeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt naming
+    def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
         self._fit()  # a font change (presentation mode) changes the lines needed
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llmviz.main_window import MainWindow
 
 
 def small_lesson(model: Path, broken: bool = False) -> str:
@@ -47,7 +51,7 @@ The third step.
 '''
 
 
-def step_drawn(window) -> bool:  # type: ignore[no-untyped-def]
+def step_drawn(window: MainWindow) -> bool:
     """The step's view has drawn and the engine is idle."""
     name = window.presentation.current_view
     return (window.info is not None and window.trace is not None and not window.host.busy

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from llmviz.core.tasks import TaskContext
 TEXT = "The cat sat on the mat and looked at the dog"
 
 
-def _session(folder) -> Session:  # type: ignore[no-untyped-def]
+def _session(folder: Path) -> Session:
     session = Session()
     session.load(ModelSpec(str(folder), device="cpu"))
     return session
@@ -35,7 +36,7 @@ def bert(tiny_models) -> Session:
     return _session(tiny_models["bert"])
 
 
-def _log_prob(model, ids: np.ndarray, token: int) -> float:  # type: ignore[no-untyped-def]
+def _log_prob(model: torch.nn.Module, ids: np.ndarray, token: int) -> float:
     with torch.no_grad():
         logits = model(input_ids=torch.as_tensor(ids)[None]).logits[0, -1]
     return float(torch.log_softmax(logits.double(), -1)[token])

@@ -22,14 +22,14 @@ import sys
 import time
 import traceback
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # the platform must be chosen before Qt loads (imports below)
 
-import psutil  # noqa: E402 - the platform must be chosen before Qt loads
+import psutil
 
-from llmviz.app import make_settings  # noqa: E402
-from llmviz.core.specs import ModelSpec  # noqa: E402
-from llmviz.main_window import MainWindow, application  # noqa: E402
-from llmviz.workers.model_host import EngineEvent, ModelHost  # noqa: E402
+from llmviz.app import make_settings
+from llmviz.core.specs import ModelSpec
+from llmviz.main_window import MainWindow, application
+from llmviz.workers.model_host import EngineEvent, ModelHost
 
 TEXTS = [
     "The cat sat on the mat.",

@@ -26,7 +26,7 @@ def test_explains_the_top_prediction_and_shades_the_text(qtbot, host, explain, t
     load(qtbot, host, [explain], str(tiny_models["llama"]))
     partials = []
     original = explain._partial
-    explain._partial = lambda r: (partials.append(r), original(r))  # type: ignore[method-assign]
+    explain._partial = lambda r: (partials.append(r), original(r))
     trace = run(qtbot, host, explain, "The cat sat on the mat and looked at the dog")
     result = explain.result
     assert result is not None and result.final
