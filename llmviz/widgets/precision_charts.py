@@ -144,7 +144,7 @@ HINTS = {False: "Turn the dial:\nevery precision you visit\nadds its point here.
          True: "No next-token predictions:\nthis model has no\nlanguage-model head."}
 #: Presenting: the charts' least height, in lines of text.
 PRESENTING_MIN_LINES = 10
-HINTS_SHORT = {False: "Turn the dial\nto add points", True: "No language-\nmodel head"}
+HINTS_SHORT = {False: "Turn\nthe dial", True: "No LM\nhead"}
 
 
 class CostQualityCharts(ReflowingCharts):

@@ -1,0 +1,37 @@
+"""The quantization charts' presenting layout and the table's kept rows, at real fonts."""
+
+from __future__ import annotations
+
+import pandas as pd
+from PySide6.QtGui import QFont
+
+from llmviz.widgets.frame_table import DataFrameModel, FrameTable
+from llmviz.widgets.precision_charts import AXIS_TITLES, CHART_TITLES, SHORT_TITLES, CostQualityCharts
+
+
+def test_presenting_shortens_titles_and_restores_them(qtbot):
+    charts = CostQualityCharts()
+    qtbot.addWidget(charts)
+    plots = (charts.memory_plot, charts.kl_plot, charts.top1_plot)
+    charts.set_presentation(True)
+    assert [p.titleLabel.text for p in plots] == [SHORT_TITLES[t] for t in CHART_TITLES]
+    assert [p.getAxis("left").labelText for p in plots] == [AXIS_TITLES[t][1] for t in CHART_TITLES]
+    assert charts.minimumHeight() >= 10 * charts.fontMetrics().height()
+    charts.set_presentation(False)
+    assert [p.titleLabel.text for p in plots] == list(CHART_TITLES)
+    assert [p.getAxis("left").labelText for p in plots] == [AXIS_TITLES[t][0] for t in CHART_TITLES]
+    assert charts.minimumHeight() == 0
+
+
+def test_kept_rows_grow_with_the_font(qtbot):
+    model = DataFrameModel(["a", "b"])
+    model.set_frame(pd.DataFrame({"a": [1, 2, 3], "b": [4, 5, 6]}))
+    table = FrameTable(model)
+    qtbot.addWidget(table)
+    table.keep_rows_visible(2)
+    small = table.minimumHeight()
+    assert small > 2 * table.fontMetrics().height()
+    font = QFont(table.font())
+    font.setPixelSize(40)
+    table.setFont(font)
+    qtbot.waitUntil(lambda: table.minimumHeight() > small + 2 * 20, timeout=2000)
