@@ -215,8 +215,10 @@ class PresentationStyle(QObject):
             axis.labelStyle = old_label
             axis.setPen(old_pen)
             axis.setTextPen(old_text_pen)
-            axis.setWidth(old_width)
-            axis.setHeight(old_height)
+            if axis.orientation in ("left", "right"):  # setHeight on a vertical axis would fix its height
+                axis.setWidth(old_width)
+            else:
+                axis.setHeight(old_height)
             axis._updateLabel()
         self._undo.append(undo)
 
