@@ -124,6 +124,11 @@ class HeatmapPlot(QWidget):
         overlays[1].setZValue(6)
         self.bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get(colormap), interactive=False, width=18)
         self.bar.setImageItem([self.image, self.detail_image], insert_in=self.item)
+        # The title spans the axis and the colour bar as well as the image: a small panel's
+        # title ("weights = softmax(scores)") is wider than its image in presentation's fonts.
+        grid = self.item.layout
+        grid.removeItem(self.item.titleLabel)
+        grid.addItem(self.item.titleLabel, 0, 0, 1, grid.columnCount())
         font = QFont("DejaVu Sans", TICK_FONT_PT)
         for side in ("left", "bottom"):
             axis = self.item.getAxis(side)

@@ -28,6 +28,8 @@ OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "
 #: The order in which other colours of a plot are replaced (no yellow: too faint on white).
 SUBSTITUTES = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000")
 PRESENTATION_MAP = "cividis"
+#: The height pyqtgraph fixes for a plot's title row (PlotItem.setTitle).
+PLOT_TITLE_ROW_PX = 30
 _FONT_SIZE = re.compile(r"font-size\s*:\s*([\d.]+)\s*(pt|px)", re.IGNORECASE)
 
 
@@ -337,6 +339,19 @@ class PresentationStyle(QObject):
         bar.setColorMap(pg.colormap.get(PRESENTATION_MAP))
         self._undo.append(lambda b=bar, m=old_map: b.setColorMap(m))
 
+    def _fit_title_row(self, plot: pg.PlotItem, height: int) -> None:
+        """pyqtgraph fixes a plot's title row at 30 px, which cuts a larger title's descenders."""
+        if height <= PLOT_TITLE_ROW_PX:
+            return
+        plot.titleLabel.setMaximumHeight(height)
+        plot.layout.setRowFixedHeight(0, height)
+
+        def undo() -> None:
+            if plot.titleLabel.isVisible():
+                plot.titleLabel.setMaximumHeight(PLOT_TITLE_ROW_PX)
+                plot.layout.setRowFixedHeight(0, PLOT_TITLE_ROW_PX)
+        self._undo.append(undo)
+
     def _style_text(self, item: QGraphicsTextItem) -> None:
         """Titles, legend entries, axis labels, TextItems: raise the font and every inline size."""
         old_font = item.font()
@@ -350,6 +365,9 @@ class PresentationStyle(QObject):
         if isinstance(parent, pg.LabelItem):
             parent.opts["size"] = f"{self.px}px"
             parent.updateMin()
+            plot = parent.parentItem()
+            if isinstance(plot, pg.PlotItem) and parent is plot.titleLabel and parent.isVisible():
+                self._fit_title_row(plot, math.ceil(item.boundingRect().height()))
 
         def undo() -> None:
             item.setFont(old_font)
