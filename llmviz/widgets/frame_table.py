@@ -20,7 +20,8 @@ from PySide6.QtCore import (
     Qt,
     QTimer,
 )
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
+from PySide6.QtGui import QFontMetrics
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QHeaderView, QTableView, QWidget
 
 if TYPE_CHECKING:  # pandas is imported when a table or CSV is made, not at start-up
     import pandas as pd
@@ -164,10 +165,10 @@ class FrameTable(QTableView):
             self.scrollTo(index)
 
     def fit_columns(self, max_px: int = 420) -> None:
-        """Columns as wide as their contents, none wider than `max_px` (at this font: refitted in
-        proportion when the font changes, e.g. in presentation mode)."""
-        self._fit_lines = max_px / max(1, self.fontMetrics().height())
-        self._fit_columns(max_px)
+        """Columns as wide as their contents, none wider than `max_px` at the application's font,
+        in proportion at this table's (presentation mode's larger font, now or later)."""
+        self._fit_lines = max_px / max(1, QFontMetrics(QApplication.font()).height())
+        self._fit_columns(round(self._fit_lines * self.fontMetrics().height()))
 
     def _fit_columns(self, max_px: int) -> None:
         self.resizeColumnsToContents()

@@ -35,3 +35,18 @@ def test_kept_rows_grow_with_the_font(qtbot):
     font.setPixelSize(40)
     table.setFont(font)
     qtbot.waitUntil(lambda: table.minimumHeight() > small + 2 * 20, timeout=2000)
+
+
+def test_the_column_cap_is_at_the_applications_font(qtbot):
+    """fit_columns' cap holds at the desktop font and grows with a larger table font, whenever it is called."""
+    model = DataFrameModel(["memory", "bits"], headers={"memory": "Memory MiB of the weights", "bits": "Bits"})
+    model.set_frame(pd.DataFrame({"memory": [513.1], "bits": [32]}))  # the last column stretches
+    table = FrameTable(model)
+    qtbot.addWidget(table)
+    table.fit_columns(120)
+    assert table.horizontalHeader().sectionSize(0) <= 120
+    font = QFont(table.font())
+    font.setPixelSize(3 * table.fontMetrics().height())
+    table.setFont(font)
+    table.fit_columns(120)  # a view redrawing while presenting
+    assert table.horizontalHeader().sectionSize(0) > 2 * 120
