@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 import pyqtgraph as pg
@@ -134,11 +135,23 @@ class PrecisionMark:
         self.label.setVisible(visible)
 
 
-CHART_TITLES = ("Memory", "Mean KL vs reference", "Top-1 agreement")
-SHORT_TITLES = {"Memory": "Memory", "Mean KL vs reference": "Mean KL", "Top-1 agreement": "Top-1"}
-#: Each chart's left-axis title: on the desktop, and presenting (where the long ones outgrow the plot).
-AXIS_TITLES = {"Memory": ("MiB (weights + scales)", "MiB"), "Mean KL vs reference": ("nats (log scale)", "nats"),
-               "Top-1 agreement": ("% of positions", "%")}
+class ChartWords(NamedTuple):
+    """One chart's title and left-axis title, on the desktop and presenting (where the long
+    ones outgrow a plot that must share a 1280 px row with two others)."""
+
+    title: str
+    short_title: str
+    axis: str
+    short_axis: str
+
+    def for_mode(self, presenting: bool) -> tuple[str, str]:
+        return (self.short_title, self.short_axis) if presenting else (self.title, self.axis)
+
+
+#: The memory, KL and top-1 charts, in that order.
+CHART_WORDS = (ChartWords("Memory", "Memory", "MiB (weights + scales)", "MiB"),
+               ChartWords("Mean KL vs reference", "Mean KL", "nats (log scale)", "nats"),
+               ChartWords("Top-1 agreement", "Top-1", "% of positions", "%"))
 #: The empty quality charts' hint, by whether the model is an encoder (no next-token predictions).
 HINTS = {False: "Turn the dial:\nevery precision you visit\nadds its point here.",
          True: "No next-token predictions:\nthis model has no\nlanguage-model head."}
@@ -156,8 +169,8 @@ class CostQualityCharts(ReflowingCharts):
         self.kl_plot = self.addPlot(row=0, col=1)
         self.top1_plot = self.addPlot(row=0, col=2)
         self._presenting = False
-        for plot, title in zip((self.memory_plot, self.kl_plot, self.top1_plot), CHART_TITLES):
-            style_plot(plot, title, AXIS_TITLES[title][0], "bits per weight")
+        for plot, words in zip(self._plots_in_order(), CHART_WORDS):
+            style_plot(plot, words.title, words.axis, "bits per weight")
         self.kl_plot.setLogMode(y=True)
         for column, stretch in enumerate((13, 10, 10)):  # the memory plot's wider axis gets its room back
             self.ci.layout.setColumnStretchFactor(column, stretch)
@@ -213,9 +226,10 @@ class CostQualityCharts(ReflowingCharts):
         """Presenting: titles, axis titles and hints short enough for three plots in a row at
         presentation's fonts (the lesson's text says what each measures)."""
         self._presenting = active
-        for plot, title in zip((self.memory_plot, self.kl_plot, self.top1_plot), CHART_TITLES):
-            plot.setTitle(SHORT_TITLES[title] if active else title)  # a plot is at least as wide as its title
-            plot.getAxis("left").setLabel(AXIS_TITLES[title][1 if active else 0])
+        for plot, words in zip(self._plots_in_order(), CHART_WORDS):
+            title, axis = words.for_mode(active)
+            plot.setTitle(title)  # a plot is at least as wide as its title
+            plot.getAxis("left").setLabel(axis)
         self._show_hints()
         self._fit_height()
 
@@ -228,6 +242,9 @@ class CostQualityCharts(ReflowingCharts):
         """Presenting, never shorter than a plot needs between its title, tick labels, axis title
         and the legend's lines at this font (a splitter would otherwise squeeze the plots flat)."""
         self.setMinimumHeight(PRESENTING_MIN_LINES * self.fontMetrics().height() if self._presenting else 0)
+
+    def _plots_in_order(self) -> tuple[pg.PlotItem, pg.PlotItem, pg.PlotItem]:
+        return self.memory_plot, self.kl_plot, self.top1_plot
 
     def _show_hints(self) -> None:
         texts = HINTS_SHORT if self._presenting else HINTS

@@ -6,7 +6,7 @@ import pandas as pd
 from PySide6.QtGui import QFont
 
 from llmviz.widgets.frame_table import DataFrameModel, FrameTable
-from llmviz.widgets.precision_charts import AXIS_TITLES, CHART_TITLES, SHORT_TITLES, CostQualityCharts
+from llmviz.widgets.precision_charts import CHART_WORDS, CostQualityCharts
 
 
 def test_presenting_shortens_titles_and_restores_them(qtbot):
@@ -14,12 +14,10 @@ def test_presenting_shortens_titles_and_restores_them(qtbot):
     qtbot.addWidget(charts)
     plots = (charts.memory_plot, charts.kl_plot, charts.top1_plot)
     charts.set_presentation(True)
-    assert [p.titleLabel.text for p in plots] == [SHORT_TITLES[t] for t in CHART_TITLES]
-    assert [p.getAxis("left").labelText for p in plots] == [AXIS_TITLES[t][1] for t in CHART_TITLES]
+    assert [(p.titleLabel.text, p.getAxis("left").labelText) for p in plots] == [w.for_mode(True) for w in CHART_WORDS]
     assert charts.minimumHeight() >= 10 * charts.fontMetrics().height()
     charts.set_presentation(False)
-    assert [p.titleLabel.text for p in plots] == list(CHART_TITLES)
-    assert [p.getAxis("left").labelText for p in plots] == [AXIS_TITLES[t][0] for t in CHART_TITLES]
+    assert [(p.titleLabel.text, p.getAxis("left").labelText) for p in plots] == [w.for_mode(False) for w in CHART_WORDS]
     assert charts.minimumHeight() == 0
 
 
