@@ -341,8 +341,7 @@ def occlusion(scorer: Scorer, score: float, ctx: TaskContext, groups: np.ndarray
 def activation_bytes(loaded: LoadedModel, n: int, rows: int, checkpointed: bool) -> int:
     """Memory the activations of a gradient pass over `rows` rows of n tokens keep.
 
-    Decoders run without a mask, so sdpa takes its causal kernel and keeps no n × n matrix
-    (SmolLM2, 2,048 tokens, one row: 3.0 GB of activations measured, 3.2 GB estimated);
+    Decoders run without a mask, so sdpa takes its causal kernel and keeps no n × n matrix;
     an encoder's masked attention may take the math kernel, which keeps one per head."""
     info = loaded.info
     d = info.hidden_size
@@ -358,31 +357,37 @@ def _gradient_rows(n: int) -> int:
     return max(1, GRAD_TOKEN_BUDGET // max(1, n))
 
 
-def activation_limit(loaded: LoadedModel) -> float:
-    """What a batch's activations may take: the budget, or the share of memory free now."""
-    return min(ACTIVATION_BUDGET, free_bytes(loaded.input_device) * MEMORY_SHARE)
+def available_bytes(loaded: LoadedModel) -> float:
+    """The share of the memory free now on the model's device that an explanation may plan to use."""
+    return free_bytes(loaded.input_device) * MEMORY_SHARE
 
 
-def needs_checkpoints(loaded: LoadedModel, n: int) -> bool:
-    """Whether a batch of gradient rows of n tokens must recompute its blocks to fit."""
-    return activation_bytes(loaded, n, _gradient_rows(n), False) > activation_limit(loaded)
+def needs_checkpoints(loaded: LoadedModel, n: int, available: float | None = None) -> bool:
+    """Whether a batch of gradient rows of n tokens must recompute its blocks to stay under
+    the activation budget and the memory `available` (default: read now)."""
+    available = available_bytes(loaded) if available is None else available
+    return activation_bytes(loaded, n, _gradient_rows(n), False) > min(ACTIVATION_BUDGET, available)
 
 
-def estimate_bytes(loaded: LoadedModel, n: int) -> int:
+def estimate_bytes(loaded: LoadedModel, n: int, available: float) -> int:
     """Memory one row of a gradient pass over n tokens needs, by the layout the job uses."""
-    return activation_bytes(loaded, n, 1, needs_checkpoints(loaded, n))
+    return activation_bytes(loaded, n, 1, needs_checkpoints(loaded, n, available))
 
 
 def check_memory(loaded: LoadedModel, n: int) -> None:
     """Refuse, with how far it can go, a text whose gradient pass would not fit in memory."""
-    available = free_bytes(loaded.input_device) * MEMORY_SHARE
-    if estimate_bytes(loaded, n) <= available:
+    available = available_bytes(loaded)  # one reading for the whole search
+
+    def need(tokens: int) -> int:
+        return estimate_bytes(loaded, tokens, available)
+
+    if need(n) <= available:
         return
     lo, hi = 1, n
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if estimate_bytes(loaded, mid) <= available else (lo, mid - 1)
-    raise LlmvizError(f"Explaining {n:,} tokens would need about {estimate_bytes(loaded, n) / 2**30:.1f} GiB; "
+        lo, hi = (mid, hi) if need(mid) <= available else (lo, mid - 1)
+    raise LlmvizError(f"Explaining {n:,} tokens would need about {need(n) / 2**30:.1f} GiB; "
                       f"with the memory free now llmviz can explain up to {lo:,} tokens of this model. "
                       "Choose an earlier position or a shorter text.")
 
