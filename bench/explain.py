@@ -65,6 +65,20 @@ def floor_s(loaded: LoadedModel, ids: np.ndarray, token: int) -> float:
     return time.perf_counter() - t0
 
 
+def gemm_gflops() -> float:
+    """This machine's fp32 matrix-product rate with torch's threads (best of 5, 2048 x 2048)."""
+    import torch
+
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b  # warm-up
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * 2048**3 / min(times) / 1e9
+
+
 def long_run() -> None:
     """--long-child: 32-step IG at T = 2048 in this fresh process; prints seconds and peak GB."""
     from llmviz.core.explain_jobs import explain_ids
@@ -110,6 +124,11 @@ def main() -> int:
     ids128 = ids_of(loaded, 128)
     r = explain_ids(loaded, ids128, TaskContext(), methods=["ig"], steps=32, with_faithfulness=False)
     figures["ig_s_128"], figures["ig_first_s_128"] = r.timings["ig_s"], r.timings["ig_first_s"]
+    # The arithmetic alone: a forward and an input-only backward, ~4 FLOPs per non-embedding weight per token.
+    weights = sum(p.numel() for p in loaded.model.parameters()) - loaded.model.get_input_embeddings().weight.numel()
+    rate = gemm_gflops()
+    rows += [("fp32 matrix-product rate", f"{rate:.0f} GFLOP/s"),
+             ("  arithmetic floor of 32 steps, T=128", f"{4 * weights * 128 * 32 / rate / 1e9:.1f} s")]
     rows += [("integrated gradients, 32 steps, T=128", f"{r.timings['ig_s']:.2f} s (gap {r.completeness_gap:.2%})"),
              ("  first coarse picture (4 steps)", f"{r.timings['ig_first_s']:.2f} s")]
     r = explain_ids(loaded, ids128, TaskContext(), methods=["ig"], steps=64, with_faithfulness=False)
