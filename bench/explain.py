@@ -8,6 +8,10 @@
   ig_first_s_128: until that coarse picture;
 - ig_completeness_gap: |Σ IG − (f(x) − f(x'))| / |f(x) − f(x')| at 64 steps, T = 128;
 - occlusion_s_128: leave-one-out, per token, T = 128;
+- captum_ig_s_128 and captum_gap_128: captum's LayerIntegratedGradients on the same text in the
+  same run, as the issue's peer figures were taken (the embeddings layer, 32 steps, internal batch 8,
+  the target's log-probability, captum's default baseline); ig_captum_ratio_128 is ig_s_128 over
+  captum_ig_s_128 (below 1: llmviz is faster);
 - with --long: ig_s_2048 and ig_rss_gb_2048, 32 steps at T = 2048 in a fresh process (its
   peak RSS, VmHWM); without it they are reported as "skipped".
 
@@ -79,6 +83,26 @@ def gemm_gflops() -> float:
     return 2 * 2048**3 / min(times) / 1e9
 
 
+def captum_ig(loaded: LoadedModel, ids: np.ndarray, token: int) -> tuple[float, float]:
+    """captum 0.9's LayerIntegratedGradients with its defaults: seconds and its completeness gap."""
+    import torch
+    from captum.attr import LayerIntegratedGradients
+
+    model = loaded.model
+
+    def log_prob(input_ids: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(model(input_ids=input_ids).logits[:, -1].float(), -1)[:, token]
+
+    x = torch.as_tensor(ids)[None]
+    t0 = time.perf_counter()
+    _attr, delta = LayerIntegratedGradients(log_prob, model.get_input_embeddings()).attribute(
+        x, n_steps=32, internal_batch_size=8, return_convergence_delta=True)
+    seconds = time.perf_counter() - t0
+    with torch.no_grad():
+        change = float(log_prob(x) - log_prob(torch.zeros_like(x)))  # captum's default baseline: id 0
+    return seconds, abs(float(delta)) / abs(change)
+
+
 def long_run() -> None:
     """--long-child: 32-step IG at T = 2048 in this fresh process; prints seconds and peak GB."""
     from llmviz.core.explain_jobs import explain_ids
@@ -131,6 +155,10 @@ def main() -> int:
              ("  arithmetic floor of 32 steps, T=128", f"{4 * weights * 128 * 32 / rate / 1e9:.1f} s")]
     rows += [("integrated gradients, 32 steps, T=128", f"{r.timings['ig_s']:.2f} s (gap {r.completeness_gap:.2%})"),
              ("  first coarse picture (4 steps)", f"{r.timings['ig_first_s']:.2f} s")]
+    captum_s, captum_gap = captum_ig(loaded, ids128, r.target.token_id)
+    figures["captum_ig_s_128"], figures["captum_gap_128"] = captum_s, captum_gap
+    figures["ig_captum_ratio_128"] = r.timings["ig_s"] / captum_s
+    rows += [("captum LayerIntegratedGradients, same text, its defaults", f"{captum_s:.2f} s (gap {captum_gap:.2%})")]
     r = explain_ids(loaded, ids128, TaskContext(), methods=["ig"], steps=64, with_faithfulness=False)
     figures["ig_completeness_gap"] = r.completeness_gap
     rows.append(("completeness gap, 64 steps, T=128", f"{r.completeness_gap:.4f} ({r.timings['ig_s']:.2f} s)"))
