@@ -26,6 +26,9 @@ def explain_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="ig,gxi,occlusion", metavar="LIST", help=f"comma-separated: {METHOD_HELP}")
     p.add_argument("--steps", type=int, default=64, metavar="N",
                    help="integration steps for ig (default 64; the completeness gap printed says if more are needed)")
+    p.add_argument("--refine-gap", type=float, default=0.0, metavar="FRACTION",
+                   help="double ig's steps (up to 1024) while its completeness gap is above this fraction of "
+                        "|f(x) - f(baseline)|, e.g. 0.01 (default 0: exactly --steps)")
     p.add_argument("--baseline", choices=("pad", "zero"), default="pad",
                    help="what a removed token becomes: the pad token's embedding, or zeros (default pad)")
     p.add_argument("--no-faithfulness", action="store_true", help="skip the faithfulness curves (faster)")
@@ -75,6 +78,9 @@ def _checked_explain(args: argparse.Namespace, progress: _Progress) -> int:
     if not 1 <= args.steps <= 1024:
         progress.say("error", "--steps: give between 1 and 1024 integration steps")
         return 2
+    if not 0.0 <= args.refine_gap < 1.0:  # also refuses nan
+        progress.say("error", "--refine-gap: give a fraction between 0 (no refining) and 1, e.g. 0.01")
+        return 2
     text = checked_text(args, "explain", progress)
     if text is None:
         return 2
@@ -102,7 +108,7 @@ def _explain(args: argparse.Namespace, text: str, position: int, token: str | No
     trace = run_text(session, info.title, text, ctx, progress)
     by_word = {"auto": None, "yes": True, "no": False}[args.by_word]
     result = explain(session, ctx, trace.id, position, token, methods, args.steps, args.baseline, args.compare,
-                     not args.no_faithfulness, by_word)
+                     not args.no_faithfulness, by_word, refine_gap=args.refine_gap)
     progress.end_line()
     for note in result.notes:
         progress.say("note", note)

@@ -43,6 +43,8 @@ def test_explain_a_chosen_token_and_an_encoder_similarity(tmp_path, tiny_models)
     (["--target=2:several words here"], 1, "not one"),
     (["--method", "shap"], 2, "unknown shap"),
     (["--steps", "0"], 2, "--steps"),
+    (["--refine-gap", "2"], 2, "--refine-gap"),
+    (["--refine-gap", "nan"], 2, "--refine-gap"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, tiny_models, args, code, message):
     out = tmp_path / "never"
@@ -51,6 +53,17 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, tiny_models, args, c
     errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
     assert len(errors) == 1 and message in errors[0], result.stderr
     assert not out.exists()
+
+
+def test_refine_gap_doubles_the_steps_until_the_gap_is_within_it(tmp_path, tiny_models):
+    result = llmviz("explain", "--model", str(tiny_models["llama"]), "--text", "The cat sat on the mat",
+                    "--method", "ig", "--steps", "2", "--refine-gap", "0.01", "--no-faithfulness",
+                    "--out", str(tmp_path / "r"))
+    assert result.returncode == 0, result.stderr
+    assert "refined from 2 steps" in result.stderr
+    steps = int(result.stderr.split("integrated gradients, ")[1].split(" steps")[0])
+    gap = float(result.stderr.split("completeness gap ")[-1].split("%")[0]) / 100
+    assert steps > 2 and gap <= 0.01, result.stderr
 
 
 def test_encoder_asked_for_a_next_token(tmp_path, tiny_models):

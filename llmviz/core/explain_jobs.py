@@ -121,12 +121,25 @@ def make_target(loaded: LoadedModel, ids: np.ndarray, position: int, token: int 
     return Target("next", pos, token_id, labels(loaded.tokenizer, [token_id])[0]), scorer
 
 
+def refine_note(first_steps: int, first_gap: float, steps: int, gap: float, limit: float) -> str:
+    """What refining integrated gradients did, for the notes under the result."""
+    done = (f"Integrated gradients: completeness gap {gap:.2%} at {steps} steps" if steps == first_steps else
+            f"Integrated gradients refined from {first_steps} steps (gap {first_gap:.2%}) to {steps} steps "
+            f"(gap {gap:.2%})")
+    if not gap > limit:  # NaN (f(x) equals f(baseline)) has no gap to close
+        return f"{done}, within {limit:.1%}."
+    return f"{done}, still above {limit:.1%}: {MAX_STEPS} steps is the most it refines to."
+
+
 def explain_ids(loaded: LoadedModel, ids: np.ndarray, ctx: TaskContext, trace_id: int = 0, position: int = -1,
                 token: int | str | None = None, methods: Sequence[str] = ("gxi", "ig", "occlusion"),
                 steps: int = 32, baseline: str = "pad", compare: str = "", with_faithfulness: bool = True,
                 by_word: bool | None = None, pieces: Sequence[str] | None = None,
-                special: np.ndarray | None = None) -> Explanation:
-    """The whole explanation of one target of a token sequence (the job and the CLI share it)."""
+                special: np.ndarray | None = None, refine_gap: float = 0.0) -> Explanation:
+    """The whole explanation of one target of a token sequence (the job and the CLI share it).
+
+    With `refine_gap` > 0, integrated gradients doubles its steps (up to MAX_STEPS) while the
+    completeness gap is above that fraction, publishing each rule's result as it completes."""
     started = time.perf_counter()
     methods = check_methods(loaded, list(methods))
     if baseline not in BASELINES:
@@ -134,6 +147,8 @@ def explain_ids(loaded: LoadedModel, ids: np.ndarray, ctx: TaskContext, trace_id
     steps = int(steps)
     if not 1 <= steps <= MAX_STEPS:
         raise LlmvizError(f"Integration steps must be between 1 and {MAX_STEPS}.")
+    if not 0.0 <= refine_gap < 1.0:
+        raise LlmvizError("The completeness gap to refine to is a fraction between 0 (no refining) and 1, e.g. 0.01.")
     target, scorer = make_target(loaded, np.asarray(ids, np.int64), position, token, compare)
     if baseline != "pad":
         scorer.set_baseline(baseline)
@@ -173,10 +188,20 @@ def explain_ids(loaded: LoadedModel, ids: np.ndarray, ctx: TaskContext, trace_id
         attributions["ig"] = E.integrated_gradients(scorer, steps, ctx, "Integrated gradients", (0.05, 0.6),
                                                     coarse=COARSE_STEPS, on_coarse=show_coarse)
         gap = E.completeness_gap(attributions["ig"], score, base_score)
-        timings["ig_s"] = time.perf_counter() - t0
-        timings.setdefault("ig_first_s", timings["ig_s"])
-        ctx.partial(replace(result, attributions=dict(attributions), ig_steps=steps, completeness_gap=gap,
-                            timings=dict(timings)))
+        timings.setdefault("ig_first_s", time.perf_counter() - t0)
+        first_steps, first_gap = steps, gap
+        while True:
+            timings["ig_s"] = time.perf_counter() - t0
+            ctx.partial(replace(result, attributions=dict(attributions), ig_steps=steps, completeness_gap=gap,
+                                timings=dict(timings)))
+            if not (refine_gap > 0 and np.isfinite(gap) and gap > refine_gap and steps * 2 <= MAX_STEPS):
+                break
+            steps *= 2  # Gauss–Legendre rules do not share nodes: the finer rule runs in full
+            attributions["ig"] = E.integrated_gradients(
+                scorer, steps, ctx, f"Refining integrated gradients ({steps} steps; gap {gap:.1%})", (0.05, 0.6))
+            gap = E.completeness_gap(attributions["ig"], score, base_score)
+        if refine_gap > 0:
+            notes.append(refine_note(first_steps, first_gap, steps, gap, refine_gap))
     groups = None
     if "occlusion" in methods:
         word = n >= OCCLUSION_BY_WORD_FROM if by_word is None else by_word
@@ -220,7 +245,7 @@ def explain_ids(loaded: LoadedModel, ids: np.ndarray, ctx: TaskContext, trace_id
 def explain(session: Session, ctx: TaskContext, trace_id: int, position: int = -1, token: int | str | None = None,
             methods: Sequence[str] = ("gxi", "ig", "occlusion", "rollout", "vnorm"), steps: int = 32,
             baseline: str = "pad", compare: str = "", faithfulness: bool = True,
-            by_word: bool | None = None, text: str | None = None) -> Explanation:
+            by_word: bool | None = None, text: str | None = None, refine_gap: float = 0.0) -> Explanation:
     """Job: explain a target of the current trace (see explain_ids), or of `text` instead (a
     generation step: the prompt and what was generated before it, explained at its end)."""
     trace = session.require_trace(trace_id)
@@ -232,7 +257,7 @@ def explain(session: Session, ctx: TaskContext, trace_id: int, position: int = -
     else:
         tokens = trace.tokens
     return explain_ids(loaded, tokens.ids, ctx, trace.id, position, token, methods, steps, baseline, compare,
-                       faithfulness, by_word, tokens.pieces, tokens.special)
+                       faithfulness, by_word, tokens.pieces, tokens.special, refine_gap)
 
 
 def neurons(session: Session, ctx: TaskContext, trace_id: int, layer: int, position: int = -1,

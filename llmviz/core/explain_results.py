@@ -23,6 +23,9 @@ METHOD_TITLES = {
 METHODS = tuple(METHOD_TITLES)
 GRADIENT_METHODS = ("gxi", "ig")
 BASELINES = ("pad", "zero")
+#: The completeness gap (a fraction of |f(x) − f(x')|) the explain dock refines integrated
+#: gradients to by default: past it, the attributions visibly fail to add up to the prediction.
+REFINE_GAP = 0.01
 #: Fractions of tokens removed (comprehensiveness) or kept (sufficiency) along a faithfulness curve:
 #: ERASER's bins {1, 5, 10, 20, 50} % plus both ends.
 FAITHFULNESS_FRACTIONS = (0.0, 0.01, 0.05, 0.10, 0.20, 0.50, 1.0)

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core import targets
-from ..core.explain_results import METHOD_TITLES, METHODS, Explanation, NeuronDetail, NeuronTable
+from ..core.explain_results import METHOD_TITLES, METHODS, REFINE_GAP, Explanation, NeuronDetail, NeuronTable
 from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..widgets.faithfulness_plot import FaithfulnessPlot
@@ -48,7 +48,7 @@ class ExplainView(DockView):
     NAME = "explain"
     TITLE = "Explain"
     AREA = Qt.DockWidgetArea.RightDockWidgetArea
-    STATE = ("position", "token", "compare", "steps", "baseline", "faithful", "shown", "layer")
+    STATE = ("position", "token", "compare", "steps", "refine", "baseline", "faithful", "shown", "layer")
 
     def __init__(self, host: ModelHost, parent: QWidget | None = None) -> None:
         super().__init__(host, parent)
@@ -96,6 +96,11 @@ class ExplainView(DockView):
         self.steps.setRange(1, 1024)
         self.steps.setValue(64)
         self.steps.setToolTip("Integration steps (Gauss–Legendre nodes) of integrated gradients")
+        self.refine = QCheckBox(f"Refine to gap ≤ {REFINE_GAP:.0%}")
+        self.refine.setChecked(True)
+        self.refine.setToolTip("Double the steps (up to 1024) while the completeness gap |Σ IG − (f(x) − f(x'))| "
+                               f"is above {REFINE_GAP:.0%} of |f(x) − f(x')|; each result shows as it completes, "
+                               "and Cancel keeps the last one")
         self.baseline = QComboBox()
         self.baseline.addItems(["pad", "zero"])
         self.baseline.setToolTip("What a removed token becomes: the pad token's embedding, or zeros")
@@ -104,6 +109,7 @@ class ExplainView(DockView):
         self.faithful.setToolTip("Re-run with the top tokens removed / kept (ERASER) for each method and a random ranking")
         methods.addWidget(QLabel("IG steps:"))
         methods.addWidget(self.steps)
+        methods.addWidget(self.refine)
         methods.addWidget(QLabel("Baseline:"))
         methods.addWidget(self.baseline)
         methods.addWidget(self.faithful)
@@ -245,6 +251,7 @@ class ExplainView(DockView):
                        on_progress=self._progress,
                        trace_id=self.trace.id, position=self.position.value(), token=token or None,
                        methods=self.methods(), steps=self.steps.value(), baseline=self.baseline.currentText(),
+                       refine_gap=REFINE_GAP if self.refine.isChecked() else 0.0,
                        compare=self.compare.text() if not self.info.is_decoder else "",
                        faithfulness=self.faithful.isChecked(), text=self.other_text)
 
@@ -319,7 +326,7 @@ class ExplainView(DockView):
         parts = [f"{what}: {score} = {result.score:.3f} (baseline {result.baseline_score:.3f})"]
         if "ig" in result.attributions:
             gap = result.completeness_gap
-            warn = " — add steps" if np.isfinite(gap) and gap > 0.05 else ""
+            warn = " — more steps would close it" if np.isfinite(gap) and gap > REFINE_GAP and result.final else ""
             parts.append(f"IG {result.ig_steps} steps, completeness gap {gap:.1%}{warn}")
         if not result.final:
             parts.append("refining…")
