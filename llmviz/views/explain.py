@@ -32,6 +32,8 @@ from ..core.explain_results import METHOD_TITLES, METHODS, REFINE_GAP, Explanati
 from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..widgets.faithfulness_plot import FaithfulnessPlot
+from ..widgets.flow_layout import flow_row
+from ..widgets.layouts import fill
 from ..widgets.plot_export import ask_csv_path, ask_image_path, export_plot, write_csv
 from ..widgets.token_bars import TokenBars
 from ..widgets.token_shading import TokenShading
@@ -42,6 +44,13 @@ from .base import DockView
 
 AUTO_RUN_MAX_TOKENS = 256  # longer texts wait for the Explain button (integrated gradients take a while)
 DEFAULT_METHODS = ("gxi", "ig", "occlusion", "rollout", "vnorm")
+
+
+def _pair(*widgets: QWidget) -> QWidget:
+    """Widgets that stay on one line of a wrapping row (a label and what it names)."""
+    holder = QWidget()
+    fill(QHBoxLayout(holder), *widgets)
+    return holder
 
 
 class ExplainView(DockView):
@@ -86,12 +95,9 @@ class ExplainView(DockView):
         target.addWidget(self.cancel_button)
         # methods row
         self.method_boxes = {m: QCheckBox(m) for m in METHODS}
-        methods = QHBoxLayout()
-        methods.addWidget(QLabel("Methods:"))
         for m, box in self.method_boxes.items():
             box.setChecked(m in DEFAULT_METHODS)
             box.setToolTip(METHOD_TITLES[m])
-            methods.addWidget(box)
         self.steps = QSpinBox()
         self.steps.setRange(1, 1024)
         self.steps.setValue(64)
@@ -107,13 +113,11 @@ class ExplainView(DockView):
         self.faithful = QCheckBox("Faithfulness")
         self.faithful.setChecked(True)
         self.faithful.setToolTip("Re-run with the top tokens removed / kept (ERASER) for each method and a random ranking")
-        methods.addWidget(QLabel("IG steps:"))
-        methods.addWidget(self.steps)
-        methods.addWidget(self.refine)
-        methods.addWidget(QLabel("Baseline:"))
-        methods.addWidget(self.baseline)
-        methods.addWidget(self.faithful)
-        methods.addStretch(1)
+        # One line on the desktop; in presentation's large fonts it wraps instead of pushing the
+        # view wider than the window.  A label and its box stay together.
+        methods = flow_row(_pair(QLabel("Methods:"), *self.method_boxes.values()),
+                           _pair(QLabel("IG steps:"), self.steps), self.refine,
+                           _pair(QLabel("Baseline:"), self.baseline), self.faithful)
         # what is shown
         self.shown = QComboBox()
         self.shown.setToolTip("The method the text and bars show")
@@ -124,7 +128,7 @@ class ExplainView(DockView):
         show_row.addWidget(self.shown)
         self.status = QLabel()
         self.status.setWordWrap(True)
-        show_row.addWidget(self.status, 1)
+        show_row.addStretch(1)
         show_row.addWidget(self.export_csv_button)
         show_row.addWidget(self.export_image_button)
         self.shading = TokenShading()
@@ -148,8 +152,9 @@ class ExplainView(DockView):
         self.tabs.addTab(self._neuron_tab(), "Neurons")
         layout = QVBoxLayout(self.content)
         layout.addLayout(target)
-        layout.addLayout(methods)
+        layout.addWidget(methods)
         layout.addLayout(show_row)
+        layout.addWidget(self.status)  # its own line: in presentation's large fonts it wraps across the view
         layout.addWidget(self.shading, 1)
         layout.addWidget(self.tabs, 4)
         self.explain_button.clicked.connect(self.run)
@@ -327,7 +332,7 @@ class ExplainView(DockView):
         if "ig" in result.attributions:
             gap = result.completeness_gap
             warn = " — more steps would close it" if np.isfinite(gap) and gap > REFINE_GAP and result.final else ""
-            parts.append(f"IG {result.ig_steps} steps, completeness gap {gap:.1%}{warn}")
+            parts.append(f"IG {result.ig_steps} steps, completeness gap {gap:.2%}{warn}")
         if not result.final:
             parts.append("refining…")
         return "; ".join(parts)

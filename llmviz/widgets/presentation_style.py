@@ -362,8 +362,9 @@ class PresentationStyle(QObject):
         if old_html is not None:
             item.setHtml(_raise_sizes(old_html, self.px))
         parent = item.parentItem()
+        old_size = parent.opts.get("size") if isinstance(parent, pg.LabelItem) else None
         if isinstance(parent, pg.LabelItem):
-            parent.opts["size"] = f"{self.px}px"
+            parent.opts["size"] = f"{self.px}px"  # a later setText keeps it
             parent.updateMin()
             plot = parent.parentItem()
             if isinstance(plot, pg.PlotItem) and parent is plot.titleLabel and parent.isVisible():
@@ -371,6 +372,12 @@ class PresentationStyle(QObject):
 
         def undo() -> None:
             item.setFont(old_font)
-            if old_html is not None:
+            if isinstance(parent, pg.LabelItem):  # its current text (a view may have retitled it) at the old size
+                if old_size is None:
+                    parent.opts.pop("size", None)
+                else:
+                    parent.opts["size"] = old_size
+                parent.setText(parent.text)
+            elif old_html is not None:
                 item.setHtml(old_html)
         self._undo.append(undo)

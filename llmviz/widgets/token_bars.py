@@ -44,6 +44,7 @@ class TokenBars(pg.PlotWidget):
         self.labels: list[str] = []
         self.values = np.zeros(0, np.float32)
         self.positions = np.zeros(0, np.int64)
+        self.item.titleLabel.opts["size"] = f"{TICK_FONT_PT + 1}pt"
         self.item.getViewBox().sigRangeChanged.connect(lambda *_: self._update_ticks())
         self.scene().sigMouseMoved.connect(self._on_hover)
 
@@ -63,7 +64,9 @@ class TokenBars(pg.PlotWidget):
         self.marker.setVisible(marker is not None)
         if marker is not None:
             self.marker.setValue(marker + 0.5)
-        self.item.setTitle(title, size=f"{TICK_FONT_PT + 1}pt")
+        # The size lives in the title's options (set once, below), so presentation mode's larger
+        # size survives a new title.
+        self.item.setTitle(title)
         top = float(shown.max()) if n else 1.0
         nonzero = np.flatnonzero(shown)
         reach = max(int(nonzero[-1]) if nonzero.size else 0, marker or 0) + 1  # causal rows end at the query

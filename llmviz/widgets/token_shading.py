@@ -53,8 +53,10 @@ class TokenShading(QTextBrowser):
             parts.append(f'<span title="{i}: {value:+.4g}" style="background:{shade(value, scale)};{border}{colour}">'
                          f"{text}</span>")
         rest = "".join(html.escape(x) for x in self.labels[MAX_TOKENS_SHADED:])
-        head = f'<div style="color:#555;font-size:9pt;">{html.escape(caption)}</div>' if caption else ""
-        self.setHtml(f'{head}<div style="font-size:12pt;line-height:160%;">{"".join(parts)}{rest}</div>')
+        # Sizes relative to the widget's font, so presentation mode's larger font reaches the text:
+        # the caption at the widget's size, the tokens one step larger.
+        head = f'<div style="color:#555;">{html.escape(caption)}</div>' if caption else ""
+        self.setHtml(f'{head}<div style="font-size:large;line-height:160%;">{"".join(parts)}{rest}</div>')
 
     def clear_values(self) -> None:
         self.labels, self.values = [], np.zeros(0)
