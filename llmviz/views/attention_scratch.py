@@ -164,6 +164,7 @@ class ScratchView(DockView):
         plot = self.plots.get(step.name)
         if plot is None:
             plot = HeatmapPlot()
+            plot.item.titleLabel.opts["size"] = "11pt"  # set once: presentation's larger size survives a redraw
             self.plots[step.name] = plot
         return plot
 
@@ -223,7 +224,7 @@ class ScratchView(DockView):
                 levels, cmap = (0.0, 1.0), "viridis"
             plot.set_colormap(cmap)
             plot.set_matrix(m, rows, cols, levels=levels, bar_label=step.name)
-            plot.item.setTitle(step.formula, size="11pt")
+            plot.item.setTitle(step.formula)
             plot.item.setLabel("left", "token" if step.rows == "tokens" else "dimension")
             plot.item.setLabel("bottom", "token (key)" if step.cols == "tokens" else "dimension")
         self.arrange(force=True)
