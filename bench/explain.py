@@ -14,10 +14,12 @@
   same run, as the issue's peer figures were taken (the embeddings layer, 32 steps, internal batch 8,
   the target's log-probability, captum's default baseline); ig_captum_ratio_128 is ig_s_128 over
   captum_ig_s_128 (below 1: llmviz is faster);
+- with --refine: ig_refined_steps_128, ig_refined_gap_128, ig_refined_s_128: the dock's default
+  (64 steps, doubled while the gap is above 1 %) on the same text;
 - with --long: ig_s_2048 and ig_rss_gb_2048, 32 steps at T = 2048 in a fresh process (its
   peak RSS, VmHWM); without it they are reported as "skipped".
 
-Run: python bench/explain.py [--long]
+Run: python bench/explain.py [--refine] [--long]
 (LLMVIZ_BENCH_LONG_STEPS=N runs the T = 2048 child with N steps instead of 32: the peak memory does
 not depend on N, since the integration runs one path point at a time at that length.)
 """
@@ -186,6 +188,13 @@ def main() -> int:
     r = explain_ids(loaded, ids128, TaskContext(), methods=["ig"], steps=64, with_faithfulness=False)
     figures["ig_completeness_gap"] = r.completeness_gap
     rows.append(("completeness gap, 64 steps, T=128", f"{r.completeness_gap:.4f} ({r.timings['ig_s']:.2f} s)"))
+    if "--refine" in sys.argv:
+        r = explain_ids(loaded, ids128, TaskContext(), methods=["ig"], steps=64, with_faithfulness=False,
+                        refine_gap=0.01)
+        figures["ig_refined_steps_128"], figures["ig_refined_gap_128"] = r.ig_steps, r.completeness_gap
+        figures["ig_refined_s_128"] = r.timings["ig_s"]
+        rows.append(("refined from 64 steps to a gap ≤ 1 %, T=128",
+                     f"{r.ig_steps} steps, gap {r.completeness_gap:.4f} ({r.timings['ig_s']:.1f} s)"))
     r = explain_ids(loaded, ids128, TaskContext(), methods=["occlusion"], with_faithfulness=False, by_word=False)
     figures["occlusion_s_128"] = r.timings["occlusion_s"]
     rows.append(("occlusion (leave one token out), T=128", f"{r.timings['occlusion_s']:.2f} s"))
