@@ -29,6 +29,7 @@ from ..core.results import Trace
 from ..core.specs import ModelInfo
 from ..widgets.flow_layout import flow_row
 from ..widgets.heatmap import HeatmapPlot
+from ..widgets.plot_style import keep_title_size
 from ..workers.jobs import JobOutcome
 from .base import DockView
 
@@ -164,7 +165,7 @@ class ScratchView(DockView):
         plot = self.plots.get(step.name)
         if plot is None:
             plot = HeatmapPlot()
-            plot.item.titleLabel.opts["size"] = "11pt"  # set once: presentation's larger size survives a redraw
+            keep_title_size(plot.item, "11pt")
             self.plots[step.name] = plot
         return plot
 

@@ -157,7 +157,7 @@ class ExplainView(DockView):
         layout.addWidget(self.status)  # its own line: in presentation's large fonts it wraps across the view
         layout.addWidget(self.shading, 1)
         layout.addWidget(self.tabs, 4)
-        self.explain_button.clicked.connect(self.run)
+        self.explain_button.clicked.connect(lambda: self.run())
         self.position.valueChanged.connect(self._own_text)
         self.token.textEdited.connect(self._own_text)
         self.cancel_button.clicked.connect(self.cancel)
@@ -224,7 +224,7 @@ class ExplainView(DockView):
             self.status.setText(f"{trace.num_tokens:,} tokens: choose a target and press Explain.")
             self.mark_ready()
             return
-        self.run()
+        self.run(refine=False)  # unasked: a quick first answer; Explain refines when the box is ticked
 
     def explain_target(self, request: ExplainRequest) -> None:
         """Open on a target asked for elsewhere (a "Why?" button) and explain it."""
@@ -243,7 +243,9 @@ class ExplainView(DockView):
     def methods(self) -> list[str]:
         return [m for m, box in self.method_boxes.items() if box.isChecked()]
 
-    def run(self) -> None:
+    def run(self, refine: bool = True) -> None:
+        """Explain the chosen target; `refine`: as the Refine box says (False for the run a new
+        text starts by itself, which must not tie the engine up for minutes unasked)."""
         if self.trace is None or self.info is None:
             return
         self.mark_busy()
@@ -256,7 +258,7 @@ class ExplainView(DockView):
                        on_progress=self._progress,
                        trace_id=self.trace.id, position=self.position.value(), token=token or None,
                        methods=self.methods(), steps=self.steps.value(), baseline=self.baseline.currentText(),
-                       refine_gap=REFINE_GAP if self.refine.isChecked() else 0.0,
+                       refine_gap=REFINE_GAP if refine and self.refine.isChecked() else 0.0,
                        compare=self.compare.text() if not self.info.is_decoder else "",
                        faithfulness=self.faithful.isChecked(), text=self.other_text)
 
@@ -331,10 +333,15 @@ class ExplainView(DockView):
         parts = [f"{what}: {score} = {result.score:.3f} (baseline {result.baseline_score:.3f})"]
         if "ig" in result.attributions:
             gap = result.completeness_gap
-            warn = " — more steps would close it" if np.isfinite(gap) and gap > REFINE_GAP and result.final else ""
+            warn = ""
+            if np.isfinite(gap) and gap > REFINE_GAP and result.final:
+                if not self.refine.isChecked():
+                    warn = " — more steps would close it"
+                elif result.ig_steps < self.steps.maximum():  # at the most steps, the notes say so
+                    warn = " — press Explain to refine"
             parts.append(f"IG {result.ig_steps} steps, completeness gap {gap:.2%}{warn}")
         if not result.final:
-            parts.append("refining…")
+            parts.append("refining…" if self.cancel_button.isEnabled() else "cancelled before the end")
         return "; ".join(parts)
 
     def _draw_attributions(self) -> None:

@@ -69,6 +69,14 @@ class CountAxis(pg.AxisItem):
         return out
 
 
+def keep_title_size(item: pg.PlotItem, size: str) -> None:
+    """Give `item`'s title a size that later `setTitle(text)` calls keep.
+
+    For plots retitled on every redraw: passing the size to each `setTitle` would put the
+    desktop size back over presentation mode's larger one, which styles a title once."""
+    item.titleLabel.opts["size"] = size
+
+
 def style_plot(item: pg.PlotItem, title: str = "", left: str = "", bottom: str = "") -> None:
     """Projector-readable fonts, a light grid and axis labels."""
     font = QFont()

@@ -16,6 +16,7 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QWidget
 
 from .heatmap import CHAR_PX, MAX_LABEL_CHARS, TICK_FONT_PT, format_value, thin_ticks
+from .plot_style import keep_title_size
 
 BARS_MAX = 1024
 BAR_COLOR = "#3b6fb6"
@@ -44,7 +45,7 @@ class TokenBars(pg.PlotWidget):
         self.labels: list[str] = []
         self.values = np.zeros(0, np.float32)
         self.positions = np.zeros(0, np.int64)
-        self.item.titleLabel.opts["size"] = f"{TICK_FONT_PT + 1}pt"
+        keep_title_size(self.item, f"{TICK_FONT_PT + 1}pt")
         self.item.getViewBox().sigRangeChanged.connect(lambda *_: self._update_ticks())
         self.scene().sigMouseMoved.connect(self._on_hover)
 
@@ -64,9 +65,7 @@ class TokenBars(pg.PlotWidget):
         self.marker.setVisible(marker is not None)
         if marker is not None:
             self.marker.setValue(marker + 0.5)
-        # The size lives in the title's options (set once, below), so presentation mode's larger
-        # size survives a new title.
-        self.item.setTitle(title)
+        self.item.setTitle(title)  # at the size kept in __init__
         top = float(shown.max()) if n else 1.0
         nonzero = np.flatnonzero(shown)
         reach = max(int(nonzero[-1]) if nonzero.size else 0, marker or 0) + 1  # causal rows end at the query

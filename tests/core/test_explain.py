@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,27 +12,11 @@ from llmviz.core import explain as E
 from llmviz.core import explain_jobs as J
 from llmviz.core.attention_jobs import attention_row
 from llmviz.core.errors import Cancelled, LlmvizError
-from llmviz.core.session import Session
-from llmviz.core.specs import ModelSpec
 from llmviz.core.tasks import TaskContext
 
-TEXT = "The cat sat on the mat and looked at the dog"
+from .conftest import EXPLAIN_TEXT, session_on
 
-
-def _session(folder: Path) -> Session:
-    session = Session()
-    session.load(ModelSpec(str(folder), device="cpu"))
-    return session
-
-
-@pytest.fixture(scope="module", params=["llama", "gpt2"])
-def decoder(request, tiny_models) -> Session:
-    return _session(tiny_models[request.param])
-
-
-@pytest.fixture(scope="module")
-def bert(tiny_models) -> Session:
-    return _session(tiny_models["bert"])
+TEXT = EXPLAIN_TEXT
 
 
 def _log_prob(model: torch.nn.Module, ids: np.ndarray, token: int) -> float:
@@ -162,7 +145,7 @@ def test_rollout_row_equals_the_attention_explorers(decoder):
 def test_value_weighted_norm_equals_a_direct_computation(tiny_models):
     from transformers import AutoModelForCausalLM
 
-    session = _session(tiny_models["llama"])
+    session = session_on(tiny_models["llama"])
     trace = session.run(TEXT)
     result = J.explain(session, TaskContext(), trace.id, methods=["vnorm"], faithfulness=False)
     model = AutoModelForCausalLM.from_pretrained(tiny_models["llama"], attn_implementation="eager")

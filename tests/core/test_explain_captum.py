@@ -14,17 +14,11 @@ from captum.attr import IntegratedGradients, LayerIntegratedGradients
 
 from llmviz.core import explain_jobs as J
 from llmviz.core.session import Session
-from llmviz.core.specs import ModelSpec
 from llmviz.core.tasks import TaskContext
 
-TEXT = "The cat sat on the mat and looked at the dog"
+from .conftest import EXPLAIN_TEXT
 
-
-@pytest.fixture(scope="module", params=["llama", "gpt2"])
-def decoder(request, tiny_models) -> Session:
-    session = Session()
-    session.load(ModelSpec(str(tiny_models[request.param]), device="cpu"))
-    return session
+TEXT = EXPLAIN_TEXT
 
 
 def _target_log_prob(model: torch.nn.Module, token: int):

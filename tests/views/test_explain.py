@@ -49,25 +49,28 @@ def test_why_request_explains_another_position_and_token(qtbot, host, explain, t
     assert len(explain.result.tokens) == 3
 
 
-def test_refine_doubles_the_steps_until_the_gap_is_within_the_limit(qtbot, host, explain, tiny_models, monkeypatch):
+def test_refine_doubles_the_steps_when_asked_not_for_a_new_text(qtbot, host, explain, tiny_models, monkeypatch):
     """The tiny model's path is smooth (2 steps leave ~0.6 %), so the limit is set below that."""
     monkeypatch.setattr("llmviz.views.explain.REFINE_GAP", 0.001)
     load(qtbot, host, [explain], str(tiny_models["llama"]))
-    run(qtbot, host, explain, "The cat sat on the mat and looked at the dog")
     for method, box in explain.method_boxes.items():
         box.setChecked(method == "ig")
     explain.faithful.setChecked(False)
     explain.steps.setValue(2)
+    assert explain.refine.isChecked()  # on by default
+    run(qtbot, host, explain, "The cat sat on the mat and looked at the dog")  # a new text explains by itself
+    assert explain.result.ig_steps == 2 and explain.result.completeness_gap > 0.001
+    assert "press Explain to refine" in explain.status.text()
     explain.refine.setChecked(False)
     with qtbot.waitSignal(explain.sig_ready, timeout=TIMEOUT):
-        explain.run()
-    assert explain.result.ig_steps == 2 and explain.result.completeness_gap > 0.001
+        explain.explain_button.click()
+    assert explain.result.ig_steps == 2
     assert "more steps would close it" in explain.status.text()
     explain.refine.setChecked(True)
     with qtbot.waitSignal(explain.sig_ready, timeout=TIMEOUT):
-        explain.run()
+        explain.explain_button.click()
     assert explain.result.ig_steps > 2 and explain.result.completeness_gap <= 0.001
-    assert "more steps" not in explain.status.text()
+    assert "more steps" not in explain.status.text() and "refine" not in explain.status.text()
     assert any("refined from 2 steps" in note for note in explain.result.notes)
 
 
