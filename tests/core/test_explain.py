@@ -14,9 +14,8 @@ from llmviz.core.attention_jobs import attention_row
 from llmviz.core.errors import Cancelled, LlmvizError
 from llmviz.core.tasks import TaskContext
 
-from .conftest import EXPLAIN_TEXT, session_on
-
-TEXT = EXPLAIN_TEXT
+from .conftest import EXPLAIN_TEXT as TEXT
+from .conftest import session_on
 
 
 def _log_prob(model: torch.nn.Module, ids: np.ndarray, token: int) -> float:

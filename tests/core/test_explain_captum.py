@@ -16,9 +16,7 @@ from llmviz.core import explain_jobs as J
 from llmviz.core.session import Session
 from llmviz.core.tasks import TaskContext
 
-from .conftest import EXPLAIN_TEXT
-
-TEXT = EXPLAIN_TEXT
+from .conftest import EXPLAIN_TEXT as TEXT
 
 
 def _target_log_prob(model: torch.nn.Module, token: int):

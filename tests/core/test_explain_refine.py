@@ -8,9 +8,7 @@ from llmviz.core import explain_jobs as J
 from llmviz.core.errors import LlmvizError
 from llmviz.core.tasks import TaskContext
 
-from .conftest import EXPLAIN_TEXT
-
-TEXT = EXPLAIN_TEXT
+from .conftest import EXPLAIN_TEXT as TEXT
 
 
 @pytest.mark.slow
